@@ -1,0 +1,352 @@
+"""Configuration: Dassl's keys and semantics plus the CoOp / DPT keys (REFERENCE.md 1).
+
+The whole default tree lives here. ``setup_cfg`` merges in Dassl's order (defaults -> dataset
+yaml -> method yaml -> CLI flags -> ``opts``) and freezes; nothing writes to the config after that.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+from ast import literal_eval
+from typing import Iterable, List, Optional, Sequence
+
+import yaml
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+_C.VERSION = 1
+# Folder for log.txt, tensorboard/, checkpoints and config.yaml.
+_C.OUTPUT_DIR = "./output"
+# Folder to resume from (empty: OUTPUT_DIR itself).
+_C.RESUME = ""
+# < 0: unseeded.
+_C.SEED = -1
+_C.USE_CUDA = True
+# Print trainer/dataset/evaluator names and the dataset table.
+_C.VERBOSE = True
+
+_C.INPUT = CN()
+_C.INPUT.SIZE = (224, 224)
+_C.INPUT.INTERPOLATION = "bilinear"
+# Train-time augmentations, by name (see dpt/data/transforms.py).
+_C.INPUT.TRANSFORMS = ()
+# True: no transform at all (images stay PIL).
+_C.INPUT.NO_TRANSFORM = False
+_C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
+_C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
+_C.INPUT.CROP_PADDING = 4
+_C.INPUT.RRCROP_SCALE = (0.08, 1.0)
+_C.INPUT.CUTOUT_N = 1
+_C.INPUT.CUTOUT_LEN = 16
+_C.INPUT.GN_MEAN = 0.0
+_C.INPUT.GN_STD = 0.15
+_C.INPUT.RANDAUGMENT_N = 2
+_C.INPUT.RANDAUGMENT_M = 10
+_C.INPUT.COLORJITTER_B = 0.4
+_C.INPUT.COLORJITTER_C = 0.4
+_C.INPUT.COLORJITTER_S = 0.4
+_C.INPUT.COLORJITTER_H = 0.1
+_C.INPUT.RGS_P = 0.2
+_C.INPUT.GB_P = 0.5
+_C.INPUT.GB_K = 21
+
+_C.DATASET = CN()
+# Parent folder of the dataset folders.
+_C.DATASET.ROOT = ""
+# Registered dataset name (OxfordPets, EuroSAT, ...).
+_C.DATASET.NAME = ""
+_C.DATASET.SOURCE_DOMAINS = ()
+_C.DATASET.TARGET_DOMAINS = ()
+_C.DATASET.NUM_LABELED = -1
+# Images per class for training (< 1: the full split).
+_C.DATASET.NUM_SHOTS = -1
+_C.DATASET.VAL_PERCENT = 0.1
+_C.DATASET.STL10_FOLD = -1
+_C.DATASET.CIFAR_C_TYPE = ""
+_C.DATASET.CIFAR_C_LEVEL = 1
+_C.DATASET.ALL_AS_UNLABELED = False
+# all / base / new (base = first ceil(n/2) labels).
+_C.DATASET.SUBSAMPLE_CLASSES = "all"
+
+_C.DATALOADER = CN()
+_C.DATALOADER.NUM_WORKERS = 4
+# Augment each train image K times.
+_C.DATALOADER.K_TRANSFORMS = 1
+# Also return the un-augmented image as img0.
+_C.DATALOADER.RETURN_IMG0 = False
+_C.DATALOADER.TRAIN_X = CN()
+_C.DATALOADER.TRAIN_X.SAMPLER = "RandomSampler"
+_C.DATALOADER.TRAIN_X.BATCH_SIZE = 32
+_C.DATALOADER.TRAIN_X.N_DOMAIN = 0
+_C.DATALOADER.TRAIN_X.N_INS = 16
+_C.DATALOADER.TRAIN_U = CN()
+_C.DATALOADER.TRAIN_U.SAME_AS_X = True
+_C.DATALOADER.TRAIN_U.SAMPLER = "RandomSampler"
+_C.DATALOADER.TRAIN_U.BATCH_SIZE = 32
+_C.DATALOADER.TRAIN_U.N_DOMAIN = 0
+_C.DATALOADER.TRAIN_U.N_INS = 16
+_C.DATALOADER.TEST = CN()
+_C.DATALOADER.TEST.SAMPLER = "SequentialSampler"
+_C.DATALOADER.TEST.BATCH_SIZE = 32
+
+_C.MODEL = CN()
+# CoOp: prompt-learner weights to start from.
+_C.MODEL.INIT_WEIGHTS = ""
+_C.MODEL.BACKBONE = CN()
+# OpenAI CLIP name (ViT-B/32, ...) or a path to a .pt file.
+_C.MODEL.BACKBONE.NAME = ""
+_C.MODEL.BACKBONE.PRETRAINED = True
+_C.MODEL.HEAD = CN()
+_C.MODEL.HEAD.NAME = ""
+_C.MODEL.HEAD.HIDDEN_LAYERS = ()
+_C.MODEL.HEAD.ACTIVATION = "relu"
+_C.MODEL.HEAD.BN = True
+_C.MODEL.HEAD.DROPOUT = 0.0
+
+_C.OPTIM = CN()
+_C.OPTIM.NAME = "adam"
+_C.OPTIM.LR = 0.0003
+_C.OPTIM.WEIGHT_DECAY = 5e-4
+_C.OPTIM.MOMENTUM = 0.9
+_C.OPTIM.SGD_DAMPNING = 0
+_C.OPTIM.SGD_NESTEROV = False
+_C.OPTIM.RMSPROP_ALPHA = 0.99
+_C.OPTIM.ADAM_BETA1 = 0.9
+_C.OPTIM.ADAM_BETA2 = 0.999
+_C.OPTIM.STAGED_LR = False
+_C.OPTIM.NEW_LAYERS = ()
+_C.OPTIM.BASE_LR_MULT = 0.1
+# single_step / multi_step / cosine; stepped once per epoch.
+_C.OPTIM.LR_SCHEDULER = "single_step"
+_C.OPTIM.STEPSIZE = (-1,)
+_C.OPTIM.GAMMA = 0.1
+_C.OPTIM.MAX_EPOCH = 10
+# > 0 enables warm-up for that many epochs.
+_C.OPTIM.WARMUP_EPOCH = -1
+# constant / linear.
+_C.OPTIM.WARMUP_TYPE = "linear"
+_C.OPTIM.WARMUP_CONS_LR = 1e-5
+_C.OPTIM.WARMUP_MIN_LR = 1e-5
+# Restart the main schedule's count after warm-up.
+_C.OPTIM.WARMUP_RECOUNT = True
+
+_C.TRAIN = CN()
+# Save every N epochs (<= 0: the last epoch only).
+_C.TRAIN.CHECKPOINT_FREQ = 0
+# Batches between log lines.
+_C.TRAIN.PRINT_FREQ = 10
+_C.TRAIN.COUNT_ITER = "train_x"
+
+_C.TEST = CN()
+_C.TEST.EVALUATOR = "Classification"
+_C.TEST.PER_CLASS_RESULT = False
+# Save the confusion matrix to OUTPUT_DIR/cmat.pt.
+_C.TEST.COMPUTE_CMAT = False
+_C.TEST.NO_TEST = False
+_C.TEST.SPLIT = "test"
+# last_step / best_val.
+_C.TEST.FINAL_MODEL = "last_step"
+
+_C.TRAINER = CN()
+_C.TRAINER.NAME = ""
+
+_C.TRAINER.COOP = CN()
+# Text context length.
+_C.TRAINER.COOP.N_CTX = 16
+# Class-specific context.
+_C.TRAINER.COOP.CSC = False
+# Initial context words, e.g. "a photo of a".
+_C.TRAINER.COOP.CTX_INIT = ""
+# fp16 (GPU only) / fp32 / amp / bf16; read by every trainer.
+_C.TRAINER.COOP.PREC = "fp16"
+# end / middle / front.
+_C.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"
+
+_C.TRAINER.COCOOP = CN()
+_C.TRAINER.COCOOP.N_CTX = 16
+_C.TRAINER.COCOOP.CTX_INIT = ""
+_C.TRAINER.COCOOP.PREC = "fp16"
+
+_C.TRAINER.VPT = CN()
+# Deep visual prompt tokens per layer.
+_C.TRAINER.VPT.N_CTX = 5
+# Defined by the official code but never read (REFERENCE 7.8 #18).
+_C.TRAINER.VPT.LN = False
+
+_C.TRAINER.SELECTED_COVPT = CN()
+# K_N: class-aware prompts per CAVPT layer (capped at the class count).
+_C.TRAINER.SELECTED_COVPT.CPN = 5
+
+_C.TRAINER.TOPDOWN_SECOVPT = CN()
+# First (1-based) layer with CAVPT in the top-down layout; 12 = last ViT-B block only.
+_C.TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT = 12
+# Defined by the official code but never read (REFERENCE 7.8 #18).
+_C.TRAINER.TOPDOWN_SECOVPT.LR = 0.01
+
+# CAVPT loss weight (alpha).
+_C.TRAINER.ALPHA = 1.0
+
+# Hidden constants of the official code and the paper's ablations (REFERENCE 7.6, 8).
+_C.TRAINER.DPT = CN()
+# beta: weight of the main CE during guidance.
+_C.TRAINER.DPT.BETA = 0.1
+# Text prompt optimiser of VLP / DPT (the official code hard-codes 0.002 and 1).
+_C.TRAINER.DPT.TEXT_LR = 0.002
+_C.TRAINER.DPT.TEXT_WARMUP_EPOCH = 1
+# Extra learnable key tokens per CAVPT layer.
+_C.TRAINER.DPT.N_KEY_TOKENS = 10
+# q/k projection width of the CAVPT attention.
+_C.TRAINER.DPT.ATTN_DIM = 32
+# Visual warm-up and guidance epochs used instead when DATASET.NAME is ImageNet (< 0: no override).
+_C.TRAINER.DPT.IMAGENET_WARMUP_EPOCH = 1
+_C.TRAINER.DPT.IMAGENET_GUIDANCE_EPOCHS = 10
+# top_down: CAVPT in layers BOTTOMLIMIT..L; bottom_up: CAVPT in layers 1..TOPLIMIT.
+_C.TRAINER.DPT.CAVPT_DIRECTION = "top_down"
+_C.TRAINER.DPT.TOPLIMIT = 1
+# One CAVPT generator shared by all CAVPT layers.
+_C.TRAINER.DPT.SHARED_CAVPT = False
+
+_C.PRETRAIN = CN()
+# Guidance epochs (general knowledge guidance) of VLP and DPT.
+_C.PRETRAIN.C = 30
+
+CHOICES = {
+    "TRAINER.COOP.PREC": ("fp16", "fp32", "amp", "bf16"),
+    "TRAINER.COOP.CLASS_TOKEN_POSITION": ("end", "middle", "front"),
+    "OPTIM.WARMUP_TYPE": ("constant", "linear"),
+    "TEST.FINAL_MODEL": ("last_step", "best_val"),
+    "DATASET.SUBSAMPLE_CLASSES": ("all", "base", "new"),
+    "TRAINER.DPT.CAVPT_DIRECTION": ("top_down", "bottom_up"),
+}
+
+
+def get_cfg_default() -> CN:
+    """A fresh, mutable copy of the default configuration."""
+    return _C.clone()
+
+
+def _all_keys(node: CN, prefix: str = "") -> List[str]:
+    keys = []
+    for k, v in node.items():
+        full = prefix + k
+        keys.extend(_all_keys(v, full + ".") if isinstance(v, CN) else [full])
+    return keys
+
+
+def _closest_key_error(key: str, source: str) -> KeyError:
+    close = difflib.get_close_matches(key, _all_keys(_C), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return KeyError(f"unknown config key {key!r} in {source}{hint}")
+
+
+def _coerce(value):
+    """yacs semantics: strings go through literal_eval, falling back to the string."""
+    if isinstance(value, str):
+        try:
+            return literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+    return value
+
+
+def _set(cfg: CN, key: str, value, source: str) -> None:
+    node = cfg
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node, CN) or part not in node:
+            raise _closest_key_error(key, source)
+        node = node[part]
+    leaf = parts[-1]
+    if not isinstance(node, CN) or leaf not in node or isinstance(node[leaf], CN):
+        raise _closest_key_error(key, source)
+    default = node[leaf]
+    value = _coerce(value)
+    if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
+        value = type(default)(value)
+    elif type(value) is not type(default):
+        raise ValueError(
+            f"config key {key!r} in {source}: expected {type(default).__name__} "
+            f"(like {default!r}), got {type(value).__name__} {value!r}"
+        )
+    node[leaf] = value
+
+
+def _flatten(mapping: dict, prefix: str = "") -> Iterable:
+    for k, v in mapping.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def merge_from_file(cfg: CN, path: str) -> None:
+    """Merge a yaml file; unknown keys and wrong types raise naming the file and key."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file not found: {path}")
+    with open(path) as f:
+        loaded = yaml.safe_load(f) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"config file {path}: expected a mapping of keys, got {type(loaded).__name__}")
+    for key, value in _flatten(loaded):
+        _set(cfg, key, value, path)
+
+
+def merge_from_list(cfg: CN, opts: Sequence[str]) -> None:
+    """Merge ``KEY VALUE ...`` pairs as given on the command line."""
+    if len(opts) % 2:
+        raise ValueError(f"config overrides must be KEY VALUE pairs, got an odd list: {list(opts)}")
+    for key, value in zip(opts[0::2], opts[1::2]):
+        _set(cfg, key, value, "command-line opts")
+
+
+def _check_choices(cfg: CN) -> None:
+    for key, valid in CHOICES.items():
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        if node not in valid:
+            raise ValueError(f"config key {key!r}: expected one of {', '.join(valid)}, got {node!r}")
+
+
+def reset_cfg(cfg: CN, args: argparse.Namespace) -> None:
+    """Copy truthy CLI flags into the config, as CoOp's train.py does (so ``--seed 0`` is ignored)."""
+    mapping = {
+        "root": "DATASET.ROOT",
+        "output_dir": "OUTPUT_DIR",
+        "resume": "RESUME",
+        "seed": "SEED",
+        "source_domains": "DATASET.SOURCE_DOMAINS",
+        "target_domains": "DATASET.TARGET_DOMAINS",
+        "transforms": "INPUT.TRANSFORMS",
+        "trainer": "TRAINER.NAME",
+        "backbone": "MODEL.BACKBONE.NAME",
+        "head": "MODEL.HEAD.NAME",
+    }
+    for attr, key in mapping.items():
+        value = getattr(args, attr, None)
+        if value:
+            _set(cfg, key, value, f"--{attr.replace('_', '-')}")
+
+
+def setup_cfg(args: argparse.Namespace) -> CN:
+    """Defaults -> dataset yaml -> method yaml -> CLI flags -> opts, checked and frozen."""
+    cfg = get_cfg_default()
+    if getattr(args, "dataset_config_file", None):
+        merge_from_file(cfg, args.dataset_config_file)
+    if getattr(args, "config_file", None):
+        merge_from_file(cfg, args.config_file)
+    reset_cfg(cfg, args)
+    merge_from_list(cfg, list(getattr(args, "opts", None) or []))
+    _check_choices(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def save_cfg(cfg: CN, path: str) -> None:
+    """Write the resolved config as yaml, atomically; ``--config-file`` on it recreates the run."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(cfg.dump())
+    os.replace(tmp, path)

@@ -1,0 +1,54 @@
+"""Name -> class registries: the only way trainers and datasets are created."""
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Dict, List, Optional, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry:
+    """Maps registered names to classes; refuses duplicates, explains unknown names.
+
+    Args:
+        kind: what is registered ("trainer", "dataset"), used in error messages.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: Dict[str, Callable] = {}
+
+    def register(self, obj: Optional[T] = None, name: Optional[str] = None):
+        """Register ``obj`` under ``name`` (default: its ``__name__``); usable as a decorator."""
+
+        def _add(item: T) -> T:
+            key = name or item.__name__
+            if key in self._entries:
+                raise KeyError(f"{self.kind} {key!r} is already registered")
+            self._entries[key] = item
+            return item
+
+        return _add if obj is None else _add(obj)
+
+    def names(self) -> List[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    def get(self, key: str) -> Callable:
+        """Return the entry; an unknown name raises listing the valid ones and the closest."""
+        if key not in self._entries:
+            raise KeyError(unknown_name_message(self.kind, key, self.names()))
+        return self._entries[key]
+
+
+def unknown_name_message(kind: str, key: str, valid: List[str]) -> str:
+    """One-line message for an unknown name: the valid ones plus the closest match."""
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.0)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {key!r}; valid: {', '.join(valid)}{hint}"
+
+
+TRAINER_REGISTRY = Registry("trainer")
+DATASET_REGISTRY = Registry("dataset")

@@ -1,0 +1,1 @@
+"""Fixtures for tiny random CLIP models (filled in by the modeling work)."""

@@ -1,0 +1,1 @@
+"""Fixtures for synthetic datasets (filled in by the data work)."""
