@@ -1,0 +1,95 @@
+"""Checkpoints in Dassl's layout (REFERENCE.md 4.4), written atomically and loaded without unpickling code."""
+from __future__ import annotations
+
+import os
+import random
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+CHECKPOINT_POINTER = "checkpoint"
+BEST_NAME = "model-best.pth.tar"
+
+
+def checkpoint_name(epoch: Optional[int]) -> str:
+    """``model.pth.tar-N`` for an epoch count N, ``model-best.pth.tar`` for None."""
+    return BEST_NAME if epoch is None else f"model.pth.tar-{epoch}"
+
+
+def _atomic_write_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(state: Dict[str, Any], model_dir: str, is_best: bool = False) -> str:
+    """Save ``state`` under ``model_dir`` and point the ``checkpoint`` file at it.
+
+    Written to a temporary file and renamed, so a kill or a full disk never leaves a file that fails to load
+    nor damages the previous checkpoint. Returns the path written.
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    fname = BEST_NAME if is_best else checkpoint_name(state["epoch"])
+    path = os.path.join(model_dir, fname)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _atomic_write_text(os.path.join(model_dir, CHECKPOINT_POINTER), fname + "\n")
+    print(f"Checkpoint saved to {path}")
+    return path
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, ...
+        raise RuntimeError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
+
+
+def latest_checkpoint(model_dir: str) -> Optional[str]:
+    """The file named by ``model_dir/checkpoint``, or None when there is none."""
+    pointer = os.path.join(model_dir, CHECKPOINT_POINTER)
+    if not os.path.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        name = f.readline().strip()
+    path = os.path.join(model_dir, name)
+    return path if name and os.path.isfile(path) else None
+
+
+def strip_module_prefix(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+
+
+def rng_state() -> Dict[str, Any]:
+    """Python, numpy and torch RNG states as tensors and plain values (loadable with weights_only)."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state()
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), np_state[2], np_state[3], np_state[4]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,36 @@
+"""Precision modes (TRAINER.COOP.PREC): fp16 (GPU only), fp32, amp, bf16."""
+from __future__ import annotations
+
+import contextlib
+from typing import ContextManager, Optional
+
+import torch
+
+PRECISIONS = ("fp16", "fp32", "amp", "bf16")
+
+
+def check_precision(prec: str, device: torch.device) -> None:
+    if prec not in PRECISIONS:
+        raise ValueError(f"config key 'TRAINER.COOP.PREC': expected one of {', '.join(PRECISIONS)}, got {prec!r}")
+    if prec == "fp16" and device.type != "cuda":
+        raise ValueError(
+            "config key 'TRAINER.COOP.PREC' is fp16, which needs a CUDA GPU; on CPU use fp32, bf16 or amp "
+            "(e.g. append `TRAINER.COOP.PREC fp32`)"
+        )
+
+
+def autocast(prec: str, device: torch.device) -> ContextManager:
+    """The forward-pass context: amp -> fp16 autocast on GPU (bf16 on CPU); bf16 -> bf16 autocast."""
+    if prec == "amp":
+        dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        return torch.autocast(device.type, dtype=dtype)
+    if prec == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def grad_scaler(prec: str, device: torch.device) -> Optional[torch.amp.GradScaler]:
+    """A loss scaler shared by all optimisers when gradients flow through fp16 (fp16 and amp on GPU)."""
+    if device.type == "cuda" and prec in ("fp16", "amp"):
+        return torch.amp.GradScaler("cuda")
+    return None

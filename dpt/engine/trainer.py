@@ -1,0 +1,376 @@
+"""TrainerX: Dassl's training loop, evaluation, checkpoints and resume (REFERENCE.md 4).
+
+A trainer subclass implements ``build_model`` (build its modules and ``register_model`` each learnable part
+with an optimiser and scheduler) and ``forward_backward``; everything else lives here.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from collections import OrderedDict
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from dpt.engine.checkpoint import (
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    strip_module_prefix,
+)
+from dpt.engine.evaluator import Classification
+from dpt.engine.optim import OptimSpec, build_lr_scheduler, build_optimizer
+from dpt.engine.precision import autocast, check_precision, grad_scaler
+
+
+class _Meter:
+    """Current value and running mean."""
+
+    def __init__(self) -> None:
+        self.val = 0.0
+        self.sum = 0.0
+        self.count = 0
+
+    def update(self, val: float) -> None:
+        self.val = float(val)
+        self.sum += self.val
+        self.count += 1
+
+    @property
+    def avg(self) -> float:
+        return self.sum / max(self.count, 1)
+
+
+class TrainerX:
+    """Single-source supervised trainer with Dassl's method names and semantics.
+
+    Reads: OUTPUT_DIR, RESUME, USE_CUDA, OPTIM.*, TRAIN.*, TEST.*, TRAINER.COOP.PREC, DATASET/DATALOADER (via
+    the DataManager).
+    """
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self._models: "OrderedDict[str, nn.Module]" = OrderedDict()
+        self._optims: "OrderedDict[str, Optional[torch.optim.Optimizer]]" = OrderedDict()
+        self._scheds: "OrderedDict[str, Any]" = OrderedDict()
+        self.check_cfg(cfg)
+        use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
+        self.device = torch.device("cuda") if use_cuda else torch.device("cpu")
+        self.precision = cfg.TRAINER.COOP.PREC
+        check_precision(self.precision, self.device)
+        self.start_epoch = self.epoch = 0
+        self.max_epoch = cfg.OPTIM.MAX_EPOCH
+        self.output_dir = cfg.OUTPUT_DIR
+        self.build_data_loader()
+        self.build_model()
+        self.scaler = grad_scaler(self.precision, self.device)
+        print(f"Loading evaluator: {cfg.TEST.EVALUATOR}")
+        cmat = os.path.join(self.output_dir, "cmat.pt") if cfg.TEST.COMPUTE_CMAT else None
+        self.evaluator = Classification(self.lab2cname, cfg.TEST.PER_CLASS_RESULT, cmat)
+        self.best_result = -float("inf")
+        self._writer = None
+
+    # ----------------------------------------------------------------- construction
+    def check_cfg(self, cfg) -> None:
+        """Trainer-specific config checks (raise ValueError naming the key)."""
+
+    def build_data_loader(self) -> None:
+        from dpt.data.data_manager import DataManager
+
+        dm = DataManager(self.cfg)
+        self.dm = dm
+        self.train_loader_x = dm.train_loader_x
+        self.val_loader = dm.val_loader
+        self.test_loader = dm.test_loader
+        self.num_classes = dm.num_classes
+        self.lab2cname = dm.lab2cname
+        self.classnames = dm.classnames
+
+    def build_model(self) -> None:
+        raise NotImplementedError
+
+    def optim_spec(self, **overrides) -> OptimSpec:
+        """cfg.OPTIM as an OptimSpec, with per-group overrides (e.g. lr=0.002, warmup_epoch=1)."""
+        return OptimSpec.from_cfg(self.cfg.OPTIM).with_overrides(**overrides)
+
+    def register_model(
+        self,
+        name: str,
+        model: nn.Module,
+        optim: Optional[torch.optim.Optimizer] = None,
+        sched: Any = None,
+    ) -> None:
+        """Register a learnable part; its name is the checkpoint folder (Dassl layout)."""
+        if name in self._models:
+            raise KeyError(f"model {name!r} is already registered")
+        self._models[name] = model
+        self._optims[name] = optim
+        self._scheds[name] = sched
+
+    def register_learnable(self, name: str, model: nn.Module, spec: OptimSpec) -> None:
+        """Register ``model`` with an optimiser and per-epoch scheduler built from ``spec``."""
+        optim = build_optimizer(model.parameters(), spec)
+        self.register_model(name, model, optim, build_lr_scheduler(optim, spec))
+
+    def get_model_names(self, names: Optional[Iterable[str]] = None) -> List[str]:
+        if names is None:
+            return list(self._models)
+        names = [names] if isinstance(names, str) else list(names)
+        for n in names:
+            if n not in self._models:
+                raise KeyError(f"unknown model {n!r}; registered: {', '.join(self._models)}")
+        return names
+
+    # ----------------------------------------------------------------- state
+    def set_model_mode(self, mode: str = "train", names: Optional[Iterable[str]] = None) -> None:
+        for name in self.get_model_names(names):
+            self._models[name].train(mode == "train")
+
+    def update_lr(self, names: Optional[Iterable[str]] = None) -> None:
+        for name in self.get_model_names(names):
+            if self._scheds[name] is not None:
+                self._scheds[name].step()
+
+    def get_current_lr(self, names: Optional[Iterable[str]] = None) -> float:
+        """The first registered optimiser's group-0 lr (the one Dassl prints)."""
+        for name in self.get_model_names(names):
+            if self._optims[name] is not None:
+                return self._optims[name].param_groups[0]["lr"]
+        return 0.0
+
+    def checkpoint_meta(self) -> Dict[str, Any]:
+        """Facts stored with every checkpoint and checked on load (trainer name, prompt layout)."""
+        return {"trainer": self.cfg.TRAINER.NAME}
+
+    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: Optional[float] = None) -> None:
+        for name in self.get_model_names():
+            optim, sched = self._optims[name], self._scheds[name]
+            state = {
+                "state_dict": self._models[name].state_dict(),
+                "epoch": epoch + 1,
+                "optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "val_result": val_result,
+                "meta": self.checkpoint_meta(),
+                "rng": rng_state(),
+            }
+            if self.scaler is not None:
+                state["scaler"] = self.scaler.state_dict()
+            save_checkpoint(state, os.path.join(directory, name), is_best=is_best)
+
+    def _check_meta(self, checkpoint: Dict[str, Any], path: str) -> None:
+        stored = checkpoint.get("meta") or {}
+        for key, expected in self.checkpoint_meta().items():
+            if key in stored and stored[key] != expected:
+                raise ValueError(
+                    f"checkpoint {path} was written with {key} = {stored[key]!r}, "
+                    f"but this run has {key} = {expected!r}"
+                )
+
+    def resume_model_if_exist(self, directory: str) -> int:
+        """Restore models, optimisers, schedulers and RNG states from ``directory``; return the start epoch."""
+        names = self.get_model_names()
+        paths = [latest_checkpoint(os.path.join(directory, n)) for n in names]
+        if not names or any(p is None for p in paths):
+            print("No checkpoint found, train from scratch")
+            return 0
+        start_epoch = 0
+        for name, path in zip(names, paths):
+            print(f"Loading checkpoint from {path}")
+            ckpt = load_checkpoint(path)
+            self._check_meta(ckpt, path)
+            self._models[name].load_state_dict(ckpt["state_dict"])
+            if self._optims[name] is not None and ckpt.get("optimizer") is not None:
+                self._optims[name].load_state_dict(ckpt["optimizer"])
+            if self._scheds[name] is not None and ckpt.get("scheduler") is not None:
+                self._scheds[name].load_state_dict(ckpt["scheduler"])
+            if self.scaler is not None and "scaler" in ckpt:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            if "rng" in ckpt:
+                set_rng_state(ckpt["rng"])
+            start_epoch = ckpt["epoch"]
+            print(f"Previous epoch: {start_epoch}")
+        return start_epoch
+
+    def keys_to_skip_on_load(self, name: str) -> List[str]:
+        """State-dict keys of model ``name`` that depend on the class names and are not loaded."""
+        return []
+
+    def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
+        """Load weights for evaluation: ``model-best.pth.tar`` or ``model.pth.tar-<epoch>`` per registered model."""
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+        for name in self.get_model_names():
+            path = os.path.join(directory, name, checkpoint_name(epoch))
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f'model not found at "{path}" (expected {checkpoint_name(epoch)} for {name})')
+            ckpt = load_checkpoint(path)
+            self._check_meta(ckpt, path)
+            skip = set(self.keys_to_skip_on_load(name))
+            state = {k: v for k, v in strip_module_prefix(ckpt["state_dict"]).items() if k not in skip}
+            missing, unexpected = self._models[name].load_state_dict(state, strict=False)
+            if unexpected or set(missing) - skip:
+                raise KeyError(
+                    f"checkpoint {path} does not match model {name}: missing {sorted(set(missing) - skip)}, "
+                    f"unexpected {sorted(unexpected)}"
+                )
+            print(f'Loading weights to {name} from "{path}" (epoch = {ckpt["epoch"]})')
+
+    # ----------------------------------------------------------------- optimisation
+    def autocast(self):
+        return autocast(self.precision, self.device)
+
+    def model_backward_and_update(self, loss: torch.Tensor, names: Optional[Iterable[str]] = None) -> None:
+        """zero_grad -> finite check -> backward (loss-scaled for fp16) -> step every optimiser."""
+        names = self.get_model_names(names)
+        optims = [self._optims[n] for n in names if self._optims[n] is not None]
+        for optim in optims:
+            optim.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss).all():
+            raise FloatingPointError(
+                f"loss is {loss.item()} at epoch {self.epoch + 1}/{self.max_epoch}, "
+                f"batch {self.batch_idx + 1}/{self.num_batches}"
+            )
+        if self.scaler is None:
+            loss.backward()
+            for optim in optims:
+                optim.step()
+        else:
+            self.scaler.scale(loss).backward()
+            for optim in optims:
+                self.scaler.step(optim)
+            self.scaler.update()
+
+    def parse_batch_train(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor]:
+        non_blocking = self.device.type == "cuda"
+        return batch["img"].to(self.device, non_blocking=non_blocking), batch["label"].to(self.device, non_blocking=non_blocking)
+
+    parse_batch_test = parse_batch_train
+
+    def forward_backward(self, batch: Dict[str, Any]) -> Dict[str, float]:
+        raise NotImplementedError
+
+    def model_inference(self, image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- loop
+    def train(self) -> None:
+        self.before_train()
+        for self.epoch in range(self.start_epoch, self.max_epoch):
+            self.run_epoch()
+            self.after_epoch()
+        self.after_train()
+
+    def before_train(self) -> None:
+        directory = self.cfg.RESUME or self.output_dir
+        self.start_epoch = self.resume_model_if_exist(directory)
+        from torch.utils.tensorboard import SummaryWriter
+
+        log_dir = os.path.join(self.output_dir, "tensorboard")
+        os.makedirs(log_dir, exist_ok=True)
+        print(f"Initialize tensorboard (log_dir={log_dir})")
+        self._writer = SummaryWriter(log_dir=log_dir)
+        self._time_start = time.time()
+
+    def write_scalar(self, tag: str, value: float, step: int) -> None:
+        if self._writer is not None:
+            self._writer.add_scalar(tag, value, step)
+
+    def run_epoch(self) -> None:
+        self.set_model_mode("train")
+        meters: "OrderedDict[str, _Meter]" = OrderedDict()
+        batch_time, data_time = _Meter(), _Meter()
+        self.num_batches = len(self.train_loader_x)
+        print_freq = self.cfg.TRAIN.PRINT_FREQ
+        end = time.time()
+        for self.batch_idx, batch in enumerate(self.train_loader_x):
+            data_time.update(time.time() - end)
+            summary = self.forward_backward(batch)
+            if self.batch_idx + 1 == self.num_batches:
+                self.update_lr()
+            batch_time.update(time.time() - end)
+            for key, value in summary.items():
+                meters.setdefault(key, _Meter()).update(value)
+            step = self.epoch * self.num_batches + self.batch_idx
+            if (self.batch_idx + 1) % print_freq == 0 or self.num_batches < print_freq:
+                remaining = self.num_batches - self.batch_idx - 1 + (self.max_epoch - self.epoch - 1) * self.num_batches
+                eta = str(datetime.timedelta(seconds=int(batch_time.avg * remaining)))
+                parts = [
+                    f"epoch [{self.epoch + 1}/{self.max_epoch}]",
+                    f"batch [{self.batch_idx + 1}/{self.num_batches}]",
+                    f"time {batch_time.val:.3f} ({batch_time.avg:.3f})",
+                    f"data {data_time.val:.3f} ({data_time.avg:.3f})",
+                    *(f"{k} {m.val:.4f} ({m.avg:.4f})" for k, m in meters.items()),
+                    f"lr {self.get_current_lr():.4e}",
+                    f"eta {eta}",
+                ]
+                print(" ".join(parts))
+            for key, meter in meters.items():
+                self.write_scalar(f"train/{key}", meter.avg, step)
+            self.write_scalar("train/lr", self.get_current_lr(), step)
+            end = time.time()
+
+    def after_epoch(self) -> None:
+        last = self.epoch + 1 == self.max_epoch
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+        if not self.cfg.TEST.NO_TEST and self.cfg.TEST.FINAL_MODEL == "best_val":
+            result = self.test(split="val")
+            if result > self.best_result:
+                self.best_result = result
+                self.save_model(self.epoch, self.output_dir, is_best=True, val_result=result)
+        if (freq > 0 and (self.epoch + 1) % freq == 0) or last:
+            self.save_model(self.epoch, self.output_dir)
+
+    def after_train(self) -> None:
+        print("Finish training")
+        if not self.cfg.TEST.NO_TEST:
+            if self.cfg.TEST.FINAL_MODEL == "best_val":
+                print("Deploy the model with the best val performance")
+                self.load_model(self.output_dir)
+            else:
+                print("Deploy the last-epoch model")
+            self.test()
+        elapsed = str(datetime.timedelta(seconds=int(time.time() - self._time_start)))
+        print(f"Elapsed: {elapsed}")
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # ----------------------------------------------------------------- evaluation
+    def before_test(self) -> None:
+        """Hook: compute what stays fixed during one evaluation (e.g. learned text features)."""
+
+    def after_test(self) -> None:
+        """Hook: drop what ``before_test`` cached."""
+
+    @torch.no_grad()
+    def test(self, split: Optional[str] = None) -> float:
+        """Evaluate on ``split`` (default TEST.SPLIT) and print Dassl's result block; returns the accuracy."""
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+        split = split or self.cfg.TEST.SPLIT
+        if split == "val" and self.val_loader is not None:
+            loader = self.val_loader
+        else:
+            split, loader = "test", self.test_loader
+        print(f"Evaluate on the *{split}* set")
+        self.before_test()
+        try:
+            for batch in tqdm(loader, desc=f"eval {split}", leave=False):
+                image, label = self.parse_batch_test(batch)
+                with self.autocast():
+                    logits = self.model_inference(image)
+                self.evaluator.process(logits.float(), label)
+        finally:
+            self.after_test()
+        results = self.evaluator.evaluate()
+        for key, value in results.items():
+            self.write_scalar(f"{split}/{key}", value, min(self.epoch, self.max_epoch - 1))
+        return next(iter(results.values()))

@@ -1,0 +1,93 @@
+"""Entry point with exactly CoOp's train.py flags (REFERENCE.md 1.2); also the ``dpt-train`` console script."""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from dpt.config import save_cfg, setup_cfg
+from dpt.engine.build import build_trainer
+from dpt.engine.logger import close_logger, setup_logger
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Train or evaluate CoOp / VPT / VLP / DPT prompts for CLIP")
+    parser.add_argument("--root", type=str, default="", help="path to dataset")
+    parser.add_argument("--output-dir", type=str, default="", help="output directory")
+    parser.add_argument("--resume", type=str, default="", help="checkpoint directory (from which the training resumes)")
+    parser.add_argument("--seed", type=int, default=-1, help="only positive value enables a fixed seed")
+    parser.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
+    parser.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
+    parser.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
+    parser.add_argument("--config-file", type=str, default="", help="path to config file")
+    parser.add_argument("--dataset-config-file", type=str, default="", help="path to config file for dataset setup")
+    parser.add_argument("--trainer", type=str, default="", help="name of trainer")
+    parser.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
+    parser.add_argument("--head", type=str, default="", help="name of head")
+    parser.add_argument("--eval-only", action="store_true", help="evaluation only")
+    parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
+    parser.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
+    parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line")
+    return parser
+
+
+def set_random_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def run(args: argparse.Namespace) -> None:
+    cfg = setup_cfg(args)
+    if cfg.SEED >= 0:
+        print(f"Setting fixed seed: {cfg.SEED}")
+        set_random_seed(cfg.SEED)
+    setup_logger(cfg.OUTPUT_DIR)
+    try:
+        if torch.cuda.is_available() and cfg.USE_CUDA:
+            torch.backends.cudnn.benchmark = True
+        print("***************")
+        print("** Arguments **")
+        print("***************")
+        for key in sorted(vars(args)):
+            print(f"{key}: {getattr(args, key)}")
+        print("************")
+        print("** Config **")
+        print("************")
+        print(cfg)
+        if not args.eval_only:
+            save_cfg(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+        trainer = build_trainer(cfg)
+        if args.eval_only:
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+            trainer.test()
+            return
+        if not args.no_train:
+            trainer.train()
+    finally:
+        close_logger()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run as CoOp's train.py does; bad input exits with status 2 and a one-line error (DPT_DEBUG=1: traceback)."""
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (FileNotFoundError, KeyError, ValueError, PermissionError, RuntimeError, FloatingPointError) as err:
+        if os.environ.get("DPT_DEBUG"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""DPT: VLP + class-aware visual prompts (CAVPT) in the top blocks (REFERENCE.md 7.6)."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from dpt.engine.registry import TRAINER_REGISTRY
+from dpt.trainers.vlp import VLP
+from dpt.trainers.vpt import check_length
+
+CAVPT = "image_encoder.transformer.extractor"
+
+
+def cavpt_loss(layer_logits: List[torch.Tensor], topk: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Mean CE over the rows (sample b, CAVPT layer j, slot k) whose selected class topk[b, k] is the label.
+
+    layer_logits: per CAVPT layer [B, K, n_cls]; topk: [B, K]; label: [B]. The caller skips the term when no
+    row qualifies (a mean over zero rows is NaN).
+    """
+    hit = topk == label[:, None]  # [B, K]
+    rows = [logits[hit] for logits in layer_logits]  # each [n_hit, n_cls]
+    targets = label[:, None].expand_as(topk)[hit]  # [n_hit]
+    return F.cross_entropy(torch.cat(rows).float(), targets.repeat(len(rows)))
+
+
+@TRAINER_REGISTRY.register()
+class DPT(VLP):
+    """VLP's keys plus TRAINER.SELECTED_COVPT.CPN, TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT, TRAINER.ALPHA and
+    TRAINER.DPT.{N_KEY_TOKENS, ATTN_DIM, CAVPT_DIRECTION, TOPLIMIT, SHARED_CAVPT}."""
+
+    def check_cfg(self, cfg) -> None:
+        super().check_cfg(cfg)
+        check_length(cfg, "TRAINER.SELECTED_COVPT.CPN", cfg.TRAINER.SELECTED_COVPT.CPN)
+        check_length(cfg, "TRAINER.DPT.N_KEY_TOKENS", cfg.TRAINER.DPT.N_KEY_TOKENS)
+        if cfg.TRAINER.DPT.ATTN_DIM < 1:
+            raise ValueError(f"config key 'TRAINER.DPT.ATTN_DIM': expected >= 1, got {cfg.TRAINER.DPT.ATTN_DIM}")
+
+    def layer_layout(self, n_layers: int) -> Dict[str, Sequence[int]]:
+        """CAVPT in blocks BOTTOMLIMIT..L (top_down) or 1..TOPLIMIT (bottom_up), VPT-deep in the others."""
+        dpt = self.cfg.TRAINER.DPT
+        if dpt.CAVPT_DIRECTION == "top_down":
+            key, limit = "TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT", self.cfg.TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT
+        else:
+            key, limit = "TRAINER.DPT.TOPLIMIT", dpt.TOPLIMIT
+        if not 1 <= limit <= n_layers:
+            raise ValueError(f"config key {key!r}: expected a layer in 1..{n_layers}, got {limit}")
+        cavpt = range(limit - 1, n_layers) if dpt.CAVPT_DIRECTION == "top_down" else range(limit)
+        return {
+            "cavpt_layers": cavpt,
+            "vpt_layers": [i for i in range(n_layers) if i not in cavpt],
+            "n_cavpt": self.cfg.TRAINER.SELECTED_COVPT.CPN,
+            "n_key_tokens": dpt.N_KEY_TOKENS,
+            "attn_dim": dpt.ATTN_DIM,
+            "shared_cavpt": dpt.SHARED_CAVPT,
+        }
+
+    def checkpoint_meta(self):
+        return {
+            **super().checkpoint_meta(),
+            "cavpt_layers": list(self.model.cavpt_layers),
+            "shared_cavpt": self.model.cavpt.shared,
+        }
+
+    def register_visual_parts(self, model) -> None:
+        super().register_visual_parts(model)
+        self.register_learnable(CAVPT, model.cavpt, self.visual_spec())
+
+    def keys_to_skip_on_load(self, name: str) -> List[str]:
+        """The per-layer classifiers are n_cls-way, so a model trained on ImageNet loads on V2/Sketch/A/R."""
+        if name == CAVPT:
+            return self.model.cavpt.n_cls_dependent_keys()
+        return super().keys_to_skip_on_load(name)
+
+    def loss(self, output, label: torch.Tensor) -> torch.Tensor:
+        """VLP's loss + ALPHA x CE of the CAVPT classifier rows of the true class (skipped when none)."""
+        loss = super().loss(output, label)
+        if output.layer_logits and bool((output.topk_indices == label[:, None]).any()):
+            loss = loss + self.cfg.TRAINER.ALPHA * cavpt_loss(output.layer_logits, output.topk_indices, label)
+        return loss

@@ -1,0 +1,37 @@
+"""Zero-shot CLIP with the dataset's template (ZeroshotCLIP) or the 7-template ensemble (ZeroshotCLIP2)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dpt.engine.registry import TRAINER_REGISTRY
+from dpt.modeling.clip_import import clip
+from dpt.modeling.prompted_clip import TextFeatures
+from dpt.modeling.templates import IMAGENET_TEMPLATES_SELECT
+from dpt.trainers.base import PromptTrainer
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIP(PromptTrainer):
+    """No learnable parts; text features of CUSTOM_TEMPLATES[DATASET.NAME] (REFERENCE.md 7.2)."""
+
+    def build_model(self) -> None:
+        self.build_prompted_clip(self.build_clip(), learn_text=False)
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIP2(ZeroshotCLIP):
+    """Mean of normalised text features over IMAGENET_TEMPLATES_SELECT (+ the dataset's template unless ImageNet)."""
+
+    def before_test(self) -> None:
+        templates = list(IMAGENET_TEMPLATES_SELECT)
+        if self.cfg.DATASET.NAME != "ImageNet":
+            templates.append(self.template())
+        names = [c.replace("_", " ") for c in self.classnames]
+        features = []
+        for template in templates:
+            tokens = clip.tokenize([template.format(n) for n in names]).to(self.device)
+            with self.autocast():
+                features.append(F.normalize(self.model.text_encoder.encode_text_tokens(tokens).float(), dim=-1))
+        ensemble = F.normalize(torch.stack(features).mean(dim=0), dim=-1)  # [n_cls, E]
+        self._text_features = TextFeatures(raw=ensemble, normalized=ensemble)

@@ -1,0 +1,85 @@
+# Shared by the method scripts: argument parsing, the finished/unfinished check and the job runner.
+# Environment: DATA (dataset root, default ./data), OUTPUT (output root, default ./output), PYTHON (default python).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PYTHON=${PYTHON:-python}
+DATA=${DATA:-./data}
+OUTPUT=${OUTPUT:-./output}
+
+usage() {
+  echo "usage: bash $0 DATASET SHOTS [SEEDS...] [-- KEY VALUE ...]   (DATASET: a name in configs/datasets/)" >&2
+  exit 2
+}
+
+# parse_args DATASET SHOTS [SEEDS...] [-- KEY VALUE ...] -> DATASET SHOTS SEEDS[] OPTS[] SUFFIX
+parse_args() {
+  [ $# -ge 2 ] || usage
+  DATASET=$1
+  SHOTS=$2
+  shift 2
+  SEEDS=()
+  OPTS=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "--" ]; then shift; OPTS=("$@"); break; fi
+    SEEDS+=("$1")
+    shift
+  done
+  [ ${#SEEDS[@]} -gt 0 ] || SEEDS=(1 2 3)
+  check_dataset "$DATASET"
+  [[ "$SHOTS" =~ ^[0-9]+$ ]] || { echo "error: SHOTS must be a number of images per class, got '$SHOTS'" >&2; exit 2; }
+  (( ${#OPTS[@]} % 2 == 0 )) || { echo "error: overrides after -- must be KEY VALUE pairs: ${OPTS[*]}" >&2; exit 2; }
+  # Overrides change the run, so they name its folder: "-- OPTIM.LR 0.01" -> "_OPTIM.LR-0.01".
+  SUFFIX=""
+  local i
+  for ((i = 0; i < ${#OPTS[@]}; i += 2)); do
+    SUFFIX+="_${OPTS[i]}-$(printf '%s' "${OPTS[i+1]}" | tr -c 'A-Za-z0-9.+-' '_')"
+  done
+}
+
+check_dataset() {
+  if [ ! -f "$REPO/configs/datasets/$1.yaml" ]; then
+    echo "error: unknown dataset '$1'; valid: $(ls "$REPO/configs/datasets" | sed 's/\.yaml$//' | tr '\n' ' ')" >&2
+    exit 2
+  fi
+}
+
+# A run is finished when one of its logs reports a test accuracy after its end signal.
+run_finished() {
+  local dir=$1 signal=$2 log
+  for log in "$dir"/log.txt*; do
+    [ -f "$log" ] || continue
+    if awk -v s="$signal" '$0 == s {on = 1} on && /^\* accuracy: / {found = 1} END {exit !found}' "$log"; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# run_job DIR SIGNAL ARGS...: skip a finished run, resume an unfinished one (the engine resumes from DIR).
+run_job() {
+  local dir=$1 signal=$2
+  shift 2
+  if run_finished "$dir" "$signal"; then
+    echo "Skip: the results exist at $dir (finished run)"
+    return 0
+  fi
+  if [ -d "$dir" ]; then
+    echo "Resume: unfinished run at $dir"
+  fi
+  "$PYTHON" "$REPO/train.py" --root "$DATA" --output-dir "$dir" "$@"
+}
+
+# train_seeds TRAINER CFG RUN_ROOT EXTRA_OPTS...: one run per seed under RUN_ROOT/seed<S>.
+train_seeds() {
+  local trainer=$1 cfg=$2 run_root=$3
+  shift 3
+  local seed
+  for seed in "${SEEDS[@]}"; do
+    run_job "$run_root/seed$seed" "Finish training" \
+      --seed "$seed" --trainer "$trainer" \
+      --dataset-config-file "$REPO/configs/datasets/$DATASET.yaml" \
+      --config-file "$REPO/configs/trainers/$trainer/$cfg.yaml" \
+      "$@" DATASET.NUM_SHOTS "$SHOTS" ${OPTS[@]+"${OPTS[@]}"}
+  done
+}

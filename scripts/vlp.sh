@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# VLP (CoOp text prompt + VPT-deep + guidance): bash scripts/vlp.sh DATASET SHOTS [SEEDS...] [-- KEY VALUE ...]
+# Epochs (paper IV.A): 100 for 2-16 shots, 60 for 1 shot, ImageNet 20.
+# Environment: BACKBONE (config stem, default vit_b32), DATA, OUTPUT.
+source "$(dirname "$0")/common.sh"
+parse_args "$@"
+BACKBONE=${BACKBONE:-vit_b32}
+if [ "$DATASET" = imagenet ]; then EPOCHS=20
+elif [ "$SHOTS" -le 1 ]; then EPOCHS=60
+else EPOCHS=100; fi
+train_seeds VLP "$BACKBONE" "$OUTPUT/$DATASET/VLP/${BACKBONE}_${SHOTS}shots/nctx16_vctx10${SUFFIX}" \
+  OPTIM.MAX_EPOCH "$EPOCHS"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Zero-shot CLIP (CoOp's layout): bash scripts/zeroshot.sh DATASET [-- KEY VALUE ...]
+# Environment: CFG (CoOp config stem, default vit_b32), TRAINER (ZeroshotCLIP, or ZeroshotCLIP2 for the
+# template ensemble), DATA, OUTPUT.
+source "$(dirname "$0")/common.sh"
+[ $# -ge 1 ] || usage
+DATASET_ARG=$1
+shift
+parse_args "$DATASET_ARG" 0 0 "$@"
+CFG=${CFG:-vit_b32}
+TRAINER=${TRAINER:-ZeroshotCLIP}
+run_job "$OUTPUT/$TRAINER/$CFG${SUFFIX}/$DATASET" "=> result" \
+  --trainer "$TRAINER" \
+  --dataset-config-file "$REPO/configs/datasets/$DATASET.yaml" \
+  --config-file "$REPO/configs/trainers/CoOp/$CFG.yaml" \
+  --eval-only ${OPTS[@]+"${OPTS[@]}"}
