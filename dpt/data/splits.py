@@ -1,0 +1,174 @@
+"""Train/val/test splits: CoOp's ``split_zhou_<Name>.json`` files, the fallback splitters, class subsets.
+
+Behaviour follows REFERENCE 2.2-2.3 and 2.1 (``subsample_classes``). The fallback splitters consume
+Python's global ``random`` exactly as CoOp's do (per-class ``random.shuffle``, ``round()`` counts),
+so a fallback split changes the few-shot subset drawn afterwards; use the shipped JSONs to compare
+numbers with published ones.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from collections import OrderedDict
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from dpt.data.atomic import write_json_atomic
+from dpt.data.datum import Datum
+
+Split = List[Datum]
+Entry = List[Any]
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def load_json(path: str, what: str) -> Any:
+    """Parse a JSON file; a syntax error names the file and what it should hold."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: corrupt {what} ({err}); delete or replace the file") from err
+
+
+def items_from_entries(entries: Any, image_dir: str, source: str) -> Split:
+    """Turn ``[relative_path, label, classname]`` entries into Datums under ``image_dir``.
+
+    A malformed entry raises ValueError, a missing image FileNotFoundError, both naming ``source``.
+    """
+    if not isinstance(entries, list):
+        raise ValueError(f"{source}: expected a list of [path, label, classname], got {type(entries).__name__}")
+    items = []
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)):
+            raise ValueError(f"{source}: expected entries [path, label, classname], got {entry!r}")
+        relpath, label, classname = entry
+        items.append(Datum(os.path.join(image_dir, relpath), int(label), classname=classname, source=source))
+    return items
+
+
+def entries_from_items(items: Iterable[Datum], image_dir: str) -> List[Entry]:
+    """Datums -> ``[path relative to image_dir, label, classname]`` lists (the JSON layout)."""
+    return [[os.path.relpath(item.impath, image_dir), item.label, item.classname] for item in items]
+
+
+def read_split(split_path: str, image_dir: str, dataset: str) -> Tuple[Split, Split, Split]:
+    """Read a ``split_zhou_<Name>.json`` (REFERENCE 2.3) into train, val and test Datums."""
+    print(f"Reading split from {split_path}")
+    split = load_json(split_path, "split file")
+    if not isinstance(split, dict) or any(name not in split for name in SPLIT_NAMES):
+        found = sorted(split) if isinstance(split, dict) else type(split).__name__
+        raise ValueError(f"{split_path}: expected keys train, val, test; found {found}")
+    return tuple(  # type: ignore[return-value]
+        items_from_entries(split[name], image_dir, f"{split_path} [{name}] of dataset {dataset}")
+        for name in SPLIT_NAMES
+    )
+
+
+def save_split(train: Split, val: Split, test: Split, split_path: str, image_dir: str) -> None:
+    """Write the split as CoOp does after a fallback, so later runs reuse the same split."""
+    split = {name: entries_from_items(items, image_dir) for name, items in zip(SPLIT_NAMES, (train, val, test))}
+    write_json_atomic(split, split_path)
+    print(f"Saved split to {split_path}")
+
+
+def group_by_label(items: Iterable[Datum]) -> "OrderedDict[int, List[Datum]]":
+    """Label -> items, labels in order of first appearance, items in list order."""
+    groups: "OrderedDict[int, List[Datum]]" = OrderedDict()
+    for item in items:
+        groups.setdefault(item.label, []).append(item)
+    return groups
+
+
+def split_trainval(trainval: Split, p_val: float = 0.2) -> Tuple[Split, Split]:
+    """Per class (first-appearance order): shuffle, the first ``round(n * p_val)`` go to val."""
+    print(f"Splitting trainval into {1 - p_val:.0%} train and {p_val:.0%} val")
+    train, val = [], []
+    for label, items in group_by_label(trainval).items():
+        n_val = round(len(items) * p_val)
+        if n_val <= 0:
+            raise ValueError(
+                f"class {label} ({items[0].classname!r}) has {len(items)} trainval images: too few for a val split"
+            )
+        order = list(range(len(items)))
+        random.shuffle(order)
+        for n, idx in enumerate(order):
+            (val if n < n_val else train).append(items[idx])
+    return train, val
+
+
+def split_groups(
+    groups: Iterable[Tuple[int, str, List[str]]], p_trn: float = 0.5, p_val: float = 0.2
+) -> Tuple[Split, Split, Split]:
+    """Split each class's image paths by shuffling and ``round()``-ed proportions.
+
+    Args:
+        groups: ``(label, classname, image paths)`` per class, in the order classes are processed
+            (the order fixes the RNG stream).
+        p_trn, p_val: train and val fractions; test gets the rest.
+    """
+    print(f"Splitting into {p_trn:.0%} train, {p_val:.0%} val, and {1 - p_trn - p_val:.0%} test")
+    train, val, test = [], [], []
+    for label, classname, paths in groups:
+        paths = list(paths)
+        random.shuffle(paths)
+        n_train, n_val = round(len(paths) * p_trn), round(len(paths) * p_val)
+        if min(n_train, n_val, len(paths) - n_train - n_val) <= 0:
+            raise ValueError(
+                f"class {label} ({classname!r}) has {len(paths)} images: too few for a train/val/test split"
+            )
+        chunks = (paths[:n_train], paths[n_train : n_train + n_val], paths[n_train + n_val :])
+        for split, chunk in zip((train, val, test), chunks):
+            split.extend(Datum(path, label, classname=classname) for path in chunk)
+    return train, val, test
+
+
+def list_image_folders(image_dir: str, ignored: Sequence[str] = ()) -> List[str]:
+    """Sorted, non-hidden sub-folders of ``image_dir`` minus ``ignored``."""
+    return sorted(
+        e.name for e in os.scandir(image_dir) if e.is_dir() and not e.name.startswith(".") and e.name not in ignored
+    )
+
+
+def list_images(folder: str) -> List[str]:
+    """Sorted absolute paths of the non-hidden files in ``folder``."""
+    names = (e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
+    return sorted(os.path.join(folder, name) for name in names)
+
+
+def read_and_split_data(
+    image_dir: str,
+    p_trn: float = 0.5,
+    p_val: float = 0.2,
+    ignored: Sequence[str] = (),
+    new_cnames: Optional[Mapping[str, str]] = None,
+) -> Tuple[Split, Split, Split]:
+    """The DTD-style fallback: one folder per class, label = index in sorted folder order.
+
+    Files inside a class folder are sorted before shuffling (CoOp shuffles the unsorted
+    ``os.listdir`` order, which depends on the file system), so our fallback is reproducible.
+    """
+    new_cnames = new_cnames or {}
+    groups = (
+        (label, new_cnames.get(name, name), list_images(os.path.join(image_dir, name)))
+        for label, name in enumerate(list_image_folders(image_dir, ignored))
+    )
+    return split_groups(groups, p_trn, p_val)
+
+
+def subsample_classes(*splits: Split, subsample: str = "all") -> Tuple[Split, ...]:
+    """Keep the base (first ``ceil(n/2)`` labels of the first split) or new classes, relabelled from 0."""
+    if subsample not in ("all", "base", "new"):
+        raise ValueError(f"DATASET.SUBSAMPLE_CLASSES: expected all, base or new, got {subsample!r}")
+    if subsample == "all":
+        return splits
+    labels = sorted({item.label for item in splits[0]})
+    m = math.ceil(len(labels) / 2)
+    print(f"SUBSAMPLE {subsample.upper()} CLASSES!")
+    selected = labels[:m] if subsample == "base" else labels[m:]
+    relabel: Dict[int, int] = {y: new for new, y in enumerate(selected)}
+    return tuple(
+        [Datum(i.impath, relabel[i.label], i.domain, i.classname) for i in split if i.label in relabel]
+        for split in splits
+    )

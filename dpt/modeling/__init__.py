@@ -1,0 +1,32 @@
+"""Prompted CLIP: loading, text/vision encoders with prompts, CAVPT (public names re-exported here)."""
+from dpt.modeling.cavpt import CAVPTOutput, ClassAwarePromptGenerator
+from dpt.modeling.clip_import import clip
+from dpt.modeling.clip_loader import CLIP_MODELS, PRECISIONS, ClipWeights, clip_cache_dir, load_clip
+from dpt.modeling.prompt_learner import CLASS_TOKEN_POSITIONS, PromptLearner
+from dpt.modeling.prompted_clip import PromptedCLIP, PromptedCLIPOutput, TextFeatures
+from dpt.modeling.prompted_vit import PromptedVisionEncoder, VisionOutput, VisualPrompts
+from dpt.modeling.templates import CUSTOM_TEMPLATES, IMAGENET_TEMPLATES_SELECT, custom_template
+from dpt.modeling.text_encoder import TextEncoder
+
+__all__ = [
+    "CAVPTOutput",
+    "CLASS_TOKEN_POSITIONS",
+    "CLIP_MODELS",
+    "CUSTOM_TEMPLATES",
+    "ClassAwarePromptGenerator",
+    "ClipWeights",
+    "IMAGENET_TEMPLATES_SELECT",
+    "PRECISIONS",
+    "PromptLearner",
+    "PromptedCLIP",
+    "PromptedCLIPOutput",
+    "PromptedVisionEncoder",
+    "TextEncoder",
+    "TextFeatures",
+    "VisionOutput",
+    "VisualPrompts",
+    "clip",
+    "clip_cache_dir",
+    "custom_template",
+    "load_clip",
+]

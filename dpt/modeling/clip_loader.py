@@ -1,0 +1,144 @@
+"""Load OpenAI CLIP weights by name (checksummed cache file) or by path (REFERENCE.md 7.1).
+
+Why: architecture and weights are separate steps (STYLE 2), so tests save a tiny random CLIP to a file
+and load it through the very function users hit. Nothing here downloads: offline machines get an
+error naming the expected cache file and how to fetch it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Dict, Mapping, NamedTuple
+
+import torch
+
+from dpt.modeling.clip_import import clip
+
+_URL_ROOT = "https://openaipublic.azureedge.net/clip/models"
+PRECISIONS = ("fp16", "fp32", "amp", "bf16")
+
+
+class ClipWeights(NamedTuple):
+    """One downloadable OpenAI CLIP checkpoint."""
+
+    file_name: str
+    url: str
+    sha256: str
+
+
+def _entry(sha256: str, file_name: str) -> ClipWeights:
+    return ClipWeights(file_name, f"{_URL_ROOT}/{sha256}/{file_name}", sha256)
+
+
+# The SHA-256 of each file is the path component of OpenAI's URL (as in clip.clip._MODELS).
+CLIP_MODELS: Dict[str, ClipWeights] = {
+    "RN50": _entry("afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762", "RN50.pt"),
+    "RN101": _entry("8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599", "RN101.pt"),
+    "RN50x4": _entry("7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd", "RN50x4.pt"),
+    "RN50x16": _entry("52378b407f34354e150460fe41077663dd5b39c54cd0bfd2b27167a4a06ec9aa", "RN50x16.pt"),
+    "RN50x64": _entry("be1cfb55d75a9666199fb2206c106743da0f6468c9d327f3e0d0a543a9919d9c", "RN50x64.pt"),
+    "ViT-B/32": _entry("40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", "ViT-B-32.pt"),
+    "ViT-B/16": _entry("5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", "ViT-B-16.pt"),
+    "ViT-L/14": _entry("b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", "ViT-L-14.pt"),
+    "ViT-L/14@336px": _entry(
+        "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", "ViT-L-14-336px.pt"
+    ),
+}
+
+
+def clip_cache_dir() -> Path:
+    """Folder holding named CLIP files: ``$DPT_CLIP_CACHE``, else ``~/.cache/clip`` (the clip package's default)."""
+    return Path(os.environ.get("DPT_CLIP_CACHE") or os.path.expanduser("~/.cache/clip"))
+
+
+def _sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _resolve(name_or_path: str) -> Path:
+    """Map a known model name to its verified cache file, or return an existing file path."""
+    if name_or_path in CLIP_MODELS:
+        weights = CLIP_MODELS[name_or_path]
+        path = clip_cache_dir() / weights.file_name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"CLIP weights for {name_or_path!r} not found at {path}; download them there with "
+                f"`python -c \"import clip; clip.load('{name_or_path}', download_root='{path.parent}')\"` "
+                f"or `curl -L -o {path} {weights.url}` (or set DPT_CLIP_CACHE to the folder holding "
+                f"{weights.file_name})"
+            )
+        actual = _sha256(path)
+        if actual != weights.sha256:
+            raise ValueError(
+                f"{path}: SHA-256 mismatch for CLIP {name_or_path!r}: expected {weights.sha256}, got {actual}; "
+                f"the file is corrupt or incomplete, delete it and re-download from {weights.url}"
+            )
+        return path
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    raise ValueError(
+        f"MODEL.BACKBONE.NAME {name_or_path!r} is neither a known CLIP model ({', '.join(CLIP_MODELS)}) "
+        f"nor an existing file"
+    )
+
+
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zip files with a ``<prefix>/constants.pkl`` entry; torch.save files are not."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") for name in archive.namelist())
+
+
+def _read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
+    """Read a TorchScript archive (OpenAI's format) or a ``torch.save`` state dict, CPU tensors."""
+    try:
+        if _is_torchscript(path):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                return torch.jit.load(str(path), map_location="cpu").state_dict()
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        reason = " ".join(str(err).split())[:200]
+        raise ValueError(
+            f"{path}: not a readable CLIP checkpoint (TorchScript archive or torch.save state dict); "
+            f"it may be truncated, delete it and re-download ({type(err).__name__}: {reason})"
+        ) from err
+
+
+def load_clip(name_or_path: str, precision: str = "fp32") -> clip.model.CLIP:
+    """Build an OpenAI CLIP model on the CPU in eval mode.
+
+    Args:
+        name_or_path: a key of ``CLIP_MODELS`` (file looked up in ``clip_cache_dir()`` and SHA-256 verified)
+            or a path to a TorchScript archive / ``torch.save`` state dict (no hash check).
+            Config key: MODEL.BACKBONE.NAME.
+        precision: TRAINER.COOP.PREC. "fp16" keeps CLIP's fp16 Linear/Conv/attention weights (LayerNorms
+            compute in fp32); "fp32", "amp" and "bf16" give fp32 weights (autocast is the engine's job).
+
+    Returns:
+        ``clip.model.CLIP`` (``.dtype`` fp16 or fp32); the caller moves it to its device.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"TRAINER.COOP.PREC: expected one of {PRECISIONS}, got {precision!r}")
+    path = _resolve(name_or_path)
+    state_dict = _read_state_dict(path)
+    if not isinstance(state_dict, Mapping) or "text_projection" not in state_dict:
+        raise ValueError(f"{path}: no 'text_projection' tensor, so this is not a CLIP state dict")
+    try:
+        model = clip.model.build_model(dict(state_dict))
+    except (KeyError, RuntimeError) as err:
+        reason = " ".join(str(err).split())[:200]
+        raise ValueError(f"{path}: state dict does not build a CLIP model ({type(err).__name__}: {reason})") from err
+    if precision != "fp16":
+        model = model.float()
+    return model.eval()

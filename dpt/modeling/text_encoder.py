@@ -1,0 +1,70 @@
+"""CLIP's text forward on prompt embeddings: the one text path for hand-crafted and learned prompts.
+
+Why: CoOp-style prompt learning feeds embeddings, not token ids, into CLIP's frozen text transformer
+(REFERENCE.md 7.1). The fast path cuts every chunk of prompts to its longest EOT position + 1, which is
+exact because the causal mask keeps positions after EOT from influencing the EOT row, and clip-anytorch's
+ResidualAttentionBlock slices its mask to the sequence length.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from dpt.modeling.clip_import import clip
+
+
+class TextEncoder(nn.Module):
+    """Positional embedding -> CLIP transformer (causal) -> ln_final -> EOT row -> @ text_projection.
+
+    Holds references to CLIP's frozen text modules (never copies). ``truncate=False`` is the plain
+    77-token reference path, equal to ``clip_model.encode_text``.
+    """
+
+    def __init__(self, clip_model: clip.model.CLIP, truncate: bool = True, chunk_size: int = 256) -> None:
+        super().__init__()
+        if chunk_size < 1:
+            raise ValueError(f"TextEncoder chunk_size: expected a positive int, got {chunk_size}")
+        self.token_embedding = clip_model.token_embedding
+        self.transformer = clip_model.transformer
+        self.ln_final = clip_model.ln_final
+        self.positional_embedding = clip_model.positional_embedding
+        self.text_projection = clip_model.text_projection
+        self.truncate = truncate
+        self.chunk_size = chunk_size
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """CLIP's compute dtype on the text side (fp16 or fp32)."""
+        return self.text_projection.dtype
+
+    def _encode(self, embeds: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
+        """embeds [N, L, D], eot [N] (each < L) -> [N, E]."""
+        length = embeds.shape[1]
+        x = embeds.type(self.dtype) + self.positional_embedding[:length].type(self.dtype)
+        x = self.transformer(x.permute(1, 0, 2))  # NLD -> LND -> blocks
+        x = self.ln_final(x.permute(1, 0, 2)).type(self.dtype)  # LND -> NLD, [N, L, D]
+        return x[torch.arange(x.shape[0], device=x.device), eot] @ self.text_projection
+
+    def forward(self, prompt_embeds: torch.Tensor, tokenized: torch.Tensor) -> torch.Tensor:
+        """Encode prompts given as token embeddings.
+
+        Args:
+            prompt_embeds: [N, 77, D] token embeddings (CLIP dtype), D = transformer width.
+            tokenized: [N, 77] int64 token ids; the EOT (highest id) position picks the output row.
+
+        Returns:
+            [N, E] unnormalised text features in CLIP dtype.
+        """
+        eot = tokenized.argmax(dim=-1)  # [N]
+        if not self.truncate:
+            return self._encode(prompt_embeds, eot)
+        chunks = []
+        for start in range(0, prompt_embeds.shape[0], self.chunk_size):
+            chunk_eot = eot[start : start + self.chunk_size]
+            length = int(chunk_eot.max()) + 1
+            chunks.append(self._encode(prompt_embeds[start : start + self.chunk_size, :length], chunk_eot))
+        return torch.cat(chunks)
+
+    def encode_text_tokens(self, tokenized: torch.Tensor) -> torch.Tensor:
+        """Hand-crafted prompts: tokenized [N, 77] int64 -> [N, E] unnormalised (CLIP dtype)."""
+        return self(self.token_embedding(tokenized), tokenized)

@@ -1,0 +1,1 @@
+"""Command-line tools: log parsing, result tables, paper comparison and plots."""

@@ -1,0 +1,125 @@
+"""DataManager: loaders, batch dicts, iterations per epoch, summary table and image errors."""
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import RandomSampler, SequentialSampler
+
+from dpt.data import DataManager, build_data_loader, read_image
+from fixtures_data import make_data_cfg, make_dataset
+
+
+@pytest.fixture(scope="module")
+def eurosat_root(tmp_path_factory):
+    """10 classes x 16 train images: 1 / 4 / 16 shots give 10 / 40 / 160 training images."""
+    root = tmp_path_factory.mktemp("eurosat")
+    make_dataset(root, "EuroSAT", n_classes=10, n_train=16, n_val=4, n_test=2, size=(16, 16))
+    return root
+
+
+@pytest.mark.parametrize("shots, n_train, iters", [(1, 10, 1), (4, 40, 1), (16, 160, 5)])
+def test_iterations_per_epoch(eurosat_root, shots, n_train, iters):
+    random.seed(1)
+    dm = DataManager(make_data_cfg(eurosat_root, "EuroSAT", num_shots=shots, opts={"VERBOSE": False}))
+    assert len(dm.dataset.train_x) == n_train
+    assert len(dm.train_loader_x) == iters
+    assert dm.train_loader_x.drop_last == (n_train >= 32)
+    assert isinstance(dm.train_loader_x.sampler, RandomSampler)
+    assert isinstance(dm.test_loader.sampler, SequentialSampler)
+    assert len(dm.test_loader) == 1 and dm.test_loader.drop_last is False  # 20 test images, batch 32
+    assert len(dm.val_loader.dataset) == 10 * min(shots, 4)
+
+
+def test_batch_dict(eurosat_root):
+    random.seed(1)
+    cfg = make_data_cfg(eurosat_root, "EuroSAT", num_shots=4, size=(24, 24), opts={"VERBOSE": False})
+    dm = DataManager(cfg)
+    batch = next(iter(dm.train_loader_x))
+    assert set(batch) == {"img", "label", "domain", "impath", "index"}
+    assert batch["img"].shape == (32, 3, 24, 24) and batch["img"].dtype == torch.float32
+    for key in ("label", "domain", "index"):
+        assert batch[key].dtype == torch.int64 and batch[key].shape == (32,)
+    assert batch["domain"].eq(0).all()
+    items = dm.dataset.train_x
+    assert [items[i].impath for i in batch["index"]] == list(batch["impath"])
+    assert [items[i].label for i in batch["index"]] == batch["label"].tolist()
+    test_batch = next(iter(dm.test_loader))
+    assert test_batch["index"].tolist() == list(range(20))  # sequential
+    assert dm.num_classes == 10 and dm.classnames[0] == "Annual Crop Land" and dm.lab2cname[9] == "Sea or Lake"
+
+
+def test_k_transforms_and_img0(eurosat_root):
+    cfg = make_data_cfg(eurosat_root, "EuroSAT", num_shots=1, size=(16, 16),
+                        opts={"VERBOSE": False, "DATALOADER.K_TRANSFORMS": 2, "DATALOADER.RETURN_IMG0": True})
+    random.seed(1)
+    dm = DataManager(cfg)
+    sample = dm.train_loader_x.dataset[0]
+    assert isinstance(sample["img"], list) and len(sample["img"]) == 2
+    assert all(v.shape == (3, 16, 16) for v in sample["img"])
+    # img0: resized to INPUT.SIZE (the synthetic images are 16 x 16 already), to tensor, normalised.
+    pixels = torch.from_numpy(np.asarray(read_image(sample["impath"]), dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean, std = torch.tensor(cfg.INPUT.PIXEL_MEAN).view(3, 1, 1), torch.tensor(cfg.INPUT.PIXEL_STD).view(3, 1, 1)
+    torch.testing.assert_close(sample["img0"], (pixels - mean) / std, atol=1e-5, rtol=0)
+    test_sample = dm.test_loader.dataset[0]
+    assert torch.is_tensor(test_sample["img"])  # K views only for training
+
+
+def test_summary_table(eurosat_root, capsys):
+    random.seed(1)
+    DataManager(make_data_cfg(eurosat_root, "EuroSAT", num_shots=2))
+    out = capsys.readouterr().out
+    assert "Loading dataset: EuroSAT" in out
+    lines = out.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("Dataset")))
+    rows = [line.split(None, 1) if not line.startswith("#") else line.rsplit(None, 1) for line in lines[start : start + 5]]
+    assert rows == [["Dataset", "EuroSAT"], ["# classes", "10"], ["# train_x", "20"], ["# val", "20"], ["# test", "20"]]
+
+
+def test_variant_has_no_val_loader(tmp_path):
+    make_dataset(tmp_path, "ImageNetSketch", n_classes=2, n_test=3)
+    dm = DataManager(make_data_cfg(tmp_path, "ImageNetSketch", opts={"VERBOSE": False}))
+    assert dm.val_loader is None
+    assert len(dm.train_loader_x.dataset) == len(dm.test_loader.dataset) == 6
+
+
+def test_workers_are_persistent(eurosat_root):
+    random.seed(1)
+    cfg = make_data_cfg(eurosat_root, "EuroSAT", num_shots=1, opts={"VERBOSE": False, "DATALOADER.NUM_WORKERS": 1})
+    dm = DataManager(cfg)
+    assert dm.train_loader_x.num_workers == 1 and dm.train_loader_x.persistent_workers is True
+    assert dm.train_loader_x.pin_memory is False  # no CUDA here
+
+
+def test_corrupt_image_names_the_file(tmp_path):
+    info = make_dataset(tmp_path, "DescribableTextures", n_classes=2, n_train=1, n_val=1, n_test=1)
+    bad = os.path.join(info["image_dir"], info["test"][0][0])
+    with open(bad, "wb") as f:
+        f.write(b"not a jpeg")
+    dm = DataManager(make_data_cfg(tmp_path, "DescribableTextures", opts={"VERBOSE": False}))
+    with pytest.raises(OSError, match=f"cannot read image {bad}: cannot identify image file"):
+        next(iter(dm.test_loader))
+
+
+def test_truncated_image_names_the_file(tmp_path):
+    path = tmp_path / "cut.jpg"
+    make_dataset(tmp_path, "DescribableTextures", n_classes=2, n_train=1, n_val=1, n_test=1)
+    src = next((tmp_path / "dtd" / "images" / "banded").iterdir())
+    path.write_bytes(src.read_bytes()[:200])
+    with pytest.raises(OSError, match=f"cannot read image {path}: .*[Tt]runcated"):
+        read_image(str(path))
+
+
+def test_empty_split_loader_error(tmp_path):
+    cfg = make_data_cfg(tmp_path, "EuroSAT")
+    with pytest.raises(ValueError, match="dataset EuroSAT val: the split is empty"):
+        build_data_loader(cfg, "SequentialSampler", [], 4, None, False, "dataset EuroSAT val")
+
+
+def test_unknown_sampler(eurosat_root):
+    random.seed(1)
+    opts = {"VERBOSE": False, "DATALOADER.TRAIN_X.SAMPLER": "RandomDomainSampler"}
+    cfg = make_data_cfg(eurosat_root, "EuroSAT", num_shots=1, opts=opts)
+    with pytest.raises(ValueError, match="sampler 'RandomDomainSampler' is not supported; valid: RandomSampler, SequentialSampler"):
+        DataManager(cfg)

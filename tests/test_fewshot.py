@@ -1,0 +1,194 @@
+"""Few-shot subsets against an independent re-statement of Dassl's sampler, and the JSON cache."""
+import json
+import os
+import pickle
+import random
+from collections import defaultdict
+
+import pytest
+
+from dpt.data import build_dataset, generate_fewshot_dataset
+from dpt.data.datum import Datum
+from fixtures_data import make_data_cfg, make_dataset
+
+
+def reference_fewshot(items, num_shots):
+    """Dassl's generate_fewshot_dataset (repeat=False) written from its description (REFERENCE 2.4)."""
+    by_label = defaultdict(list)
+    for item in items:
+        by_label[item[1]].append(item)
+    out = []
+    for label in by_label:
+        group = by_label[label]
+        out += random.sample(group, num_shots) if len(group) >= num_shots else group
+    return out
+
+
+def json_split(info, split):
+    return [(os.path.join(info["image_dir"], rel), label, cname) for rel, label, cname in info[split]]
+
+
+def keys(items):
+    return [(d.impath, d.label, d.classname) for d in items]
+
+
+@pytest.fixture
+def pets(tmp_path):
+    """5 classes; 12 train / 6 val images per class in a class-interleaved JSON order."""
+    info = make_dataset(tmp_path, "OxfordPets", n_classes=5, n_train=12, n_val=6, n_test=2, seed=3)
+    return tmp_path, info
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("shots", [1, 2, 4, 8])
+def test_subset_matches_reference_sampler(pets, seed, shots):
+    root, info = pets
+    random.seed(seed)
+    dataset = build_dataset(make_data_cfg(root, "OxfordPets", num_shots=shots, seed=seed))
+    random.seed(seed)
+    expected_train = reference_fewshot(json_split(info, "train"), shots)
+    expected_val = reference_fewshot(json_split(info, "val"), min(shots, 4))
+    assert keys(dataset.train_x) == expected_train
+    assert keys(dataset.val) == expected_val
+    assert len(dataset.train_x) == 5 * shots
+    assert len(dataset.val) == 5 * min(shots, 4)
+    assert len(dataset.test) == 10  # test is never sampled
+
+
+def test_labels_visited_in_first_appearance_order(pets):
+    root, info = pets
+    first_seen = list(dict.fromkeys(label for _, label, _ in info["train"]))
+    assert first_seen != sorted(first_seen), "fixture should interleave classes out of label order"
+    random.seed(5)
+    dataset = build_dataset(make_data_cfg(root, "OxfordPets", num_shots=2, seed=5))
+    assert [d.label for d in dataset.train_x][::2] == first_seen
+
+
+def test_fewer_images_than_shots_warns_and_takes_all(pets):
+    root, info = pets
+    random.seed(1)
+    with pytest.warns(UserWarning, match="fewer than 16 shots; taking all"):
+        dataset = build_dataset(make_data_cfg(root, "OxfordPets", num_shots=16, seed=1))
+    assert sorted(keys(dataset.train_x)) == sorted(json_split(info, "train"))
+    random.seed(1)
+    assert keys(dataset.train_x) == reference_fewshot(json_split(info, "train"), 16)
+    assert len(dataset.val) == 5 * 4
+
+
+def test_generate_fewshot_without_shots_returns_all(tmp_path):
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"x")
+    items = [Datum(str(path), i % 2) for i in range(5)]
+    assert generate_fewshot_dataset(items, 0) == items
+    assert generate_fewshot_dataset(items, -1) == items
+
+
+def test_cache_round_trip_atomic_and_reused(pets, capsys):
+    root, info = pets
+    cfg = make_data_cfg(root, "OxfordPets", num_shots=4, seed=7)
+    random.seed(7)
+    first = build_dataset(cfg)
+    cache = os.path.join(info["dataset_dir"], "split_fewshot", "shot_4-seed_7.json")
+    assert f"Saving preprocessed few-shot data to {cache}" in capsys.readouterr().out
+    assert sorted(os.listdir(os.path.dirname(cache))) == ["shot_4-seed_7.json"]  # no temporary file left
+    with open(cache) as f:
+        data = json.load(f)
+    assert set(data) == {"train", "val"}
+    image_dir = info["image_dir"]
+    assert [(os.path.join(image_dir, r), y, c) for r, y, c in data["train"]] == keys(first.train_x)
+    assert [(os.path.join(image_dir, r), y, c) for r, y, c in data["val"]] == keys(first.val)
+    assert all(not os.path.isabs(r) for r, _, _ in data["train"])
+
+    mtime = os.stat(cache).st_mtime_ns
+    random.seed(12345)  # a different RNG state must not matter once the cache exists
+    second = build_dataset(cfg)
+    assert f"Loading preprocessed few-shot data from {cache}" in capsys.readouterr().out
+    assert os.stat(cache).st_mtime_ns == mtime
+    assert keys(second.train_x) == keys(first.train_x)
+    assert keys(second.val) == keys(first.val)
+
+
+def test_cache_survives_moving_the_data_folder(pets):
+    root, info = pets
+    random.seed(2)
+    before = build_dataset(make_data_cfg(root, "OxfordPets", num_shots=2, seed=2))
+    moved = root.parent / "moved"
+    os.rename(root, moved)
+    random.seed(99)
+    after = build_dataset(make_data_cfg(moved, "OxfordPets", num_shots=2, seed=2))
+    assert [d.impath.replace(str(moved), str(root)) for d in after.train_x] == [d.impath for d in before.train_x]
+
+
+class _Explodes:
+    """Unpickling this creates a marker file; the reader must never unpickle Dassl caches."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_dassl_pickle_cache_is_ignored(pets, tmp_path, capsys):
+    root, info = pets
+    marker = tmp_path / "unpickled"
+    pkl = os.path.join(info["dataset_dir"], "split_fewshot", "shot_2-seed_1.pkl")
+    os.makedirs(os.path.dirname(pkl))
+    with open(pkl, "wb") as f:
+        pickle.dump({"train": _Explodes(str(marker))}, f)
+    random.seed(1)
+    dataset = build_dataset(make_data_cfg(root, "OxfordPets", num_shots=2, seed=1))
+    assert not marker.exists()
+    assert f"ignoring Dassl pickle cache {pkl}" in capsys.readouterr().out
+    random.seed(1)
+    assert keys(dataset.train_x) == reference_fewshot(json_split(info, "train"), 2)
+
+
+def test_corrupt_cache_raises_naming_it(pets):
+    root, info = pets
+    cache = os.path.join(info["dataset_dir"], "split_fewshot", "shot_1-seed_1.json")
+    os.makedirs(os.path.dirname(cache))
+    with open(cache, "w") as f:
+        f.write('{"train": [["Abyssinian_1.jpg", 0')
+    with pytest.raises(ValueError, match=f"{cache}: corrupt few-shot cache"):
+        build_dataset(make_data_cfg(root, "OxfordPets", num_shots=1, seed=1))
+    with open(cache, "w") as f:
+        json.dump({"train": []}, f)
+    with pytest.raises(ValueError, match="expected keys train, val"):
+        build_dataset(make_data_cfg(root, "OxfordPets", num_shots=1, seed=1))
+
+
+def test_cache_listing_missing_image_names_it(pets):
+    root, info = pets
+    cache = os.path.join(info["dataset_dir"], "split_fewshot", "shot_1-seed_1.json")
+    os.makedirs(os.path.dirname(cache))
+    with open(cache, "w") as f:
+        json.dump({"train": [["gone_1.jpg", 0, "gone"]], "val": []}, f)
+    missing = os.path.join(info["image_dir"], "gone_1.jpg")
+    with pytest.raises(FileNotFoundError, match=f"image not found: {missing} .*{cache} \\[train\\] of dataset OxfordPets"):
+        build_dataset(make_data_cfg(root, "OxfordPets", num_shots=1, seed=1))
+
+
+def test_imagenet_samples_train_only_and_keeps_full_val(tmp_path):
+    info = make_dataset(tmp_path, "ImageNet", n_classes=3, n_train=5, n_test=4)
+    random.seed(3)
+    dataset = build_dataset(make_data_cfg(tmp_path, "ImageNet", num_shots=2, seed=3))
+    with open(os.path.join(info["dataset_dir"], "split_fewshot", "shot_2-seed_3.json")) as f:
+        assert set(json.load(f)) == {"train"}
+    train_dir = os.path.join(info["image_dir"], "train")
+    full_train = [
+        (os.path.join(train_dir, w, f"{w}_{k + 1}.JPEG"), y, c)
+        for y, (w, c) in enumerate(zip(info["wnids"], info["classnames"]))
+        for k in sorted(range(5), key=lambda k: f"{w}_{k + 1}.JPEG")
+    ]
+    random.seed(3)
+    assert keys(dataset.train_x) == reference_fewshot(full_train, 2)
+    assert len(dataset.val) == len(dataset.test) == 12
+    assert keys(dataset.val) == keys(dataset.test)
+
+
+def test_no_shots_touches_no_cache(pets):
+    root, info = pets
+    dataset = build_dataset(make_data_cfg(root, "OxfordPets", num_shots=-1))
+    assert len(dataset.train_x) == 60
+    assert not os.path.exists(os.path.join(info["dataset_dir"], "split_fewshot"))
