@@ -82,9 +82,6 @@ def fewshot_root(tmp_path):
         for seed, acc in enumerate(accs, start=1):
             folder = trained_dir(root, dataset, trainer, cfg, shots, variant, seed)
             write_log(folder, acc, finish=acc is not None)
-    # An older log beside a finished run is ignored (only log.txt counts).
-    older = trained_dir(root, "oxford_pets", "DPT", "vit_b32_deep_ep60", 16, DPT_VARIANT, 1)
-    write_log(older, 10.0, name="log.txt-2024-01-01-00-00-00")
     for dataset, acc in ZEROSHOT.items():
         write_log(os.path.join(root, "ZeroshotCLIP", "vit_b32", dataset), acc, eval_only=True)
     return root
@@ -410,3 +407,12 @@ def test_paper_csv_validation(tmp_path, capsys):
     write_log(str(root / "ZeroshotCLIP" / "vit_b32" / "dtd"), 40.0, eval_only=True)
     assert results.main([str(root), "--compare-paper", "--paper-csv", str(bad)]) == 1
     assert "relation '>='" in capsys.readouterr().err
+
+
+def test_resumed_run_reads_the_newest_finished_log(tmp_path):
+    """An interrupted run leaves log.txt unfinished; the resumed one writes log.txt-<timestamp> (Dassl)."""
+    folder = trained_dir(tmp_path, "eurosat", "CoOp", "vit_b32", 16, COOP_VARIANT, 1)
+    write_log(folder, acc=70.0, finish=False)
+    write_log(folder, acc=81.3, name="log.txt-2026-11-27-01-00-00")
+    runs = results.collect_runs(str(tmp_path), seeds=[1])
+    assert [(r.status, r.metrics["accuracy"]) for r in runs] == [("finished", 81.3)]

@@ -81,15 +81,18 @@ def _subdirs(path: str) -> List[str]:
 
 
 def _read_run(folder: str, **key) -> Run:
-    log = os.path.join(folder, "log.txt")
-    if not os.path.isfile(log):
+    """The newest finished log wins: a resumed run writes its new log to ``log.txt-<timestamp>`` (Dassl)."""
+    logs = sorted((n for n in os.listdir(folder) if n.startswith("log.txt-")), reverse=True)
+    logs += ["log.txt"] if os.path.isfile(os.path.join(folder, "log.txt")) else []
+    if not logs:
         return Run(path=folder, status="unfinished", metrics={}, note="no log.txt", **key)
-    result = parse_final_result(log)
-    if result.finished:
-        return Run(path=folder, status="finished", metrics=result.metrics, **key)
-    others = [n for n in os.listdir(folder) if n.startswith("log.txt-")]
-    note = result.reason + (f"; {len(others)} other log.txt-* file(s) not read" if others else "")
-    return Run(path=folder, status="unfinished", metrics={}, note=note, **key)
+    reason = ""
+    for name in logs:
+        result = parse_final_result(os.path.join(folder, name))
+        if result.finished:
+            return Run(path=folder, status="finished", metrics=result.metrics, **key)
+        reason = reason or result.reason
+    return Run(path=folder, status="unfinished", metrics={}, note=reason, **key)
 
 
 def _seed_runs(folder: str, seeds: Sequence[int], **key) -> List[Run]:
