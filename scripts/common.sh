@@ -1,5 +1,6 @@
 # Shared by the method scripts: argument parsing, the finished/unfinished check and the job runner.
-# Environment: DATA (dataset root, default ./data), OUTPUT (output root, default ./output), PYTHON (default python).
+# Environment: DATA (dataset root, default ./data), OUTPUT (output root, default ./output), PYTHON (default python),
+# TAG (run-folder suffix; default: derived from the overrides after --).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +36,7 @@ parse_args() {
   for ((i = 0; i < ${#OPTS[@]}; i += 2)); do
     SUFFIX+="_${OPTS[i]}-$(printf '%s' "${OPTS[i+1]}" | tr -c 'A-Za-z0-9.+-' '_')"
   done
+  if [ -n "${TAG:-}" ]; then SUFFIX="_$TAG"; fi
 }
 
 check_dataset() {
