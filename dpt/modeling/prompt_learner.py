@@ -75,14 +75,15 @@ class PromptLearner(nn.Module):
             n_ctx = len(ctx_init.split(" "))
             with torch.no_grad():
                 init_tokens = clip.tokenize(ctx_init).to(device)
-                ctx_vectors = embedding(init_tokens).type(dtype)[0, 1 : 1 + n_ctx].clone()  # [n_ctx, D]
+                ctx_vectors = embedding(init_tokens).float()[0, 1 : 1 + n_ctx].clone()  # [n_ctx, D]
             prompt_prefix = ctx_init
         else:
             if n_ctx < 1:
                 raise ValueError(f"TRAINER.COOP.N_CTX: expected >= 1 without CTX_INIT, got {n_ctx}")
             shape = (len(classnames), n_ctx, ctx_dim) if csc else (n_ctx, ctx_dim)
-            ctx_vectors = nn.init.normal_(torch.empty(shape, dtype=dtype, device=device), std=0.02)
+            ctx_vectors = nn.init.normal_(torch.empty(shape, device=device), std=0.02)
             prompt_prefix = " ".join(["X"] * n_ctx)
+        # fp32 master weights even for a fp16 CLIP, so one loss scaler can unscale every optimiser's gradients
         self.ctx = nn.Parameter(ctx_vectors)
 
         names = [name.replace("_", " ") for name in classnames]
@@ -105,7 +106,7 @@ class PromptLearner(nn.Module):
 
     def forward(self) -> torch.Tensor:
         """Prompt embeddings [n_cls, 77, D] (CLIP dtype), to pair with ``tokenized_prompts``."""
-        ctx = self.ctx
+        ctx = self.ctx.to(self.token_prefix.dtype)
         if ctx.dim() == 2:
             ctx = ctx.unsqueeze(0).expand(self.n_cls, -1, -1)  # [n_cls, n_ctx, D]
         prompts = torch.cat([self.token_prefix, ctx, self.token_suffix], dim=1)  # end layout [n_cls, 77, D]

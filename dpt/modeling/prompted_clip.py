@@ -49,7 +49,7 @@ class PromptedCLIP(nn.Module):
     """Frozen CLIP + optional CoOp text context, VPT-deep prompts and CAVPT generator.
 
     Args:
-        clip_model: ``clip.model.CLIP`` (frozen by ``freeze_clip``); new parts take its dtype and device.
+        clip_model: ``clip.model.CLIP`` (frozen by ``freeze_clip``); learnable parts take its device and stay fp32 (master weights; cast at use).
             Visual prompts need a ViT; ResNet backbones serve ZeroshotCLIP / CoOp.
         classnames: class names in label order ("_" becomes a space).
         template: hand-crafted template with one "{}" (CUSTOM_TEMPLATES[DATASET.NAME]) for the zero-shot
@@ -100,7 +100,7 @@ class PromptedCLIP(nn.Module):
         self.vpt_layers = tuple(int(i) for i in vpt_layers)
         self.cavpt_layers = tuple(int(i) for i in cavpt_layers)
         self.n_cls = len(classnames)
-        dtype, device = clip_model.dtype, clip_model.text_projection.device
+        device = clip_model.text_projection.device
 
         names = [name.replace("_", " ") for name in classnames]
         tokens = clip.tokenize([template.format(name) for name in names]).to(device)
@@ -113,7 +113,7 @@ class PromptedCLIP(nn.Module):
             self.prompt_learner = PromptLearner(clip_model, classnames, n_ctx, ctx_init, csc, class_token_position)
         self.visual_prompts: Optional[VisualPrompts] = None
         if self.vpt_layers:
-            self.visual_prompts = VisualPrompts(len(self.vpt_layers), n_vpt_ctx, self.vision.width).to(device, dtype)
+            self.visual_prompts = VisualPrompts(len(self.vpt_layers), n_vpt_ctx, self.vision.width).to(device)
         self.cavpt: Optional[ClassAwarePromptGenerator] = None
         self.n_cavpt = 0
         if self.cavpt_layers:
@@ -123,7 +123,7 @@ class PromptedCLIP(nn.Module):
             text_dim = clip_model.text_projection.shape[1]
             self.cavpt = ClassAwarePromptGenerator(
                 len(self.cavpt_layers), text_dim, self.vision.width, self.n_cls, n_key_tokens, attn_dim, shared_cavpt
-            ).to(device, dtype)
+            ).to(device)
 
     @property
     def logit_scale(self) -> torch.Tensor:
