@@ -76,6 +76,13 @@ _C.DATALOADER.NUM_WORKERS = 4
 _C.DATALOADER.K_TRANSFORMS = 1
 # Also return the un-augmented image as img0.
 _C.DATALOADER.RETURN_IMG0 = False
+# Decode the (few-shot) training images once and keep them in memory, within PRELOAD_MAX_GB.
+_C.DATALOADER.PRELOAD_TRAIN = True
+_C.DATALOADER.PRELOAD_MAX_GB = 4.0
+# Cache the resized + center-cropped test/val images as uint8 on disk (exact same tensors).
+_C.DATALOADER.CACHE_TEST = False
+# Where that cache goes (empty: <dataset folder>/image_cache/).
+_C.DATALOADER.CACHE_DIR = ""
 _C.DATALOADER.TRAIN_X = CN()
 _C.DATALOADER.TRAIN_X.SAMPLER = "RandomSampler"
 _C.DATALOADER.TRAIN_X.BATCH_SIZE = 32

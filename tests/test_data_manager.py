@@ -1,13 +1,16 @@
 """DataManager: loaders, batch dicts, iterations per epoch, summary table and image errors."""
 import os
+import pickle
 import random
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import RandomSampler, SequentialSampler
 
-from dpt.data import DataManager, build_data_loader, read_image
+from dpt.data import DataManager, build_data_loader, build_transform, read_image
+from dpt.data.transforms import split_at_to_tensor
 from fixtures_data import make_data_cfg, make_dataset
 
 
@@ -123,3 +126,124 @@ def test_unknown_sampler(eurosat_root):
     cfg = make_data_cfg(eurosat_root, "EuroSAT", num_shots=1, opts=opts)
     with pytest.raises(ValueError, match="sampler 'RandomDomainSampler' is not supported; valid: RandomSampler, SequentialSampler"):
         DataManager(cfg)
+
+
+# ---- fast paths: preloaded training images and the on-disk test cache ------------------------
+
+def batches(loader, seed):
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return list(loader)
+
+
+def fast_cfg(root, name="EuroSAT", shots=2, **keys):
+    cfg = make_data_cfg(root, name, num_shots=shots, size=(12, 12), opts={"VERBOSE": False})
+    for key, value in keys.items():
+        setattr(cfg.DATALOADER, key, value)  # keys the lead adds to dpt/config.py; set here until then
+    return cfg
+
+
+def test_preloaded_training_images_give_identical_batches(eurosat_root, monkeypatch, capsys):
+    random.seed(1)
+    plain = DataManager(fast_cfg(eurosat_root))
+    random.seed(1)
+    fast = DataManager(fast_cfg(eurosat_root, PRELOAD_TRAIN=True))
+    assert "Preloading 20 training images" in capsys.readouterr().out
+    for seed in (0, 1):
+        want = batches(plain.train_loader_x, seed)
+        with monkeypatch.context() as patch:  # the preloaded path must not open any file
+            patch.setattr("dpt.data.data_manager.read_image", lambda path: pytest.fail(f"read {path} again"))
+            got = batches(fast.train_loader_x, seed)
+        assert len(got) == len(want) == 1
+        for w, g in zip(want, got):
+            assert torch.equal(w["img"], g["img"]) and w["impath"] == g["impath"]
+
+
+def test_preload_respects_the_memory_budget(eurosat_root, capsys):
+    random.seed(1)
+    dm = DataManager(fast_cfg(eurosat_root, PRELOAD_TRAIN=True, PRELOAD_MAX_GB=1e-6))
+    assert "Note: not preloading 20 training images" in capsys.readouterr().out
+    assert dm.train_loader_x.dataset.images is None
+
+
+def test_test_cache_gives_identical_tensors_and_is_reused(tmp_path, capsys):
+    make_dataset(tmp_path, "DescribableTextures", n_classes=3, n_train=2, n_val=2, n_test=3)
+    cache_dir = tmp_path / "cache"
+    plain = DataManager(fast_cfg(tmp_path, "DescribableTextures", shots=-1))
+    fast = DataManager(fast_cfg(tmp_path, "DescribableTextures", shots=-1, CACHE_TEST=True, CACHE_DIR=str(cache_dir)))
+    assert "Building test image cache" in capsys.readouterr().out
+    files = sorted(os.listdir(cache_dir))
+    assert len(files) == 2 and all(f.startswith("DescribableTextures_") and f.endswith(".npy") for f in files)
+    for loader_name in ("test_loader", "val_loader"):
+        want, got = list(getattr(plain, loader_name)), list(getattr(fast, loader_name))
+        for w, g in zip(want, got):
+            assert torch.equal(w["img"], g["img"]) and w["impath"] == g["impath"]
+            assert torch.equal(w["label"], g["label"])
+    mtimes = {f: os.stat(cache_dir / f).st_mtime_ns for f in files}
+    DataManager(fast_cfg(tmp_path, "DescribableTextures", shots=-1, CACHE_TEST=True, CACHE_DIR=str(cache_dir)))
+    assert "Loading test image cache from" in capsys.readouterr().out
+    assert {f: os.stat(cache_dir / f).st_mtime_ns for f in os.listdir(cache_dir)} == mtimes
+
+
+def test_test_cache_follows_changed_images(tmp_path):
+    info = make_dataset(tmp_path, "DescribableTextures", n_classes=2, n_train=1, n_val=1, n_test=2)
+    cfg = fast_cfg(tmp_path, "DescribableTextures", shots=-1, CACHE_TEST=True, CACHE_DIR=str(tmp_path / "c"))
+    before = DataManager(cfg).test_loader.dataset.images.path
+    changed = os.path.join(info["image_dir"], info["test"][0][0])
+    Image.new("RGB", (40, 32), (255, 0, 0)).save(changed)
+    dm = DataManager(cfg)
+    assert dm.test_loader.dataset.images.path != before
+    index = [d.impath for d in dm.dataset.test].index(changed)
+    red = dm.test_loader.dataset.images[index].reshape(-1, 3).mean(0)  # the new, (almost) pure red image
+    assert red[0] > 250 and red[1] < 5 and red[2] < 5
+
+
+def test_imagenet_val_and_test_share_one_cache_file(tmp_path):
+    make_dataset(tmp_path, "ImageNet", n_classes=2, n_train=1, n_test=2)
+    cache_dir = tmp_path / "c"
+    dm = DataManager(fast_cfg(tmp_path, "ImageNet", shots=-1, CACHE_TEST=True, CACHE_DIR=str(cache_dir)))
+    assert dm.val_loader.dataset.images.path == dm.test_loader.dataset.images.path
+    assert len(os.listdir(cache_dir)) == 1
+
+
+def test_test_cache_skipped_with_img0(tmp_path, capsys):
+    make_dataset(tmp_path, "DescribableTextures", n_classes=2, n_train=1, n_val=1, n_test=1)
+    cfg = fast_cfg(tmp_path, "DescribableTextures", shots=-1, CACHE_TEST=True, CACHE_DIR=str(tmp_path / "c"))
+    cfg.DATALOADER.RETURN_IMG0 = True
+    dm = DataManager(cfg)
+    assert "CACHE_TEST ignored: DATALOADER.RETURN_IMG0 needs the original images" in capsys.readouterr().out
+    assert dm.test_loader.dataset.images is None and not (tmp_path / "c").exists()
+
+
+def _build_cache(args):
+    items, cache_dir = args
+    from dpt.data.image_cache import load_test_cache
+    from dpt.data.transforms import build_transform, split_at_to_tensor
+
+    prefix, _ = split_at_to_tensor(build_transform(fast_cfg("/unused"), is_train=False))
+    return load_test_cache(items, prefix, cache_dir, "EuroSAT", "test").path
+
+
+def test_concurrent_cache_writers(eurosat_root, tmp_path):
+    import multiprocessing
+
+    random.seed(1)
+    dm = DataManager(fast_cfg(eurosat_root, shots=1))
+    items, cache_dir = dm.dataset.test, str(tmp_path / "c")
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        paths = pool.map(_build_cache, [(items, cache_dir)] * 3)
+    assert len(set(paths)) == 1 and os.listdir(cache_dir) == [os.path.basename(paths[0])]  # no temporary files
+    cached = np.load(paths[0])
+    prefix, _ = split_at_to_tensor(build_transform(fast_cfg(eurosat_root), is_train=False))
+    for i, item in enumerate(items):
+        assert np.array_equal(cached[i], np.asarray(prefix(read_image(item.impath))))
+
+
+def test_mapped_images_pickle_as_a_path(tmp_path):
+    make_dataset(tmp_path, "DescribableTextures", n_classes=2, n_train=1, n_val=1, n_test=2)
+    cfg = fast_cfg(tmp_path, "DescribableTextures", shots=-1, CACHE_TEST=True, CACHE_DIR=str(tmp_path / "c"))
+    images = DataManager(cfg).test_loader.dataset.images
+    blob = pickle.dumps(images)
+    assert len(blob) < 1000
+    clone = pickle.loads(blob)
+    assert all(np.array_equal(clone[i], images[i]) for i in range(len(images)))

@@ -338,3 +338,22 @@ def test_datum_is_read_only_and_checks_the_file(tmp_path):
         item.label = 4
     with pytest.raises(FileNotFoundError, match="image not found: .*nope.jpg \\(listed in split.json\\)"):
         Datum(str(tmp_path / "nope.jpg"), 0, source="split.json")
+
+
+def test_data_root_fixture_holds_readable_datasets(data_root):
+    for name in ("OxfordPets", "EuroSAT", "DescribableTextures", "Caltech101", "FGVCAircraft", "ImageNet"):
+        dataset = build_dataset(make_data_cfg(data_root, name))
+        assert dataset.num_classes == 3 and len(dataset.train_x) == 18
+
+
+def test_learnable_images_have_one_colour_per_class(tmp_path):
+    from PIL import Image
+
+    info = make_dataset(tmp_path, "EuroSAT", n_classes=4, learnable=True)
+    means = defaultdict(list)
+    for rel, label, _ in info["train"]:
+        means[label].append(np.asarray(Image.open(os.path.join(info["image_dir"], rel)), np.float32).mean((0, 1)))
+    centres = {y: np.mean(m, 0) for y, m in means.items()}
+    spread = max(np.abs(m - centres[y]).max() for y, ms in means.items() for m in ms)
+    gap = min(np.abs(centres[a] - centres[b]).max() for a in centres for b in centres if a < b)
+    assert spread < 5 and gap > 50

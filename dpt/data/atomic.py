@@ -38,3 +38,30 @@ def write_json_atomic(obj: Any, path: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=4, separators=(",", ": "))
+
+
+def write_json_once(obj: Any, path: str) -> bool:
+    """Write ``obj`` as JSON at ``path`` unless it exists; True if this call created the file.
+
+    Why: runs racing to create the same few-shot cache may hold different samples (one of them
+    drew its split with extra RNG calls); letting only the first publish, and the others read
+    what it wrote, keeps every run on the subset the file records. The complete temporary file
+    is hard-linked into place, which fails if ``path`` exists; where links are unsupported, the
+    last writer wins as in ``write_json_atomic``.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=4, separators=(",", ": "))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this file system
+            os.replace(tmp, path)
+        return True
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

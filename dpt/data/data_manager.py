@@ -1,18 +1,22 @@
 """DataManager: dataset -> transforms -> train/val/test loaders, as Dassl builds them (REFERENCE 3)."""
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torchvision.transforms as T
+from PIL import Image
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 from yacs.config import CfgNode
 
 from dpt.data.build import build_dataset
 from dpt.data.datum import Datum
+from dpt.data.image_cache import PackedImages, image_shapes, load_test_cache
 from dpt.data.images import read_image
-from dpt.data.transforms import build_transform, interpolation_mode
+from dpt.data.transforms import build_transform, interpolation_mode, split_at_to_tensor
 
 Transform = Callable[[Any], Any]
 
@@ -25,14 +29,20 @@ class DatasetWrapper(Dataset):
     With a list of transforms the outputs are ``img``, ``img2``, ...; with K_TRANSFORMS = K > 1
     (train only) each is a list of K augmented views; RETURN_IMG0 adds ``img0``, the image
     resized to INPUT.SIZE without augmentation. Images are [3, H, W] float32 after ToTensor.
+
+    Args:
+        images: decoded uint8 ``[H, W, 3]`` arrays aligned with ``data_source`` (preloaded or
+            cached, see ``image_cache``), used instead of reading the files.
     """
 
     def __init__(
         self, cfg: CfgNode, data_source: Sequence[Datum],
         transform: Optional[Union[Transform, Sequence[Transform]]] = None, is_train: bool = False,
+        images: Optional[Sequence[np.ndarray]] = None,
     ) -> None:
         self.data_source = data_source
         self.transform = transform
+        self.images = images
         self.k_tfm = cfg.DATALOADER.K_TRANSFORMS if is_train else 1
         self.return_img0 = cfg.DATALOADER.RETURN_IMG0
         if self.k_tfm > 1 and transform is None:
@@ -51,7 +61,7 @@ class DatasetWrapper(Dataset):
     def __getitem__(self, idx: int) -> Dict[str, Any]:
         item = self.data_source[idx]
         output: Dict[str, Any] = {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx}
-        img0 = read_image(item.impath)
+        img0 = read_image(item.impath) if self.images is None else Image.fromarray(self.images[idx])
         if self.transform is None:
             output["img"] = img0
         elif isinstance(self.transform, (list, tuple)):
@@ -83,18 +93,20 @@ def build_data_loader(
     tfm: Optional[Union[Transform, Sequence[Transform]]],
     is_train: bool,
     where: str,
+    images: Optional[Sequence[np.ndarray]] = None,
 ) -> DataLoader:
     """A loader with Dassl's settings: ``drop_last = is_train and len >= batch_size`` (REFERENCE 3).
 
     Args:
         where: "<dataset> <split>", named in the error for an empty split.
+        images: decoded images replacing the file reads (see ``DatasetWrapper``).
     Config keys read: DATALOADER.NUM_WORKERS, K_TRANSFORMS, RETURN_IMG0, USE_CUDA, INPUT.*.
     """
     if not data_source:
         raise ValueError(f"{where}: the split is empty, cannot build a data loader")
     num_workers = cfg.DATALOADER.NUM_WORKERS
     loader = DataLoader(
-        DatasetWrapper(cfg, data_source, transform=tfm, is_train=is_train),
+        DatasetWrapper(cfg, data_source, transform=tfm, is_train=is_train, images=images),
         batch_size=batch_size,
         sampler=build_sampler(sampler_type, data_source),
         num_workers=num_workers,
@@ -136,27 +148,65 @@ class DataManager:
             print("* Using custom transform for testing")
             tfm_test = custom_tfm_test
 
-        name, loader_cfg = self.dataset.name, cfg.DATALOADER
+        loader_cfg = cfg.DATALOADER
         self.train_loader_x = build_data_loader(
             cfg, loader_cfg.TRAIN_X.SAMPLER, self.dataset.train_x, loader_cfg.TRAIN_X.BATCH_SIZE,
-            tfm_train, True, f"dataset {name} train_x",
+            tfm_train, True, f"dataset {self.dataset.name} train_x", images=self._preload(self.dataset.train_x),
         )
-        self.val_loader = None
-        if self.dataset.val:
-            self.val_loader = build_data_loader(
-                cfg, loader_cfg.TEST.SAMPLER, self.dataset.val, loader_cfg.TEST.BATCH_SIZE,
-                tfm_test, False, f"dataset {name} val",
-            )
-        self.test_loader = build_data_loader(
-            cfg, loader_cfg.TEST.SAMPLER, self.dataset.test, loader_cfg.TEST.BATCH_SIZE,
-            tfm_test, False, f"dataset {name} test",
-        )
+        use_cache = self._use_test_cache(tfm_test, custom_tfm_test is not None)
+        self.val_loader = self._eval_loader("val", tfm_test, use_cache) if self.dataset.val else None
+        self.test_loader = self._eval_loader("test", tfm_test, use_cache)
         self.num_classes = self.dataset.num_classes
         self.num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
         self.lab2cname = self.dataset.lab2cname
         self.classnames = self.dataset.classnames
         if cfg.VERBOSE:
             self.show_dataset_summary()
+
+    def _preload(self, items: Sequence[Datum]) -> Optional[PackedImages]:
+        """DATALOADER.PRELOAD_TRAIN: decode the training images once, if within DATALOADER.PRELOAD_MAX_GB."""
+        loader_cfg = self.cfg.DATALOADER
+        if not loader_cfg.PRELOAD_TRAIN:
+            return None
+        budget_gb = loader_cfg.PRELOAD_MAX_GB
+        shapes = image_shapes(items, max_bytes=int(budget_gb * 2**30))
+        if shapes is None:
+            print(f"Note: not preloading {len(items):,} training images: more than "
+                  f"DATALOADER.PRELOAD_MAX_GB = {budget_gb} GiB decoded")
+            return None
+        need_gb = sum(h * w * c for h, w, c in shapes) / 2**30
+        print(f"Preloading {len(items):,} training images ({need_gb:.3f} GiB) into memory")
+        return PackedImages(items, shapes)
+
+    def _use_test_cache(self, tfm_test: Any, custom: bool) -> bool:
+        """DATALOADER.CACHE_TEST, unless the test transform is custom or absent, or img0 is asked for."""
+        if not self.cfg.DATALOADER.CACHE_TEST:
+            return False
+        reasons = [
+            why for why, bad in (
+                ("a custom test transform is used", custom),
+                ("INPUT.NO_TRANSFORM is set", tfm_test is None),
+                ("DATALOADER.RETURN_IMG0 needs the original images", self.cfg.DATALOADER.RETURN_IMG0),
+            ) if bad
+        ]
+        if reasons:
+            print(f"Note: DATALOADER.CACHE_TEST ignored: {'; '.join(reasons)}")
+        return not reasons
+
+    def _eval_loader(self, split: str, tfm_test: Any, use_cache: bool) -> DataLoader:
+        """Val / test loader; with the cache the resize + crop come from disk, ToTensor onwards run live."""
+        cfg, items, images = self.cfg, getattr(self.dataset, split), None
+        if use_cache and items:
+            prefix, tfm_test = split_at_to_tensor(tfm_test)
+            cache_dir = cfg.DATALOADER.CACHE_DIR
+            if not cache_dir and not self.dataset.dataset_dir:
+                raise ValueError(f"dataset {self.dataset.name} has no folder: set DATALOADER.CACHE_DIR for CACHE_TEST")
+            cache_dir = cache_dir or os.path.join(self.dataset.dataset_dir, "image_cache")
+            images = load_test_cache(items, prefix, cache_dir, self.dataset.name, split, cfg.DATALOADER.NUM_WORKERS)
+        return build_data_loader(
+            cfg, cfg.DATALOADER.TEST.SAMPLER, items, cfg.DATALOADER.TEST.BATCH_SIZE,
+            tfm_test, False, f"dataset {self.dataset.name} {split}", images=images,
+        )
 
     def show_dataset_summary(self) -> None:
         """Print Dassl's two-column table: Dataset, # classes, # train_x, # val, # test."""

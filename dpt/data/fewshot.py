@@ -15,7 +15,7 @@ import random
 import warnings
 from typing import Dict, List, Sequence, Tuple
 
-from dpt.data.atomic import write_json_atomic
+from dpt.data.atomic import write_json_once
 from dpt.data.datum import Datum
 from dpt.data.splits import entries_from_items, group_by_label, items_from_entries, load_json
 
@@ -90,5 +90,8 @@ def load_or_create_fewshot(
     val = generate_fewshot_dataset(val, min(num_shots, 4), "val") if sample_val else list(val)
     print(f"Saving preprocessed few-shot data to {path}")
     splits = {"train": train, "val": val}
-    write_json_atomic({k: entries_from_items(splits[k], image_dir) for k in keys}, path)
+    if not write_json_once({k: entries_from_items(splits[k], image_dir) for k in keys}, path):
+        print(f"Another run created {path} meanwhile; using its subset")
+        data = _load_cache(path, image_dir, keys, dataset)
+        return data["train"], data["val"] if sample_val else list(val)
     return train, val

@@ -1,21 +1,23 @@
 """Fast data paths that give the same tensors as reading every image every epoch.
 
-- ``preload_images``: decode the (few-shot) training images once into uint8 arrays held by the
-  main process; forked loader workers share them copy-on-write, and augmentation runs on a PIL
-  view of the array, so every random crop / flip is what the plain path would produce.
-- ``test_cache``: the deterministic test-time steps (resize + center crop, everything before
-  ToTensor) stored once on disk as uint8 ``[N, H, W, 3]`` ``.npy`` and memory-mapped; ToTensor and
-  normalisation still run per sample. The file name carries a hash of the dataset, split, the
-  transform's repr, the torchvision / Pillow versions and every image's (path, size, mtime), so
-  changed images or settings select a new file. Concurrent creators each write a private temporary
-  file and ``os.replace`` it into place (identical contents; the last one wins).
+- ``PackedImages``: the (few-shot) training images decoded once into one uint8 buffer held by
+  the main process. Forked loader workers share it copy-on-write; under spawn / forkserver torch
+  passes the buffer through shared memory instead of copying it. Augmentation runs on a PIL view
+  of each array, so every random crop / flip equals the plain path's.
+- ``MappedImages`` / ``load_test_cache``: the deterministic test-time steps (resize + center
+  crop: everything before ToTensor) stored once on disk as uint8 ``[N, H, W, 3]`` ``.npy`` and
+  memory-mapped in each worker; ToTensor and normalisation still run per sample. The file name
+  carries a hash of the dataset, the transform's repr, the torchvision / Pillow versions and every
+  image's (path, size, mtime), so changed images or settings select a new file. Concurrent
+  creators each write a private temporary file and ``os.replace`` it into place (same contents;
+  the last one wins). Stale files are not deleted.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from typing import Callable, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import PIL
@@ -29,18 +31,87 @@ from dpt.data.datum import Datum
 from dpt.data.images import read_image
 
 
-def decoded_bytes(items: Sequence[Datum]) -> int:
-    """Memory the decoded RGB images would take, from the file headers only (no decoding)."""
-    total = 0
+def image_shapes(items: Sequence[Datum], max_bytes: Optional[int] = None) -> Optional[List[Tuple[int, int, int]]]:
+    """Decoded RGB shapes ``(H, W, 3)`` read from the file headers only (no decoding).
+
+    Returns None as soon as the decoded total passes ``max_bytes`` (so a full-size split is not
+    scanned to the end just to learn that it does not fit).
+    """
+    shapes, total = [], 0
     for item in items:
         with Image.open(item.impath) as img:
-            total += img.size[0] * img.size[1] * 3
-    return total
+            shapes.append((img.size[1], img.size[0], 3))
+        total += img.size[0] * img.size[1] * 3
+        if max_bytes is not None and total > max_bytes:
+            return None
+    return shapes
 
 
-def preload_images(items: Sequence[Datum]) -> List[np.ndarray]:
-    """Decode each image once: a list of uint8 ``[H, W, 3]`` arrays in ``items`` order."""
-    return [np.asarray(read_image(item.impath)) for item in items]
+class PackedImages:
+    """Decoded uint8 RGB images of varying sizes packed into one flat tensor.
+
+    ``images[i]`` is a read-only ``[H_i, W_i, 3]`` uint8 numpy view, equal to
+    ``np.asarray(read_image(items[i].impath))``.
+    """
+
+    def __init__(self, items: Sequence[Datum], shapes: Optional[Sequence[Tuple[int, int, int]]] = None) -> None:
+        self.shapes = list(shapes) if shapes is not None else image_shapes(items)
+        sizes = [h * w * c for h, w, c in self.shapes]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        self.data = torch.empty(self.offsets[-1], dtype=torch.uint8)  # [sum of H*W*3]
+        flat = self.data.numpy()
+        for i, item in enumerate(items):
+            pixels = np.asarray(read_image(item.impath))
+            if pixels.shape != self.shapes[i]:
+                raise ValueError(f"{item.impath}: decoded shape {pixels.shape} differs from its header {self.shapes[i]}")
+            flat[self.offsets[i] : self.offsets[i + 1]] = pixels.reshape(-1)
+
+    @property
+    def nbytes(self) -> int:
+        return self.offsets[-1]
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __getitem__(self, idx: int) -> np.ndarray:
+        view = self.data.numpy()[self.offsets[idx] : self.offsets[idx + 1]].reshape(self.shapes[idx])
+        view.flags.writeable = False
+        return view
+
+
+class MappedImages:
+    """A memory-mapped uint8 ``[N, H, W, 3]`` ``.npy``, opened lazily in each process.
+
+    Pickles as its path, so loader workers map the file instead of receiving a copy.
+    """
+
+    def __init__(self, path: str, expected_len: int) -> None:
+        self.path = path
+        self._array: Optional[np.ndarray] = None
+        array = self._open()
+        if array.dtype != np.uint8 or array.ndim != 4 or array.shape[0] != expected_len or array.shape[3] != 3:
+            raise ValueError(
+                f"{path}: image cache holds {array.dtype} {array.shape}, expected uint8 "
+                f"[{expected_len}, H, W, 3]; delete it to rebuild"
+            )
+        self.shape = array.shape
+
+    def _open(self) -> np.ndarray:
+        if self._array is None:
+            try:
+                self._array = np.load(self.path, mmap_mode="r")
+            except ValueError as err:
+                raise ValueError(f"{self.path}: corrupt image cache ({err}); delete it to rebuild") from err
+        return self._array
+
+    def __getstate__(self) -> Dict[str, object]:
+        return {"path": self.path, "shape": self.shape, "_array": None}
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: int) -> np.ndarray:
+        return self._open()[idx]  # [H, W, 3] uint8, read-only
 
 
 class _PrefixDataset(Dataset):
@@ -56,24 +127,23 @@ class _PrefixDataset(Dataset):
         return torch.from_numpy(np.array(self.prefix(read_image(self.items[idx].impath)), dtype=np.uint8))
 
 
-def test_cache_path(cache_dir: str, dataset: str, split: str, items: Sequence[Datum], prefix: Callable) -> str:
-    """``<cache_dir>/<dataset>_<split>_<digest>.npy``; the digest changes with images or settings."""
-    files = [(item.impath, *_stat(item.impath)) for item in items]
-    key = json.dumps([dataset, split, repr(prefix), torchvision.__version__, PIL.__version__, files])
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    return os.path.join(cache_dir, f"{dataset}_{split}_{digest}.npy")
+def cache_file(cache_dir: str, dataset: str, items: Sequence[Datum], prefix: Callable) -> str:
+    """``<cache_dir>/<dataset>_<digest>.npy``: the digest changes with the images or the settings.
+
+    The split name is not part of the key, so ImageNet's identical val and test share one file.
+    """
+    files = []
+    for item in items:
+        st = os.stat(item.impath)
+        files.append((item.impath, st.st_size, st.st_mtime_ns))
+    key = json.dumps([dataset, repr(prefix), torchvision.__version__, PIL.__version__, files])
+    return os.path.join(cache_dir, f"{dataset}_{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy")
 
 
-def _stat(path: str) -> tuple:
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
-
-
-def _write_test_cache(path: str, items: Sequence[Datum], prefix: Callable, num_workers: int) -> None:
+def _write_cache(path: str, items: Sequence[Datum], prefix: Callable, num_workers: int) -> None:
     loader = DataLoader(_PrefixDataset(items, prefix), batch_size=64, num_workers=num_workers)
     with atomic_path(path) as tmp:
-        array = None
-        start = 0
+        array, start = None, 0
         for batch in loader:  # [b, H, W, 3] uint8
             if array is None:
                 shape = (len(items),) + tuple(batch.shape[1:])
@@ -84,31 +154,22 @@ def _write_test_cache(path: str, items: Sequence[Datum], prefix: Callable, num_w
         del array
 
 
-def test_cache(
+def load_test_cache(
     items: Sequence[Datum], prefix: Callable, cache_dir: str, dataset: str, split: str, num_workers: int = 0
-) -> np.ndarray:
-    """The uint8 ``[N, H, W, 3]`` outputs of ``prefix`` for ``items``, built once, memory-mapped.
+) -> MappedImages:
+    """The uint8 ``[N, H, W, 3]`` outputs of ``prefix`` for ``items``: built once, then memory-mapped.
 
     Args:
         prefix: the deterministic PIL -> PIL steps of the test transform (see
             ``transforms.split_at_to_tensor``); all outputs must have one size (center crop).
         cache_dir: folder for the ``.npy`` files (created if missing).
-        dataset, split: names used in the file name and messages.
-        num_workers: loader workers used to build the cache.
+        dataset, split: for the file name and messages.
+        num_workers: loader workers used while building.
     """
-    path = test_cache_path(cache_dir, dataset, split, items, prefix)
+    path = cache_file(cache_dir, dataset, items, prefix)
     if os.path.exists(path):
-        print(f"Loading test-time image cache from {path}")
+        print(f"Loading {split} image cache from {path}")
     else:
-        print(f"Building test-time image cache {path} ({len(items)} images)")
-        _write_test_cache(path, items, prefix, num_workers)
-    try:
-        array = np.load(path, mmap_mode="r")
-    except ValueError as err:
-        raise ValueError(f"{path}: corrupt image cache ({err}); delete it to rebuild") from err
-    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[0] != len(items) or array.shape[3] != 3:
-        raise ValueError(
-            f"{path}: image cache holds {array.dtype} {array.shape}, expected uint8 [{len(items)}, H, W, 3]; "
-            "delete it to rebuild"
-        )
-    return array
+        print(f"Building {split} image cache {path} ({len(items):,} images)")
+        _write_cache(path, items, prefix, num_workers)
+    return MappedImages(path, len(items))

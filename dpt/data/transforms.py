@@ -10,7 +10,7 @@ the train pipeline (the test pipeline always center-crops).
 from __future__ import annotations
 
 import random
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -214,3 +214,16 @@ def _test_steps(cfg: CfgNode, names: Sequence[str], interp: InterpolationMode) -
     print(f"+ {size[0]}x{size[1]} center crop")
     steps: List[Callable] = [T.Resize(max(size), interpolation=interp), T.CenterCrop(size)]
     return steps + _tail(cfg, names, is_train=False)
+
+
+def split_at_to_tensor(tfm: T.Compose) -> Tuple[T.Compose, T.Compose]:
+    """Split a pipeline into its PIL steps (before ToTensor) and the tensor steps (ToTensor on).
+
+    For the test pipeline the first part is deterministic (resize + center crop), which is
+    what the on-disk test cache stores.
+    """
+    kinds = [type(t) for t in tfm.transforms]
+    if T.ToTensor not in kinds:
+        raise ValueError(f"transform has no ToTensor step to split at: {tfm}")
+    cut = kinds.index(T.ToTensor)
+    return T.Compose(tfm.transforms[:cut]), T.Compose(tfm.transforms[cut:])

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# One command for the paper's tables: bash scripts/reproduce.sh
+#  1. few-shot matrix: every METHOD x DATASET x SHOTS x SEED through scripts/<method>.sh (zero-shot: one run
+#     per dataset), finished runs skipped and unfinished ones resumed by those scripts;
+#  2. domain generalisation: the 16-shot ImageNet runs evaluated on DG_TARGETS (scripts/eval_dg.sh; zero-shot
+#     CLIP through scripts/zeroshot.sh), when imagenet is in DATASETS and 16 in SHOTS;
+#  3. REPORT/report.md with the dpt-results tables (few-shot and DG), results.csv and accuracy_vs_shots.png.
+# Environment (defaults in brackets):
+#   DATASETS [the 11 datasets]  SHOTS [1 2 4 8 16]  SEEDS [1 2 3]  METHODS [zeroshot coop vpt vlp dpt]
+#   DG_TARGETS [imagenetv2 imagenet_sketch imagenet_a imagenet_r]  DATA [./data]  OUTPUT [./output]
+#   REPORT [$OUTPUT/report]  PYTHON [python]  BACKBONE [vit_b32]
+#   GPUS      e.g. "0 1 2 3": one job per listed GPU at a time (CUDA_VISIBLE_DEVICES); empty: one job at a time
+#   EXTRA_OPTS  yacs overrides given to every job after "--", split at spaces, so write values without spaces:
+#             EXTRA_OPTS="INPUT.SIZE (224,224) TRAINER.COOP.PREC amp" (they also name the run folders)
+#   DRY_RUN=1 print the job list and exit
+# Each job's output goes to $OUTPUT/reproduce_logs/job<N>.log; the script exits 1 if any job failed.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DATASETS=${DATASETS:-"imagenet caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101"}
+SHOTS=${SHOTS:-"1 2 4 8 16"}
+SEEDS=${SEEDS:-"1 2 3"}
+METHODS=${METHODS:-"zeroshot coop vpt vlp dpt"}
+DG_TARGETS=${DG_TARGETS-"imagenetv2 imagenet_sketch imagenet_a imagenet_r"}
+GPUS=${GPUS:-}
+EXTRA_OPTS=${EXTRA_OPTS:-}
+export DATA=${DATA:-./data}
+export OUTPUT=${OUTPUT:-./output}
+export PYTHON=${PYTHON:-python}
+REPORT=${REPORT:-$OUTPUT/report}
+LOGS=$OUTPUT/reproduce_logs
+
+declare -A TRAINER_OF=([coop]=CoOp [vpt]=VPT [vlp]=VLP [dpt]=DPT)
+read -r -a EXTRA <<< "$EXTRA_OPTS"
+(( ${#EXTRA[@]} % 2 == 0 )) || { echo "error: EXTRA_OPTS must be KEY VALUE pairs, got: $EXTRA_OPTS" >&2; exit 2; }
+for method in $METHODS; do
+  [ "$method" = zeroshot ] || [ -n "${TRAINER_OF[$method]-}" ] || {
+    echo "error: METHODS: unknown method '$method'; valid: zeroshot coop vpt vlp dpt" >&2; exit 2; }
+done
+for dataset in $DATASETS $DG_TARGETS; do
+  [ -f "$REPO/configs/datasets/$dataset.yaml" ] || {
+    echo "error: unknown dataset '$dataset'; valid: $(ls "$REPO/configs/datasets" | sed 's/\.yaml$//' | tr '\n' ' ')" >&2
+    exit 2; }
+done
+for n in $SHOTS $SEEDS; do
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "error: SHOTS and SEEDS must be numbers, got '$n'" >&2; exit 2; }
+done
+
+# job WORDS...: one shell-quoted command line, ending with the extra overrides.
+job() {
+  local line
+  line=$(printf '%q ' bash "$@")
+  if (( ${#EXTRA[@]} )); then line+="-- $(printf '%q ' "${EXTRA[@]}")"; fi
+  printf '%s\n' "${line% }"
+}
+
+fewshot_jobs() {
+  local method dataset shots seed
+  for method in $METHODS; do
+    for dataset in $DATASETS; do
+      if [ "$method" = zeroshot ]; then job "$REPO/scripts/zeroshot.sh" "$dataset"; continue; fi
+      for shots in $SHOTS; do
+        for seed in $SEEDS; do job "$REPO/scripts/$method.sh" "$dataset" "$shots" "$seed"; done
+      done
+    done
+  done
+}
+
+dg_jobs() {
+  [[ " $DATASETS " == *" imagenet "* && " $SHOTS " == *" 16 "* ]] || return 0
+  local method target seed
+  for method in $METHODS; do
+    for target in $DG_TARGETS; do
+      if [ "$method" = zeroshot ]; then job "$REPO/scripts/zeroshot.sh" "$target"; continue; fi
+      for seed in $SEEDS; do job "$REPO/scripts/eval_dg.sh" "${TRAINER_OF[$method]}" "$target" "$seed"; done
+    done
+  done
+}
+
+if [ "${DRY_RUN:-0}" = 1 ]; then
+  fewshot_jobs
+  dg_jobs
+  exit 0
+fi
+
+# run_one "<N> <command>": run job N on this xargs slot's GPU, its output in LOGS/job<N>.log.
+run_one() {
+  local id=${1%% *} cmd=${1#* } gpus
+  read -r -a gpus <<< "$GPUS"
+  if (( ${#gpus[@]} )); then export CUDA_VISIBLE_DEVICES=${gpus[$DPT_SLOT]}; fi
+  echo "[start] job $id${CUDA_VISIBLE_DEVICES:+ (GPU $CUDA_VISIBLE_DEVICES)}: $cmd"
+  if eval "$cmd" > "$LOGS/job$id.log" 2>&1; then
+    echo "[done] job $id"
+  else
+    echo "[FAILED] job $id: see $LOGS/job$id.log"
+    echo "$id" >> "$LOGS/failed"
+  fi
+}
+export -f run_one
+export GPUS LOGS
+
+# run_phase FILE: run FILE's numbered command lines, one per GPU slot at a time; returns when all ended.
+run_phase() {
+  local slots
+  slots=$(wc -w <<< "$GPUS")
+  (( slots > 0 )) || slots=1
+  [ -s "$1" ] || return 0
+  xargs -d '\n' -n 1 -P "$slots" --process-slot-var=DPT_SLOT bash -c 'run_one "$1"' run_one < "$1"
+}
+
+mkdir -p "$LOGS"
+rm -f "$LOGS/failed"
+fewshot_jobs | awk '{print NR, $0}' > "$LOGS/jobs_fewshot.txt"
+offset=$(wc -l < "$LOGS/jobs_fewshot.txt")
+dg_jobs | awk -v o="$offset" '{print NR + o, $0}' > "$LOGS/jobs_dg.txt"
+total=$(( offset + $(wc -l < "$LOGS/jobs_dg.txt") ))
+echo "reproduce: $total jobs (${GPUS:+GPUs $GPUS, }logs in $LOGS)"
+run_phase "$LOGS/jobs_fewshot.txt"
+run_phase "$LOGS/jobs_dg.txt"  # after the ImageNet runs it evaluates have finished
+failed=$( [ -f "$LOGS/failed" ] && wc -l < "$LOGS/failed" || echo 0)
+
+# ---- report
+mkdir -p "$REPORT"
+read -r -a seed_list <<< "$SEEDS"
+tables=$("$PYTHON" -m dpt.tools.results "$OUTPUT" --seeds "${seed_list[@]}" --format markdown 2>&1) \
+  || tables="dpt-results failed: $tables"
+"$PYTHON" -m dpt.tools.results "$OUTPUT" --seeds "${seed_list[@]}" --format csv > "$REPORT/results.csv" 2>/dev/null \
+  || rm -f "$REPORT/results.csv"
+plot_note=$("$PYTHON" -m dpt.tools.plots "$OUTPUT" --seeds "${seed_list[@]}" --out "$REPORT" 2>&1) || true
+{
+  echo "# DPT reproduction report"
+  echo
+  echo "Generated $(date '+%Y-%m-%d %H:%M') by \`scripts/reproduce.sh\` from \`$OUTPUT\`."
+  echo
+  echo "- datasets: $DATASETS"
+  echo "- shots: $SHOTS; seeds: $SEEDS; methods: $METHODS"
+  echo "- domain generalisation targets: ${DG_TARGETS:-none}"
+  echo "- extra overrides: ${EXTRA_OPTS:-none}"
+  echo "- jobs: $total, failed: $failed (logs: \`$LOGS\`)"
+  echo
+  echo "## Results"
+  echo
+  echo "$tables"
+  echo
+  echo "## Accuracy vs shots"
+  echo
+  if [ -f "$REPORT/accuracy_vs_shots.png" ]; then echo "![accuracy vs shots](accuracy_vs_shots.png)"
+  else echo "No plot: $plot_note"; fi
+} > "$REPORT/report.md.tmp"
+mv "$REPORT/report.md.tmp" "$REPORT/report.md"
+echo "reproduce: wrote $REPORT/report.md"
+(( failed == 0 )) || { echo "reproduce: $failed job(s) failed, see $LOGS/failed" >&2; exit 1; }

@@ -1,0 +1,104 @@
+"""scripts/reproduce.sh: the job list of the paper's matrix (DRY_RUN) and a tiny real run up to report.md."""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from fixtures_data import make_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "reproduce.sh"
+
+
+def reproduce(cwd, **env):
+    full = {**os.environ, "PYTHON": sys.executable, **env}
+    return subprocess.run(["bash", str(SCRIPT)], cwd=cwd, env=full, capture_output=True, text=True, timeout=300)
+
+
+def test_dry_run_lists_the_matrix_and_dg_protocol(tmp_path):
+    done = reproduce(tmp_path, DRY_RUN="1", DATASETS="eurosat imagenet", SHOTS="1 16", SEEDS="1 2",
+                     METHODS="zeroshot coop dpt", EXTRA_OPTS="INPUT.SIZE (32,32) OPTIM.LR 0.1")
+    assert done.returncode == 0, done.stderr
+    jobs = [shlex.split(line) for line in done.stdout.splitlines()]
+    assert all(j[0] == "bash" and j[-5:] == ["--", "INPUT.SIZE", "(32,32)", "OPTIM.LR", "0.1"] for j in jobs)
+    calls = [(Path(j[1]).name, *j[2:-5]) for j in jobs]
+    expected = [("zeroshot.sh", d) for d in ("eurosat", "imagenet")]
+    expected += [(f"{m}.sh", d, s, seed) for m in ("coop", "dpt") for d in ("eurosat", "imagenet")
+                 for s in ("1", "16") for seed in ("1", "2")]
+    targets = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+    expected += [("zeroshot.sh", t) for t in targets]
+    expected += [("eval_dg.sh", trainer, t, seed) for trainer in ("CoOp", "DPT") for t in targets for seed in ("1", "2")]
+    assert calls == expected
+    assert not (tmp_path / "output").exists()  # a dry run writes nothing
+
+
+def test_dry_run_skips_dg_without_imagenet_16_shots_and_rejects_bad_names(tmp_path):
+    done = reproduce(tmp_path, DRY_RUN="1", DATASETS="imagenet", SHOTS="8", SEEDS="3", METHODS="vpt")
+    assert done.returncode == 0, done.stderr
+    assert [Path(shlex.split(line)[1]).name for line in done.stdout.splitlines()] == ["vpt.sh"]
+    bad = reproduce(tmp_path, DRY_RUN="1", METHODS="coop cocoop")
+    assert bad.returncode == 2 and "unknown method 'cocoop'" in bad.stderr
+    bad = reproduce(tmp_path, DRY_RUN="1", DATASETS="imagenet1k")
+    assert bad.returncode == 2 and "unknown dataset 'imagenet1k'" in bad.stderr
+
+
+def test_tiny_reproduction_renders_report(tmp_path, tiny_clip_path):
+    """EuroSAT + ImageNet, 16 shots, seed 1, zero-shot and CoOp, DG on ImageNet-A, two job slots."""
+    make_dataset(tmp_path / "data", "EuroSAT", n_classes=3, n_train=2, n_val=1, n_test=2, learnable=True)
+    make_dataset(tmp_path / "data", "ImageNet", n_classes=4, n_train=2, n_test=2, learnable=True)
+    make_dataset(tmp_path / "data", "ImageNetA", n_classes=2, n_test=2, learnable=True)
+    shutil.copy(tiny_clip_path, tmp_path / "tiny.pt")
+    extra = ("MODEL.BACKBONE.NAME tiny.pt INPUT.SIZE (32,32) TRAINER.COOP.PREC fp32 "
+             "DATALOADER.NUM_WORKERS 0 OPTIM.MAX_EPOCH 1")
+    env = dict(DATASETS="eurosat imagenet", SHOTS="16", SEEDS="1", METHODS="zeroshot coop", DG_TARGETS="imagenet_a",
+               GPUS="0 1", DATA="data", OUTPUT="out", EXTRA_OPTS=extra)
+    done = reproduce(tmp_path, **env)
+    logs = "".join(p.read_text()[-1500:] for p in sorted((tmp_path / "out/reproduce_logs").glob("job*.log")))
+    assert done.returncode == 0, done.stdout + done.stderr + logs
+    assert "reproduce: 6 jobs" in done.stdout
+    assert {"(GPU 0)", "(GPU 1)"} <= set(re.findall(r"\(GPU \d\)", done.stdout))
+
+    suffix = "_MODEL.BACKBONE.NAME-tiny.pt_INPUT.SIZE-_32_32__TRAINER.COOP.PREC-fp32_DATALOADER.NUM_WORKERS-0_OPTIM.MAX_EPOCH-1"
+    group = f"CoOp/vit_b32_16shots/nctx16_cscFalse_ctpend{suffix}"
+    assert (tmp_path / "out/eurosat" / group / "seed1/log.txt").is_file()
+    dg_log = (tmp_path / "out/evaluation" / group.replace("vit_b32_16", "vit_b32_ep50_16") / "imagenet_a/seed1/log.txt")
+    text = dg_log.read_text()  # the ImageNet model's last checkpoint, evaluated on the target's classes
+    assert re.search(r"^Dataset +ImageNetA$", text, re.M)
+    assert re.search(r'^Loading weights to prompt_learner from ".*/imagenet/CoOp/.*/seed1/prompt_learner/'
+                     r'model\.pth\.tar-1"', text, re.M)
+    assert re.search(r"^\* accuracy: [\d.]+%$", text, re.M)
+
+    report = (tmp_path / "out/report/report.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| CoOp")]
+    assert len(rows) == 2  # the few-shot row and the DG row
+    assert any(re.search(r"\| ZeroshotCLIP .*\| [\d.]+ ", line) for line in report.splitlines())
+    assert "![accuracy vs shots](accuracy_vs_shots.png)" in report and "failed: 0" in report
+    with Image.open(tmp_path / "out/report/accuracy_vs_shots.png") as img:
+        assert img.size[0] > 100 and img.size[1] > 100
+    assert (tmp_path / "out/report/results.csv").read_text().count("CoOp") >= 2
+
+    again = reproduce(tmp_path, **env)  # everything finished: every job is skipped
+    assert again.returncode == 0
+    skipped = [p.read_text() for p in (tmp_path / "out/reproduce_logs").glob("job*.log")]
+    assert len(skipped) == 6 and all(t.startswith("Skip: the results exist") for t in skipped)
+
+
+def test_eval_dg_needs_one_finished_imagenet_run(tmp_path):
+    env = {**os.environ, "OUTPUT": str(tmp_path / "out")}
+    cmd = ["bash", str(REPO / "scripts/eval_dg.sh"), "DPT", "imagenet_r", "1"]
+    none = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert none.returncode == 2 and "found 0" in none.stderr
+    seed = tmp_path / "out/imagenet/DPT/vit_b32_16shots/nctx16_vctx10_cpn10/seed1"
+    seed.mkdir(parents=True)
+    (seed / "log.txt").write_text("epoch [1/20] batch [1/1]\n")  # interrupted: no "Finish training"
+    (tmp_path / "out/imagenet/DPT/vit_b32_16shots/nctx16_vctx10_cpn10_OPTIM.LR-0.1").mkdir()  # other overrides
+    unfinished = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert unfinished.returncode == 2 and f"{seed} has not finished training" in unfinished.stderr
+    assert not (tmp_path / "out/evaluation").exists()
