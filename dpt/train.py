@@ -80,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (FileNotFoundError, KeyError, ValueError, PermissionError, RuntimeError, FloatingPointError) as err:
+    except (OSError, KeyError, ValueError, RuntimeError, FloatingPointError) as err:
         if os.environ.get("DPT_DEBUG"):
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -247,3 +247,15 @@ def test_mapped_images_pickle_as_a_path(tmp_path):
     assert len(blob) < 1000
     clone = pickle.loads(blob)
     assert all(np.array_equal(clone[i], images[i]) for i in range(len(images)))
+
+
+def test_building_the_test_cache_leaves_the_global_rng_alone(tmp_path):
+    """A run that builds the cache must train exactly like one that finds it (same random numbers)."""
+    make_dataset(tmp_path, "DescribableTextures", n_classes=3, n_train=2, n_val=2, n_test=3)
+    cfg = fast_cfg(tmp_path, "DescribableTextures", shots=-1, CACHE_TEST=True, CACHE_DIR=str(tmp_path / "c"))
+    torch.manual_seed(0)
+    DataManager(cfg)  # builds the cache
+    after_build = torch.rand(3)
+    torch.manual_seed(0)
+    DataManager(cfg)  # finds it
+    assert torch.equal(after_build, torch.rand(3))

@@ -141,7 +141,10 @@ def cache_file(cache_dir: str, dataset: str, items: Sequence[Datum], prefix: Cal
 
 
 def _write_cache(path: str, items: Sequence[Datum], prefix: Callable, num_workers: int) -> None:
-    loader = DataLoader(_PrefixDataset(items, prefix), batch_size=64, num_workers=num_workers)
+    # Own generator: iterating a DataLoader draws a seed from the global RNG, and a run that builds the
+    # cache must consume exactly the random numbers of a run that finds it (same training either way).
+    generator = torch.Generator().manual_seed(0)
+    loader = DataLoader(_PrefixDataset(items, prefix), batch_size=64, num_workers=num_workers, generator=generator)
     with atomic_path(path) as tmp:
         array, start = None, 0
         for batch in loader:  # [b, H, W, 3] uint8

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import time
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -25,6 +26,7 @@ from dpt.engine.checkpoint import (
     strip_module_prefix,
 )
 from dpt.engine.evaluator import Classification
+from dpt.engine.nonfinite import first_nonfinite_module
 from dpt.engine.optim import OptimSpec, build_lr_scheduler, build_optimizer
 from dpt.engine.precision import autocast, check_precision, grad_scaler
 
@@ -180,6 +182,7 @@ class TrainerX:
         if not names or any(p is None for p in paths):
             print("No checkpoint found, train from scratch")
             return 0
+        paths = _same_epoch_checkpoints(directory, names, paths)
         start_epoch = 0
         for name, path in zip(names, paths):
             print(f"Loading checkpoint from {path}")
@@ -248,6 +251,21 @@ class TrainerX:
                 self.scaler.step(optim)
             self.scaler.update()
 
+    def locate_nonfinite(self, batch: Dict[str, Any]) -> str:
+        """Re-run ``batch``'s forward with hooks; name the first module whose output is NaN/inf.
+
+        Under ``no_grad`` the re-run's backward fails before any optimiser could step.
+        """
+        image = batch.get("img")
+        if isinstance(image, torch.Tensor) and not torch.isfinite(image).all():
+            return "the input images already hold non-finite values"
+        root = getattr(self, "model", None)
+        if isinstance(root, nn.Module):
+            modules = list(root.named_modules(prefix="model"))
+        else:
+            modules = [item for name, m in self._models.items() for item in m.named_modules(prefix=name)]
+        return first_nonfinite_module(modules, lambda: self.forward_backward(batch))
+
     def parse_batch_train(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor]:
         non_blocking = self.device.type == "cuda"
         return batch["img"].to(self.device, non_blocking=non_blocking), batch["label"].to(self.device, non_blocking=non_blocking)
@@ -292,7 +310,10 @@ class TrainerX:
         end = time.time()
         for self.batch_idx, batch in enumerate(self.train_loader_x):
             data_time.update(time.time() - end)
-            summary = self.forward_backward(batch)
+            try:
+                summary = self.forward_backward(batch)
+            except FloatingPointError as err:
+                raise FloatingPointError(f"{err}; {self.locate_nonfinite(batch)}") from err
             if self.batch_idx + 1 == self.num_batches:
                 self.update_lr()
             batch_time.update(time.time() - end)
@@ -374,3 +395,28 @@ class TrainerX:
         for key, value in results.items():
             self.write_scalar(f"{split}/{key}", value, min(self.epoch, self.max_epoch - 1))
         return next(iter(results.values()))
+
+
+def _same_epoch_checkpoints(directory: str, names: List[str], paths: List[str]) -> List[str]:
+    """One checkpoint per model, all of one epoch (the latest every model has).
+
+    Why: models are saved one after another, so a kill between two saves leaves pointers naming different
+    epochs; resuming from a mix would not continue the interrupted run.
+    """
+    files = [os.path.basename(p) for p in paths]
+    if len(set(files)) == 1:
+        return paths
+    matches = [re.fullmatch(r"model\.pth\.tar-(\d+)", f) for f in files]
+    common: List[str] = []
+    if all(matches):
+        epoch = min(int(m.group(1)) for m in matches)
+        common = [os.path.join(directory, n, f"model.pth.tar-{epoch}") for n in names]
+    if not common or not all(os.path.isfile(p) for p in common):
+        listed = ", ".join(f"{n}/{f}" for n, f in zip(names, files))
+        raise ValueError(
+            f"checkpoints in {directory} are of different epochs ({listed}) and no earlier epoch is saved for all "
+            f"models; delete the newer files or the folder to restart"
+        )
+    print(f"Checkpoints of different epochs found ({', '.join(files)}), an interrupted save: "
+          f"resuming every model from {os.path.basename(common[0])}")
+    return common

@@ -1,0 +1,360 @@
+"""Faults: kill -9 and resume, concurrent cache writers, non-finite losses, untrusted pickles, bad output folders."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dpt.config import setup_cfg
+from dpt.data.build import build_dataset
+from dpt.engine.build import build_trainer
+from dpt.engine.checkpoint import latest_checkpoint, load_checkpoint
+from dpt.engine.trainer import TrainerX
+from dpt.modeling.clip_loader import load_clip
+from dpt.modeling.prompted_clip import PromptedCLIP
+from dpt.tools.logparse import parse_metric
+from dpt.train import build_parser, main
+from fixtures_data import make_data_cfg, make_dataset
+from test_trainers import argv
+
+REPO = Path(__file__).resolve().parents[1]
+VLP_MODELS = ["image_encoder.transformer.ctx_learner", "prompt_learner"]
+
+
+@pytest.fixture(scope="module")
+def eurosat_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    make_dataset(root, "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=4, learnable=True, seed=3)
+    return root
+
+
+def _final_accuracy(text: str) -> float:
+    """The last ``* accuracy: x%`` after "Finish training" (parse_test_res's rule)."""
+    tail = text.split("Finish training", 1)[1]
+    return float(re.findall(r"\* accuracy: ([\d.]+)%", tail)[-1])
+
+
+def _same_weights(dir_a: Path, dir_b: Path, epoch: int, names=tuple(VLP_MODELS)) -> bool:
+    for name in names:
+        a = load_checkpoint(str(dir_a / name / f"model.pth.tar-{epoch}"))["state_dict"]
+        b = load_checkpoint(str(dir_b / name / f"model.pth.tar-{epoch}"))["state_dict"]
+        if a.keys() != b.keys() or not all(torch.equal(a[k], b[k]) for k in a):
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------------- 1. interruption
+def test_kill_9_mid_epoch_then_same_command_resumes_exactly(eurosat_root, tiny_clip_path, tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+
+    def command(out: Path):
+        return [sys.executable, str(REPO / "train.py"),
+                *argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=3)]
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    uninterrupted = subprocess.Popen(command(full), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+    victim = subprocess.Popen(command(cut), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    seen = []
+    for line in victim.stdout:
+        seen.append(line)
+        if line.startswith("epoch [2/3] batch [1/"):  # mid-epoch 2, after the epoch-1 checkpoints
+            victim.send_signal(signal.SIGKILL)
+            break
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL, "".join(seen[-5:])
+    full_out, _ = uninterrupted.communicate()
+    assert uninterrupted.returncode == 0
+
+    rerun = subprocess.run(command(cut), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True, check=True)
+    resumed_from = int(re.search(r"Previous epoch: (\d+)", rerun.stdout).group(1))
+    assert resumed_from in (1, 2) and "train from scratch" not in rerun.stdout
+    assert _final_accuracy(rerun.stdout) == _final_accuracy(full_out)
+    assert _same_weights(full, cut, 3, names=("prompt_learner",))
+
+
+_SAVE_LOOP = """
+import sys, torch
+from dpt.engine.checkpoint import save_checkpoint
+state = {"state_dict": {"w": torch.arange(65536, dtype=torch.float32)}, "optimizer": None}
+for step in range(10 ** 9):
+    save_checkpoint({**state, "epoch": step % 4 + 1}, sys.argv[1])
+"""
+
+
+def test_kill_9_during_checkpoint_saves_never_leaves_a_broken_file(tmp_path):
+    model_dir = tmp_path / "prompt_learner"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    for delay in (0.05, 0.2, 0.45):
+        proc = subprocess.Popen([sys.executable, "-c", _SAVE_LOOP, str(model_dir)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while not (model_dir / "checkpoint").exists() and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        names = [n for n in os.listdir(model_dir) if re.fullmatch(r"model\.pth\.tar-\d", n)]
+        assert names
+        for name in names:  # every checkpoint file, overwritten or not, loads completely
+            ckpt = load_checkpoint(str(model_dir / name))
+            assert torch.equal(ckpt["state_dict"]["w"], torch.arange(65536, dtype=torch.float32))
+            assert name == f"model.pth.tar-{ckpt['epoch']}"
+        assert load_checkpoint(latest_checkpoint(str(model_dir)))["epoch"] in range(1, 5)
+
+
+def test_save_interrupted_between_models_resumes_all_from_one_epoch(eurosat_root, tiny_clip_path, tmp_path, capsys):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    opts = ("TRAIN.CHECKPOINT_FREQ", "1")
+    assert main(argv("VLP", eurosat_root, full, tiny_clip_path, *opts, epochs=3)) == 0
+    shutil.copytree(full, cut)
+    first, second = VLP_MODELS  # saved in registration order: killed after the first model's epoch-3 save
+    os.remove(cut / second / "model.pth.tar-3")
+    (cut / second / "checkpoint").write_text("model.pth.tar-2\n")
+    assert latest_checkpoint(str(cut / first)).endswith("model.pth.tar-3")
+    capsys.readouterr()
+    assert main(argv("VLP", eurosat_root, cut, tiny_clip_path, *opts, epochs=3)) == 0
+    out = capsys.readouterr().out
+    assert "resuming every model from model.pth.tar-2" in out and "Previous epoch: 2" in out
+    assert _final_accuracy(out) == parse_metric(str(full / "log.txt"))
+    assert _same_weights(full, cut, 3)
+
+
+def test_failed_checkpoint_write_mid_run_keeps_previous_and_resumes(eurosat_root, tiny_clip_path, tmp_path,
+                                                                    monkeypatch):
+    """Disk full while saving epoch 2: the error surfaces, epoch 1 stays loadable and a rerun resumes from it."""
+    out = tmp_path / "run"
+    real_save = torch.save
+
+    def disk_full_at_epoch_2(obj, path, *args, **kwargs):
+        if isinstance(obj, dict) and obj.get("epoch") == 2:
+            with open(path, "wb") as f:
+                f.write(b"partial")
+            raise OSError(28, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_at_epoch_2)
+    with pytest.raises(OSError, match="No space left"):
+        main(argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=3))
+    monkeypatch.undo()
+    assert sorted(os.listdir(out / "prompt_learner")) == ["checkpoint", "model.pth.tar-1"]
+    assert load_checkpoint(latest_checkpoint(str(out / "prompt_learner")))["epoch"] == 1
+    assert main(argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=3)) == 0
+    assert "Previous epoch: 1" in sorted(out.glob("log.txt-*"))[-1].read_text()
+
+
+# ----------------------------------------------------------------------------- 2. concurrency
+def _build_in_parallel(root: str, barrier, results) -> None:
+    cfg = make_data_cfg(root, "DescribableTextures", num_shots=2, seed=7)
+    barrier.wait()
+    random.seed(7)  # as train.py seeds before building the dataset
+    dataset = build_dataset(cfg)
+    results.put(([d.key() for d in dataset.train_x], [d.key() for d in dataset.val]))
+
+
+def test_parallel_runs_create_identical_valid_split_and_fewshot_caches(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(3):
+        root = tmp_path / f"r{round_}"
+        info = make_dataset(root, "DescribableTextures", n_classes=3, n_train=5, n_val=2, n_test=3, seed=round_,
+                            with_split=False)  # the fallback split file is created concurrently too
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_build_in_parallel, args=(str(root), barrier, results)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        outputs = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join()
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+        assert all(o == outputs[0] for o in outputs)
+        dataset_dir = Path(info["dataset_dir"])
+        cache = json.loads((dataset_dir / "split_fewshot" / "shot_2-seed_7.json").read_text())
+        split = json.loads((dataset_dir / "split_zhou_DescribableTextures.json").read_text())
+        assert len(cache["train"]) == 6 and len(split["train"]) + len(split["val"]) + len(split["test"]) == 30
+        image_dir = info["image_dir"]
+        assert [os.path.join(image_dir, e[0]) for e in cache["train"]] == [k[0] for k in outputs[0][0]]
+        assert os.listdir(dataset_dir / "split_fewshot") == ["shot_2-seed_7.json"]  # no temporary leftovers
+        assert not [n for n in os.listdir(dataset_dir) if n.endswith(".tmp")]
+
+
+# ----------------------------------------------------------------------------- 3. numerics
+@pytest.fixture
+def coop_trainer(eurosat_root, tiny_clip_path, tmp_path):
+    return build_trainer(setup_cfg(build_parser().parse_args(argv("CoOp", eurosat_root, tmp_path, tiny_clip_path))))
+
+
+def test_nan_names_epoch_batch_and_first_module(coop_trainer):
+    t = coop_trainer
+    block = t.model.clip_model.visual.transformer.resblocks[3]
+    with torch.no_grad():
+        block.mlp.c_fc.weight[0, 0] = float("nan")
+    ctx_before = t.model.prompt_learner.ctx.detach().clone()
+    t.epoch = 0
+    with pytest.raises(FloatingPointError) as info:
+        t.run_epoch()
+    message = str(info.value)
+    assert "loss is nan at epoch 1/4, batch 1/2" in message
+    assert re.search(r"first non-finite output from module \S*resblocks\.3\.mlp\.c_fc \(Linear\)", message)
+    assert torch.equal(t.model.prompt_learner.ctx, ctx_before)  # neither the failing step nor the re-run stepped
+
+
+def test_nan_images_are_named_as_the_cause(coop_trainer):
+    batch = next(iter(coop_trainer.train_loader_x))
+    batch["img"][0, 0, 0, 0] = float("inf")
+    assert coop_trainer.locate_nonfinite(batch) == "the input images already hold non-finite values"
+
+
+def test_diverging_run_is_a_one_line_error(eurosat_root, tiny_clip_path, tmp_path, capsys):
+    code = main(argv("CoOp", eurosat_root, tmp_path, tiny_clip_path, "OPTIM.LR", "1e30", "OPTIM.WARMUP_EPOCH", "0",
+                     epochs=2))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert re.match(r"error: loss is (nan|inf) at epoch \d/2, batch \d/2; first non-finite output from module ", err[0])
+
+
+def _bare_trainer(params_by_name, scaler):
+    """A TrainerX holding only what model_backward_and_update reads (no data, no CLIP)."""
+    t = TrainerX.__new__(TrainerX)
+    t._models, t._optims, t._scheds = {}, {}, {}
+    for name, param in params_by_name.items():
+        t._models[name] = torch.nn.ParameterList([param])
+        t._optims[name] = torch.optim.SGD([param], lr=0.5)
+        t._scheds[name] = None
+    t.scaler, t.epoch, t.max_epoch, t.batch_idx, t.num_batches = scaler, 0, 1, 0, 1
+    return t
+
+
+def test_one_grad_scaler_steps_every_optimiser_with_unscaled_grads():
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.zeros(2))
+    t = _bare_trainer({"visual": a, "text": b}, torch.amp.GradScaler("cpu", init_scale=1024.0))
+    t.model_backward_and_update((a * torch.tensor([1.0, 2.0, 3.0])).sum() + (b * 4.0).sum())
+    assert torch.equal(a.detach(), torch.tensor([0.5, 0.0, -0.5]))  # 1 - 0.5 * grad, grad unscaled
+    assert torch.equal(b.detach(), torch.tensor([-2.0, -2.0]))
+    assert t.scaler.get_scale() == 1024.0
+
+
+def test_grad_overflow_skips_every_optimiser_and_backs_off():
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.zeros(2))
+    t = _bare_trainer({"visual": a, "text": b}, torch.amp.GradScaler("cpu", init_scale=2.0 ** 127))
+    t.model_backward_and_update((a * 4.0).sum() + (b * 4.0).sum())  # 4 * 2**127 overflows fp32
+    assert torch.equal(a.detach(), torch.ones(3)) and torch.equal(b.detach(), torch.zeros(2))
+    assert t.scaler.get_scale() == 2.0 ** 126
+
+
+def test_fp16_clip_keeps_learnable_prompts_fp32_for_the_scaler(tiny_clip_path):
+    """GradScaler refuses fp16 gradients, so every learnable tensor must be an fp32 master copy."""
+    clip_model = load_clip(str(tiny_clip_path), precision="fp16")
+    model = PromptedCLIP(clip_model, ["a", "b", "c"], "a photo of a {}.", learn_text=True, n_ctx=4,
+                         vpt_layers=list(range(11)), n_vpt_ctx=2, cavpt_layers=[11], n_cavpt=2)
+    model.freeze_clip()
+    learnable = [p for p in model.parameters() if p.requires_grad]
+    assert learnable and all(p.dtype == torch.float32 for p in learnable)
+    assert clip_model.visual.conv1.weight.dtype == torch.float16
+
+
+# ----------------------------------------------------------------------------- 4. untrusted files
+class _Payload:
+    """Unpickling this creates ``marker``: what a malicious cache or checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _evil_pickle(marker: Path) -> bytes:
+    data = pickle.dumps({"train": _Payload(marker)})
+    control = marker.with_name(marker.name + ".control")
+    pickle.loads(pickle.dumps(_Payload(control))).close()  # the payload is real: plain unpickling runs it
+    assert control.exists()
+    control.unlink()
+    return data
+
+
+def test_dassl_pkl_caches_are_never_unpickled(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    info = make_dataset(tmp_path / "data", "EuroSAT", n_classes=2, n_train=3, seed=1)
+    (Path(info["dataset_dir"]) / "split_fewshot").mkdir()
+    (Path(info["dataset_dir"]) / "split_fewshot" / "shot_2-seed_1.pkl").write_bytes(_evil_pickle(marker))
+    imagenet = make_dataset(tmp_path / "data", "ImageNet", n_classes=2, n_train=3, n_test=2, seed=2)
+    (Path(imagenet["dataset_dir"]) / "preprocessed.pkl").write_bytes(_evil_pickle(marker))
+    for name in ("EuroSAT", "ImageNet"):
+        random.seed(1)
+        assert len(build_dataset(make_data_cfg(tmp_path / "data", name, num_shots=2, seed=1)).train_x) == 4
+    assert "ignoring Dassl pickle cache" in capsys.readouterr().out
+    assert not marker.exists()
+
+
+def test_malicious_checkpoint_is_refused_not_run(eurosat_root, tiny_clip_path, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    (run / "prompt_learner").mkdir(parents=True)
+    torch.save({"state_dict": _Payload(marker), "epoch": 1}, run / "prompt_learner" / "model.pth.tar-1")
+    (run / "prompt_learner" / "checkpoint").write_text("model.pth.tar-1\n")
+    assert main(argv("CoOp", eurosat_root, run, tiny_clip_path, epochs=1)) == 2  # auto-resume from OUTPUT_DIR
+    err = capsys.readouterr().err
+    assert "cannot load checkpoint" in err and "model.pth.tar-1" in err
+    extra = ["--eval-only", "--model-dir", str(run), "--load-epoch", "1"]
+    assert main(argv("CoOp", eurosat_root, tmp_path / "ev", tiny_clip_path, epochs=1, extra=extra)) == 2
+    assert "cannot load checkpoint" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_malicious_clip_weights_are_refused_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    zipped, legacy = tmp_path / "evil_zip.pt", tmp_path / "evil_legacy.pt"
+    torch.save({"text_projection": _Payload(marker)}, zipped)
+    torch.save({"text_projection": _Payload(marker)}, legacy, _use_new_zipfile_serialization=False)
+    for path in (zipped, legacy):
+        with pytest.raises(ValueError, match="not a readable CLIP checkpoint"):
+            load_clip(str(path))
+    assert not marker.exists()
+
+
+def test_every_torch_load_in_the_package_is_weights_only():
+    calls = []
+    for path in (REPO / "dpt").rglob("*.py"):
+        text = path.read_text()
+        assert "pickle.load" not in text and "allow_pickle=True" not in text, path
+        for match in re.finditer(r"torch\.load\(", text):
+            depth, end = 0, match.end() - 1
+            for end in range(match.end() - 1, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+            calls.append((path.name, text[match.start(): end + 1]))
+    assert calls and all("weights_only=True" in call for _, call in calls), calls
+
+
+# ----------------------------------------------------------------------------- 5. output folder
+def test_unwritable_output_folder_is_a_one_line_error(eurosat_root, tiny_clip_path, tmp_path, capsys):
+    """Tests run as root, where chmod does not block writes: the output folder lies under a regular file."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder\n")
+    assert main(argv("CoOp", eurosat_root, blocker / "out", tiny_clip_path, epochs=1)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the log file" in err[0] and str(blocker / "out") in err[0]
+
+
+def test_model_dir_without_the_file_names_the_expected_path(eurosat_root, tiny_clip_path, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    extra = ["--eval-only", "--model-dir", str(tmp_path / "empty"), "--load-epoch", "5"]
+    assert main(argv("CoOp", eurosat_root, tmp_path / "ev", tiny_clip_path, extra=extra)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = tmp_path / "empty" / "prompt_learner" / "model.pth.tar-5"
+    assert len(err) == 1 and f'model not found at "{expected}"' in err[0]
