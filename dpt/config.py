@@ -9,7 +9,7 @@ import argparse
 import difflib
 import os
 from ast import literal_eval
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Sequence
 
 import yaml
 from yacs.config import CfgNode as CN

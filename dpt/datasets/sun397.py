@@ -27,7 +27,7 @@ class SUN397(SplitDataset):
         files = [os.path.join(dataset_dir, f) for f in ("ClassName.txt", "Training_01.txt", "Testing_01.txt")]
         require_fallback_files(split_path, self.name, files)
         with open(files[0]) as f:
-            cname2lab = {line.strip().lstrip("/"): i for i, line in enumerate(l for l in f if l.strip())}
+            cname2lab = {line.strip().lstrip("/"): i for i, line in enumerate(row for row in f if row.strip())}
         trainval = self._read(files[1], cname2lab, image_dir)
         test = self._read(files[2], cname2lab, image_dir)
         train, val = split_trainval(trainval)

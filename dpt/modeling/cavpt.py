@@ -6,7 +6,6 @@ gives the CAVPT loss.
 """
 from __future__ import annotations
 
-import math
 from typing import List, NamedTuple
 
 import torch
