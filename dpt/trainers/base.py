@@ -20,7 +20,8 @@ def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
 class PromptTrainer(TrainerX):
     """Loads CLIP (MODEL.BACKBONE.NAME, TRAINER.COOP.PREC), builds one PromptedCLIP, caches per evaluation.
 
-    Subclasses call ``build_prompted_clip(**switches)`` in ``build_model`` and register the learnable parts.
+    Subclasses call ``build_prompted_clip(self.build_clip(), **switches)`` in ``build_model`` and register the
+    learnable parts.
     """
 
     model: PromptedCLIP
@@ -45,8 +46,11 @@ class PromptTrainer(TrainerX):
         return clip_model
 
     def build_prompted_clip(self, clip_model, **switches) -> PromptedCLIP:
-        """Build the prompted CLIP with the dataset's class names and template, frozen, on the device."""
-        model = PromptedCLIP(clip_model, list(self.classnames), self.template(), **switches)
+        """Build the prompted CLIP with the dataset's class names and template, frozen, on the device.
+
+        CLIP moves to the device first, so the zero-shot text features are computed there (fp16 is GPU-only).
+        """
+        model = PromptedCLIP(clip_model.to(self.device), list(self.classnames), self.template(), **switches)
         model.freeze_clip()
         self.model = model.to(self.device)
         return self.model
