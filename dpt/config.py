@@ -81,7 +81,7 @@ _C.DATALOADER.PRELOAD_TRAIN = True
 _C.DATALOADER.PRELOAD_MAX_GB = 4.0
 # Cache the resized + center-cropped test/val images as uint8 on disk (exact same tensors).
 _C.DATALOADER.CACHE_TEST = False
-# Where that cache goes (empty: <dataset folder>/image_cache/).
+# Where the test-image and DPT selector-feature caches go (empty: <dataset folder>/image_cache/).
 _C.DATALOADER.CACHE_DIR = ""
 _C.DATALOADER.TRAIN_X = CN()
 _C.DATALOADER.TRAIN_X.SAMPLER = "RandomSampler"

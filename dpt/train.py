@@ -12,6 +12,7 @@ import torch
 
 from dpt.config import save_cfg, setup_cfg
 from dpt.engine.build import build_trainer
+from dpt.engine.distributed import init_distributed, is_main_process
 from dpt.engine.logger import close_logger, setup_logger
 
 
@@ -46,10 +47,14 @@ def set_random_seed(seed: int) -> None:
 
 def run(args: argparse.Namespace) -> None:
     cfg = setup_cfg(args)
+    init_distributed()
+    if not is_main_process():  # torchrun: rank 0 alone prints, logs and writes files
+        sys.stdout = open(os.devnull, "w")
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)
+    if is_main_process():
+        setup_logger(cfg.OUTPUT_DIR)
     try:
         if torch.cuda.is_available() and cfg.USE_CUDA:
             torch.backends.cudnn.benchmark = True
@@ -62,7 +67,7 @@ def run(args: argparse.Namespace) -> None:
         print("** Config **")
         print("************")
         print(cfg)
-        if not args.eval_only:
+        if not args.eval_only and is_main_process():
             save_cfg(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
         trainer = build_trainer(cfg)
         if args.eval_only:

@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from dpt.engine.checkpoint import (
@@ -24,6 +25,13 @@ from dpt.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
     strip_module_prefix,
+)
+from dpt.engine.distributed import (
+    all_reduce_gradients,
+    broadcast_parameters,
+    distributed_loader,
+    is_main_process,
+    world_size,
 )
 from dpt.engine.evaluator import Classification
 from dpt.engine.nonfinite import first_nonfinite_module
@@ -63,20 +71,25 @@ class TrainerX:
         self._scheds: "OrderedDict[str, Any]" = OrderedDict()
         self.check_cfg(cfg)
         use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
-        self.device = torch.device("cuda") if use_cuda else torch.device("cpu")
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))  # torchrun: one GPU per process
+        self.device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
         self.precision = cfg.TRAINER.COOP.PREC
         check_precision(self.precision, self.device)
         self.start_epoch = self.epoch = 0
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
         self.output_dir = cfg.OUTPUT_DIR
         self.build_data_loader()
+        if world_size() > 1:
+            self.train_loader_x = distributed_loader(self.train_loader_x, cfg.SEED)
         self.build_model()
+        broadcast_parameters(self._models.values())
         self.scaler = grad_scaler(self.precision, self.device)
         print(f"Loading evaluator: {cfg.TEST.EVALUATOR}")
         cmat = os.path.join(self.output_dir, "cmat.pt") if cfg.TEST.COMPUTE_CMAT else None
         self.evaluator = Classification(self.lab2cname, cfg.TEST.PER_CLASS_RESULT, cmat)
         self.best_result = -float("inf")
         self._writer = None
+        self.eval_split = cfg.TEST.SPLIT
 
     # ----------------------------------------------------------------- construction
     def check_cfg(self, cfg) -> None:
@@ -151,6 +164,9 @@ class TrainerX:
         return {"trainer": self.cfg.TRAINER.NAME}
 
     def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: Optional[float] = None) -> None:
+        """Save every registered model (rank 0 only under torchrun)."""
+        if not is_main_process():
+            return
         for name in self.get_model_names():
             optim, sched = self._optims[name], self._scheds[name]
             state = {
@@ -243,10 +259,12 @@ class TrainerX:
             )
         if self.scaler is None:
             loss.backward()
+            all_reduce_gradients(self._models[n] for n in names)
             for optim in optims:
                 optim.step()
         else:
             self.scaler.scale(loss).backward()
+            all_reduce_gradients(self._models[n] for n in names)
             for optim in optims:
                 self.scaler.step(optim)
             self.scaler.update()
@@ -289,6 +307,9 @@ class TrainerX:
     def before_train(self) -> None:
         directory = self.cfg.RESUME or self.output_dir
         self.start_epoch = self.resume_model_if_exist(directory)
+        if not is_main_process():
+            self._time_start = time.time()
+            return
         from torch.utils.tensorboard import SummaryWriter
 
         log_dir = os.path.join(self.output_dir, "tensorboard")
@@ -303,6 +324,8 @@ class TrainerX:
 
     def run_epoch(self) -> None:
         self.set_model_mode("train")
+        if isinstance(self.train_loader_x.sampler, DistributedSampler):
+            self.train_loader_x.sampler.set_epoch(self.epoch)
         meters: "OrderedDict[str, _Meter]" = OrderedDict()
         batch_time, data_time = _Meter(), _Meter()
         self.num_batches = len(self.train_loader_x)
@@ -381,6 +404,7 @@ class TrainerX:
             loader = self.val_loader
         else:
             split, loader = "test", self.test_loader
+        self.eval_split = split
         print(f"Evaluate on the *{split}* set")
         self.before_test()
         try:

@@ -3,12 +3,15 @@
 Why: CoOp-style prompt learning feeds embeddings, not token ids, into CLIP's frozen text transformer
 (REFERENCE.md 7.1). The fast path cuts every chunk of prompts to its longest EOT position + 1, which is
 exact because the causal mask keeps positions after EOT from influencing the EOT row, and clip-anytorch's
-ResidualAttentionBlock slices its mask to the sequence length.
+ResidualAttentionBlock slices its mask to the sequence length. When gradients flow and there is more than
+one chunk (ImageNet's 1000 classes), each chunk is activation-checkpointed, so training memory is bounded
+by one chunk at the cost of a second forward of the text (same values and gradients).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
 
 from dpt.modeling.clip_import import clip
 
@@ -17,7 +20,8 @@ class TextEncoder(nn.Module):
     """Positional embedding -> CLIP transformer (causal) -> ln_final -> EOT row -> @ text_projection.
 
     Holds references to CLIP's frozen text modules (never copies). ``truncate=False`` is the plain
-    77-token reference path, equal to ``clip_model.encode_text``.
+    77-token reference path, equal to ``clip_model.encode_text``. Both paths encode ``chunk_size`` prompts at
+    a time.
     """
 
     def __init__(self, clip_model: clip.model.CLIP, truncate: bool = True, chunk_size: int = 256) -> None:
@@ -56,13 +60,17 @@ class TextEncoder(nn.Module):
             [N, E] unnormalised text features in CLIP dtype.
         """
         eot = tokenized.argmax(dim=-1)  # [N]
-        if not self.truncate:
-            return self._encode(prompt_embeds, eot)
+        n_prompts = prompt_embeds.shape[0]
+        recompute = torch.is_grad_enabled() and n_prompts > self.chunk_size
         chunks = []
-        for start in range(0, prompt_embeds.shape[0], self.chunk_size):
+        for start in range(0, n_prompts, self.chunk_size):
             chunk_eot = eot[start : start + self.chunk_size]
-            length = int(chunk_eot.max()) + 1
-            chunks.append(self._encode(prompt_embeds[start : start + self.chunk_size, :length], chunk_eot))
+            length = int(chunk_eot.max()) + 1 if self.truncate else prompt_embeds.shape[1]
+            chunk = prompt_embeds[start : start + self.chunk_size, :length]  # [n, length, D]
+            if recompute:
+                chunks.append(checkpoint(self._encode, chunk, chunk_eot, use_reentrant=False))
+            else:
+                chunks.append(self._encode(chunk, chunk_eot))
         return torch.cat(chunks)
 
     def encode_text_tokens(self, tokenized: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,14 @@
 """DPT: VLP + class-aware visual prompts (CAVPT) in the top blocks (REFERENCE.md 7.6)."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+import os
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from dpt.engine.registry import TRAINER_REGISTRY
+from dpt.trainers.feature_cache import SelectorFeatureCache, backbone_id, cache_key
 from dpt.trainers.vlp import VLP
 from dpt.trainers.vpt import check_length
 
@@ -79,3 +81,37 @@ class DPT(VLP):
         if output.layer_logits and bool((output.topk_indices == label[:, None]).any()):
             loss = loss + self.cfg.TRAINER.ALPHA * cavpt_loss(output.layer_logits, output.topk_indices, label)
         return loss
+
+    # evaluation: the selector's frozen image features of a split are computed once (feature_cache.py)
+    _eval_index: Optional[torch.Tensor] = None
+
+    def build_model(self) -> None:
+        super().build_model()
+        self._selector_caches: Dict[str, SelectorFeatureCache] = {}
+
+    def selector_cache(self, split: str) -> SelectorFeatureCache:
+        """The split's cache: in memory for the run, on disk beside the test-image cache (shared by runs)."""
+        if split not in self._selector_caches:
+            items = self.dm.dataset.val if split == "val" else self.dm.dataset.test
+            loader = self.val_loader if split == "val" else self.test_loader
+            name = self.cfg.DATASET.NAME
+            backbone = backbone_id(self.cfg.MODEL.BACKBONE.NAME)
+            key = cache_key(name, split, backbone, self.precision, loader.dataset.transform, items)
+            folder = self.cfg.DATALOADER.CACHE_DIR or os.path.join(self.dm.dataset.dataset_dir or self.output_dir, "image_cache")
+            path = os.path.join(folder, f"selector_{name}_{split}_{key}.pt")
+            self._selector_caches[split] = SelectorFeatureCache(len(items), path)
+        return self._selector_caches[split]
+
+    def parse_batch_test(self, batch):
+        self._eval_index = batch["index"]
+        return super().parse_batch_test(batch)
+
+    def model_inference(self, image: torch.Tensor) -> torch.Tensor:
+        cache = self.selector_cache(self.eval_split)
+        zs_image = cache.lookup(self._eval_index, image, self.model.zero_shot_image_features)  # [B, E]
+        return self.model(image, text_features=self._text_features, zs_image_features=zs_image).logits
+
+    def after_test(self) -> None:
+        self.selector_cache(self.eval_split).save_if_complete()
+        self._eval_index = None
+        super().after_test()

@@ -1,0 +1,109 @@
+"""Cache of the frozen zero-shot (CAVPT selector) image features of a fixed evaluation split.
+
+Why: DPT's selector runs the whole frozen ViT on every test image at every evaluation although its
+output never changes for a deterministic test transform; computing it once saves one of the two ViT
+forwards per evaluated image (DESIGN "Speed lives in the same places"). Features are kept in memory
+for the run and on disk as ``<cache_dir>/selector_<digest>.pt``; the digest covers the dataset, split,
+backbone (name, or SHA-256 of a weights file), precision, the transform's repr and every image's
+(path, size, mtime), so changed images or settings select a new file. Writes are atomic.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from dpt.data.atomic import atomic_path
+from dpt.data.datum import Datum
+
+
+def backbone_id(name_or_path: str) -> str:
+    """A weights file's SHA-256 (file contents decide the features), else the backbone name (MODEL.BACKBONE.NAME)."""
+    if not os.path.isfile(name_or_path):
+        return name_or_path
+    digest = hashlib.sha256()
+    with open(name_or_path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def cache_key(
+    dataset: str, split: str, backbone: str, precision: str, transform: object, items: Sequence[Datum]
+) -> str:
+    """Hex digest naming one split's selector features; changes with any image's path, size or mtime."""
+    files = []
+    for item in items:
+        stat = os.stat(item.impath)
+        files.append((item.impath, stat.st_size, stat.st_mtime_ns))
+    key = json.dumps([dataset, split, backbone, precision, repr(transform), files])
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+class SelectorFeatureCache:
+    """Per-split table of normalised zero-shot image features ``[N, E]``, filled on first use.
+
+    Rows are looked up by dataset index (``batch["index"]``). Missing rows are computed by the caller's
+    function and stored; once every row is known the table is written to ``path`` (if given) and later
+    runs load it.
+
+    Args:
+        n_items: number of images in the split.
+        path: ``.pt`` file to load from / save to, or None for memory only.
+    """
+
+    def __init__(self, n_items: int, path: Optional[str] = None) -> None:
+        self.n_items = n_items
+        self.path = path
+        self.features: Optional[torch.Tensor] = None  # [N, E]
+        self.known = torch.zeros(n_items, dtype=torch.bool)
+        self.saved = False
+        if path is not None and os.path.isfile(path):
+            self._load(path)
+
+    def _load(self, path: str) -> None:
+        try:
+            features = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError, ValueError) as err:
+            reason = type(err).__name__
+            raise ValueError(f"{path}: corrupt selector feature cache ({reason}); delete it to rebuild") from err
+        if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[0] != self.n_items:
+            shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+            raise ValueError(f"{path}: selector feature cache holds {shape}, expected [{self.n_items}, E]; delete it")
+        self.features = features
+        self.known[:] = True
+        self.saved = True
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.known.all())
+
+    def lookup(
+        self, index: torch.Tensor, image: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """Features ``[B, E]`` of the images with dataset indices ``index`` [B] (int64), on image's device.
+
+        ``compute(image[missing])`` -> ``[b, E]`` fills the rows not yet known.
+        """
+        index = index.cpu()
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.n_items):
+            raise IndexError(f"selector cache: index out of range [0, {self.n_items}): {index.tolist()}")
+        missing = ~self.known[index]
+        if bool(missing.any()):
+            computed = compute(image[missing.to(image.device)]).detach()  # [b, E]
+            if self.features is None:
+                self.features = torch.zeros(self.n_items, computed.shape[1], dtype=computed.dtype)
+            self.features[index[missing]] = computed.to("cpu", self.features.dtype)
+            self.known[index[missing]] = True
+        return self.features[index].to(image.device)
+
+    def save_if_complete(self) -> None:
+        """Write the table atomically once every row is known (no-op without a path or when saved)."""
+        if self.path is None or self.saved or not self.complete:
+            return
+        with atomic_path(self.path) as tmp:
+            torch.save(self.features, tmp)
+        self.saved = True

@@ -1,0 +1,121 @@
+"""Two gloo ranks with averaged prompt gradients learn the same prompts as one process on the global batch."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from dpt.engine import distributed
+from dpt.modeling.clip_loader import load_clip
+from dpt.modeling.prompted_clip import PromptedCLIP
+
+GLOBAL_BATCH, STEPS = 8, 3
+
+
+def _train(clip_path: str, rank: int, world: int, steps: int = STEPS) -> torch.Tensor:
+    """``steps`` SGD steps of VLP-style prompts on this rank's share of a fixed global batch -> flat params."""
+    clip_model = load_clip(clip_path, precision="fp32")
+    torch.manual_seed(0)
+    model = PromptedCLIP(clip_model, ["cat", "dog", "sea lion"], "a photo of a {}.", learn_text=True, n_ctx=4,
+                         vpt_layers=range(12), n_vpt_ctx=2)
+    model.freeze_clip()
+    learnable = [model.prompt_learner, model.visual_prompts]
+    optim = torch.optim.SGD([p for m in learnable for p in m.parameters()], lr=0.5, momentum=0.9)
+    images = torch.randn(GLOBAL_BATCH, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(GLOBAL_BATCH) % 3
+    share = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
+    for _ in range(steps):
+        loss = F.cross_entropy(model(images[share]).logits, labels[share])
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.all_reduce_gradients(learnable)
+        optim.step()
+    return torch.cat([p.detach().reshape(-1) for m in learnable for p in m.parameters()])
+
+
+def _rank_main(rank: int, world: int, port: int, clip_path: str, out: str) -> None:
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    env = distributed.init_distributed("gloo")
+    try:
+        assert env.world_size == world and distributed.world_size() == world
+        params = _train(clip_path, rank, world)
+        torch.save(params, f"{out}/rank{rank}.pt")
+        loader = distributed.distributed_loader(DataLoader(list(range(16)), batch_size=8, drop_last=True), seed=1)
+        loader.sampler.set_epoch(0)
+        torch.save([batch for batch in loader], f"{out}/batches{rank}.pt")
+        assert distributed.is_main_process() == (rank == 0)
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_ranks_learn_the_same_prompts_as_one_process(tiny_clip_path: Path, tmp_path: Path) -> None:
+    single = _train(str(tiny_clip_path), rank=0, world=1)
+    mp.spawn(_rank_main, args=(2, _free_port(), str(tiny_clip_path), str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert torch.equal(rank0, rank1)  # ranks stay in sync
+    initial = _train(str(tiny_clip_path), rank=0, world=1, steps=0)
+    assert (single - initial).abs().max() > 1e-3  # the prompts did move
+    torch.testing.assert_close(rank0, single, rtol=1e-4, atol=1e-5)
+    batches = [torch.load(tmp_path / f"batches{r}.pt") for r in range(2)]
+    assert all(len(b) == 4 for rank in batches for b in rank)  # global batch 8 = 2 ranks x 4
+    seen = [int(i) for rank in batches for b in rank for i in b]
+    assert sorted(seen) == list(range(16))  # disjoint shares covering the epoch
+
+
+def test_env_is_read_and_checked(monkeypatch) -> None:
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.dist_env() == distributed.DistEnv(1, 2, 1)
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ValueError, match="RANK=2 is not below WORLD_SIZE=2"):
+        distributed.dist_env()
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE='two'"):
+        distributed.dist_env()
+    monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
+    assert distributed.dist_env().world_size == 1 and distributed.is_main_process()
+
+
+def test_torchrun_two_processes_train_end_to_end(tmp_path, tiny_clip_path):
+    """`torchrun --nproc_per_node 2 train.py ...` (gloo on CPU): one log and one set of checkpoints, from rank 0."""
+    import os
+    import subprocess
+    import sys
+
+    from fixtures_data import make_dataset
+    from test_trainers import argv
+
+    make_dataset(tmp_path / "data", "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=4, learnable=True, seed=3)
+    out = tmp_path / "run"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    train = str(Path(__file__).resolve().parents[1] / "train.py")
+    cmd = torchrun + [train] + argv("VLP", tmp_path / "data", out, tiny_clip_path, epochs=2)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = (out / "log.txt").read_text()
+    assert log.count("Finish training") == 1 and "* accuracy:" in log
+    assert sorted(p.name for p in out.glob("log.txt*")) == ["log.txt"]
+    assert (out / "prompt_learner" / "model.pth.tar-2").is_file()
+    # 16 images, global batch 8 = 4 per rank: 2 steps per epoch, as one process with batch 8
+    assert "epoch [2/2] batch [2/2]" in log and "batch [3/" not in log
