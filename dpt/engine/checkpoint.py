@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any, Dict, Optional
+import re
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -93,3 +94,28 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def same_epoch_checkpoints(directory: str, names: List[str], paths: List[str]) -> List[str]:
+    """One checkpoint per model, all of one epoch (the latest every model has).
+
+    Why: models are saved one after another, so a kill between two saves leaves pointers naming different
+    epochs; resuming from a mix would not continue the interrupted run.
+    """
+    files = [os.path.basename(p) for p in paths]
+    if len(set(files)) == 1:
+        return paths
+    matches = [re.fullmatch(r"model\.pth\.tar-(\d+)", f) for f in files]
+    common: List[str] = []
+    if all(matches):
+        epoch = min(int(m.group(1)) for m in matches)
+        common = [os.path.join(directory, n, f"model.pth.tar-{epoch}") for n in names]
+    if not common or not all(os.path.isfile(p) for p in common):
+        listed = ", ".join(f"{n}/{f}" for n, f in zip(names, files))
+        raise ValueError(
+            f"checkpoints in {directory} are of different epochs ({listed}) and no earlier epoch is saved for all "
+            f"models; delete the newer files or the folder to restart"
+        )
+    print(f"Checkpoints of different epochs found ({', '.join(files)}), an interrupted save: "
+          f"resuming every model from {os.path.basename(common[0])}")
+    return common

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import time
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -22,6 +21,7 @@ from dpt.engine.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     rng_state,
+    same_epoch_checkpoints,
     save_checkpoint,
     set_rng_state,
     strip_module_prefix,
@@ -198,7 +198,7 @@ class TrainerX:
         if not names or any(p is None for p in paths):
             print("No checkpoint found, train from scratch")
             return 0
-        paths = _same_epoch_checkpoints(directory, names, paths)
+        paths = same_epoch_checkpoints(directory, names, paths)
         start_epoch = 0
         for name, path in zip(names, paths):
             print(f"Loading checkpoint from {path}")
@@ -420,27 +420,3 @@ class TrainerX:
             self.write_scalar(f"{split}/{key}", value, min(self.epoch, self.max_epoch - 1))
         return next(iter(results.values()))
 
-
-def _same_epoch_checkpoints(directory: str, names: List[str], paths: List[str]) -> List[str]:
-    """One checkpoint per model, all of one epoch (the latest every model has).
-
-    Why: models are saved one after another, so a kill between two saves leaves pointers naming different
-    epochs; resuming from a mix would not continue the interrupted run.
-    """
-    files = [os.path.basename(p) for p in paths]
-    if len(set(files)) == 1:
-        return paths
-    matches = [re.fullmatch(r"model\.pth\.tar-(\d+)", f) for f in files]
-    common: List[str] = []
-    if all(matches):
-        epoch = min(int(m.group(1)) for m in matches)
-        common = [os.path.join(directory, n, f"model.pth.tar-{epoch}") for n in names]
-    if not common or not all(os.path.isfile(p) for p in common):
-        listed = ", ".join(f"{n}/{f}" for n, f in zip(names, files))
-        raise ValueError(
-            f"checkpoints in {directory} are of different epochs ({listed}) and no earlier epoch is saved for all "
-            f"models; delete the newer files or the folder to restart"
-        )
-    print(f"Checkpoints of different epochs found ({', '.join(files)}), an interrupted save: "
-          f"resuming every model from {os.path.basename(common[0])}")
-    return common
