@@ -196,3 +196,10 @@ def test_missing_clip_weights_say_where_they_looked(eurosat_root, tmp_path, caps
 def test_loaded_clip_is_frozen_fp32(tiny_clip_path):
     model = load_clip(str(tiny_clip_path), precision="fp32")
     assert model.dtype == torch.float32
+
+
+def test_every_registered_trainer_is_covered_here():
+    """A new trainer must add its checkpoint folders to LEARNED (or be zero-shot) and a config to CONFIG."""
+    import dpt.trainers  # noqa: F401  (fills the registry)
+
+    assert set(TRAINER_REGISTRY.names()) == set(CONFIG) == set(LEARNED) | {"ZeroshotCLIP", "ZeroshotCLIP2"}
