@@ -99,3 +99,18 @@ def test_dpt_selects_zero_shot_top_k_and_feeds_their_learned_text(tiny_clip) -> 
         logits = tiny_clip.logit_scale.exp() * features @ text.normalized.t()
     torch.testing.assert_close(out.logits, logits, rtol=1e-5, atol=1e-5)
     assert [tuple(t.shape) for t in out.layer_logits] == [(4, 3, 7), (4, 3, 7)]
+
+
+def test_cavpt_loss_uses_exactly_the_true_class_rows():
+    """Rows (sample b, layer j, slot k) with topk[b, k] == label[b], checked by hand on a 3-sample batch."""
+    from dpt.trainers.dpt import cavpt_loss
+
+    gen = torch.Generator().manual_seed(0)
+    layer_logits = [torch.randn(3, 2, 5, generator=gen) for _ in range(2)]  # 2 CAVPT layers, K = 2, 5 classes
+    topk = torch.tensor([[4, 1], [0, 2], [3, 1]])
+    label = torch.tensor([1, 3, 3])  # sample 0: slot 1; sample 1: none; sample 2: slot 0
+    rows = [(0, 1), (2, 0)]
+    expected = torch.stack([
+        F.cross_entropy(layer_logits[j][b, k][None], label[b][None]) for j in range(2) for b, k in rows
+    ]).mean()
+    torch.testing.assert_close(cavpt_loss(layer_logits, topk, label), expected)
