@@ -14,6 +14,7 @@ from dpt.config import save_cfg, setup_cfg
 from dpt.engine.build import build_trainer
 from dpt.engine.distributed import init_distributed, is_main_process
 from dpt.engine.logger import close_logger, setup_logger
+from dpt.errors import error_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,8 +89,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, KeyError, ValueError, RuntimeError, FloatingPointError) as err:
         if os.environ.get("DPT_DEBUG"):
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {error_message(err)}", file=sys.stderr)
         return 2
     return 0
 

@@ -30,6 +30,7 @@ from dpt.data.images import read_image
 from dpt.data.transforms import build_transform, split_at_to_tensor
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import latest_checkpoint
+from dpt.errors import error_message
 from dpt.tools.plots import DPI, save_atomic
 from dpt.train import set_random_seed
 
@@ -189,8 +190,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         path = attention_grid(args.images, args.runs, args.out, args.zero_shot, args.epoch,
                               args.root, args.backbone, args.prec)
     except (FileNotFoundError, KeyError, ValueError, OSError, RuntimeError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"dpt-attention: {message}", file=sys.stderr)
+        print(f"dpt-attention: {error_message(err)}", file=sys.stderr)
         return 1
     print(f"Wrote {path}")
     return 0

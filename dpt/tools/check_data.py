@@ -25,6 +25,7 @@ from dpt.config import get_cfg_default
 from dpt.data.dataset_base import SplitDataset, dataset_folder
 from dpt.data.splits import SPLIT_NAMES, load_json
 from dpt.engine.registry import DATASET_REGISTRY, unknown_name_message
+from dpt.errors import error_message
 
 SHOWN = 5  # problem files listed per kind; the rest are counted
 _COOP = "split_zhou_{name}.json from CoOp's DATASETS.md (Google Drive link)"
@@ -175,7 +176,7 @@ def check_dataset(root: str, name: str, decode: bool = False) -> DatasetReport:
         with contextlib.redirect_stdout(io.StringIO()):
             listing = _list_images(cls, root, report)
     except (FileNotFoundError, ValueError, KeyError, TypeError, OSError) as err:
-        report.error = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        report.error = error_message(err)
         return report
     report.counts = {split: len(pairs) for split, pairs in listing.items()}
     labels = {label for pairs in listing.values() for _, label in pairs}
@@ -222,7 +223,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise FileNotFoundError(f"--root {root}: folder not found (set --root or $DATA)")
         names = resolve_names(args.datasets) if args.datasets else present_datasets(root)
     except (FileNotFoundError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        message = error_message(err)
         print(f"error: {message}", file=sys.stderr)
         return 2
     if not names:

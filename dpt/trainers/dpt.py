@@ -34,8 +34,8 @@ class DPT(VLP):
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)
-        check_length(cfg, "TRAINER.SELECTED_COVPT.CPN", cfg.TRAINER.SELECTED_COVPT.CPN)
-        check_length(cfg, "TRAINER.DPT.N_KEY_TOKENS", cfg.TRAINER.DPT.N_KEY_TOKENS)
+        check_length(cfg, "TRAINER.SELECTED_COVPT.CPN")
+        check_length(cfg, "TRAINER.DPT.N_KEY_TOKENS")
         if cfg.TRAINER.DPT.ATTN_DIM < 1:
             raise ValueError(f"config key 'TRAINER.DPT.ATTN_DIM': expected >= 1, got {cfg.TRAINER.DPT.ATTN_DIM}")
 

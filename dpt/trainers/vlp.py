@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from dpt.engine.registry import TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer, vision_layers
+from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
 from dpt.trainers.vpt import VISUAL_PROMPTS, check_length
 
 TEXT_PROMPTS = "prompt_learner"
@@ -19,7 +19,7 @@ class VLP(PromptTrainer):
     IMAGENET_WARMUP_EPOCH, IMAGENET_GUIDANCE_EPOCHS} and OPTIM."""
 
     def check_cfg(self, cfg) -> None:
-        check_length(cfg, "TRAINER.VPT.N_CTX", cfg.TRAINER.VPT.N_CTX)
+        check_length(cfg, "TRAINER.VPT.N_CTX")
 
     def is_imagenet(self) -> bool:
         return self.cfg.DATASET.NAME == "ImageNet"
@@ -68,7 +68,7 @@ class VLP(PromptTrainer):
 
     def loss(self, output, label: torch.Tensor) -> torch.Tensor:
         """Guidance epochs: CE(logits_zs_image) + CE(logits_zs_text) + beta CE(logits); then CE(logits)."""
-        main = F.cross_entropy(output.logits.float(), label)
+        main = cross_entropy(output, label)
         if output.logits_zs_image is None:
             return main
         return (

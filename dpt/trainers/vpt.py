@@ -7,7 +7,11 @@ from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
 VISUAL_PROMPTS = "image_encoder.transformer.ctx_learner"
 
 
-def check_length(cfg, key: str, value: int) -> None:
+def check_length(cfg, key: str) -> None:
+    """A length key (``"TRAINER.VPT.N_CTX"``) must be >= 0."""
+    value = cfg
+    for part in key.split("."):
+        value = value[part]
     if value < 0:
         raise ValueError(f"config key {key!r}: expected a length >= 0, got {value}")
 
@@ -17,7 +21,7 @@ class VPT(PromptTrainer):
     """Reads TRAINER.VPT.N_CTX and OPTIM (used as is: no ImageNet exception)."""
 
     def check_cfg(self, cfg) -> None:
-        check_length(cfg, "TRAINER.VPT.N_CTX", cfg.TRAINER.VPT.N_CTX)
+        check_length(cfg, "TRAINER.VPT.N_CTX")
 
     def checkpoint_meta(self):
         return {**super().checkpoint_meta(), "vpt_layers": list(self.model.vpt_layers)}
