@@ -11,7 +11,7 @@ import pytest
 
 from dpt.data import build_dataset
 from dpt.data.datum import Datum
-from dpt.engine.registry import DATASET_REGISTRY
+from dpt.registry import DATASET_REGISTRY
 from fixtures_data import SPLIT_LAYOUT, make_data_cfg, make_dataset
 
 ALL_NAMES = {

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpt.tools import plots, results
+from dpt.tools import plots, results, tables
 from test_results import COOP_VARIANT, FEWSHOT, ZEROSHOT, trained_dir, write_log
 
 
@@ -49,7 +49,7 @@ def test_accuracy_vs_shots_cli(output_root, tmp_path, capsys):
 
 def test_accuracy_vs_shots_wraps_panels(tmp_path):
     root = str(tmp_path / "output")
-    datasets = results.FEWSHOT_DATASETS[:5]
+    datasets = tables.FEWSHOT_DATASETS[:5]
     for i, dataset in enumerate(datasets):
         for shots, base in ((1, 50.0), (4, 60.0), (16, 70.0)):
             for seed in (1, 2, 3):

@@ -11,7 +11,7 @@ import statistics
 
 import pytest
 
-from dpt.tools import logparse, paper, results
+from dpt.tools import logparse, paper, results, runs, tables
 
 COOP_VARIANT = "nctx16_cscFalse_ctpend"
 DPT_VARIANT = "nctx16_cscFalse_ctpend_vctx10_cpn10_bl12"
@@ -310,10 +310,10 @@ def dg_root(tmp_path):
         source, *targets = scores[trainer]
         for seed in (1, 2, 3):
             write_log(trained_dir(root, "imagenet", trainer, cfg, 16, variant, seed), source + seed / 10)
-            for dataset, acc in zip(results.DG_TARGETS, targets):
+            for dataset, acc in zip(tables.DG_TARGETS, targets):
                 folder = os.path.join(root, "evaluation", trainer, f"{cfg}_16shots", variant, dataset, f"seed{seed}")
                 write_log(folder, acc + seed / 10, eval_only=True)
-    for dataset, acc in zip(("imagenet",) + results.DG_TARGETS, [55.0, 48.0, 40.0, 30.0, 60.0]):
+    for dataset, acc in zip(("imagenet",) + tables.DG_TARGETS, [55.0, 48.0, 40.0, 30.0, 60.0]):
         write_log(os.path.join(root, "ZeroshotCLIP", "vit_b32", dataset), acc, eval_only=True)
     return root, scores
 
@@ -326,7 +326,7 @@ def test_domain_generalisation_table(dg_root, capsys):
     offsets = [0.1, 0.2, 0.3]
     for trainer, values in scores.items():
         row = dg[(trainer, "16")]
-        for dataset, acc in zip(("imagenet",) + results.DG_TARGETS, values):
+        for dataset, acc in zip(("imagenet",) + tables.DG_TARGETS, values):
             assert row[dataset] == cell_text([acc + o for o in offsets])
         assert row["Average (targets)"] == f"{statistics.fmean(values[1:]) + 0.2:.2f}"
     assert dg[("ZeroshotCLIP", "0")]["imagenet_r"] == "60.00"
@@ -341,8 +341,8 @@ def test_packaged_paper_csv_holds_only_stated_claims():
     claims = paper.load_claims()
     per_dataset = [c for c in claims if c.table == "fewshot"]
     assert len(per_dataset) == 55 and all(c.value is None for c in per_dataset)
-    assert {c.dataset for c in per_dataset} == set(results.FEWSHOT_DATASETS)
-    assert {c.method for c in per_dataset} == set(results.METHOD_ORDER)
+    assert {c.dataset for c in per_dataset} == set(tables.FEWSHOT_DATASETS)
+    assert {c.method for c in per_dataset} == set(tables.METHOD_ORDER)
     headline = {(c.method, c.metric): (c.relation, c.value) for c in claims if c.table == "headline"}
     assert headline[("DPT", "gain_over_ZeroshotCLIP")] == ("=", 17.6)
     assert headline[("DPT", "gain_over_CoOp")] == ("=", 3.53)
@@ -414,5 +414,5 @@ def test_resumed_run_reads_the_newest_finished_log(tmp_path):
     folder = trained_dir(tmp_path, "eurosat", "CoOp", "vit_b32", 16, COOP_VARIANT, 1)
     write_log(folder, acc=70.0, finish=False)
     write_log(folder, acc=81.3, name="log.txt-2026-11-27-01-00-00")
-    runs = results.collect_runs(str(tmp_path), seeds=[1])
-    assert [(r.status, r.metrics["accuracy"]) for r in runs] == [("finished", 81.3)]
+    collected = runs.collect_runs(str(tmp_path), seeds=[1])
+    assert [(r.status, r.metrics["accuracy"]) for r in collected] == [("finished", 81.3)]

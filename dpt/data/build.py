@@ -1,12 +1,10 @@
 """``build_dataset``: the only way datasets are created (by DATASET.NAME, through the registry)."""
 from __future__ import annotations
 
-import importlib
-
 from yacs.config import CfgNode
 
 from dpt.data.dataset_base import DatasetBase
-from dpt.engine.registry import DATASET_REGISTRY
+from dpt.registry import DATASET_REGISTRY
 
 
 def build_dataset(cfg: CfgNode) -> DatasetBase:
@@ -14,7 +12,6 @@ def build_dataset(cfg: CfgNode) -> DatasetBase:
 
     Config keys read: DATASET.NAME, VERBOSE (plus each reader's keys).
     """
-    importlib.import_module("dpt.datasets")
     dataset_cls = DATASET_REGISTRY.get(cfg.DATASET.NAME)
     if cfg.VERBOSE:
         print(f"Loading dataset: {cfg.DATASET.NAME}")

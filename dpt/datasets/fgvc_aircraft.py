@@ -9,7 +9,7 @@ from typing import Dict, List, Tuple
 
 from dpt.data.dataset_base import SplitDataset
 from dpt.data.datum import Datum
-from dpt.engine.registry import DATASET_REGISTRY
+from dpt.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Tuple
 
 from dpt.data.dataset_base import SplitDataset, folder_fallback
-from dpt.engine.registry import DATASET_REGISTRY
+from dpt.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()

@@ -21,7 +21,7 @@ from dpt.data.dataset_base import DatasetBase, SplitDataset, dataset_folder
 from dpt.data.datum import Datum
 from dpt.data.splits import list_image_folders, list_images
 from dpt.datasets.imagenet_flat_val import read_flat_val
-from dpt.engine.registry import DATASET_REGISTRY
+from dpt.registry import DATASET_REGISTRY
 
 
 def read_classnames(path: str, dataset: str) -> "OrderedDict[str, str]":

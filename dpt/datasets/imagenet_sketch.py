@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dpt.datasets.imagenet import ImageNetVariant
-from dpt.engine.registry import DATASET_REGISTRY
+from dpt.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()

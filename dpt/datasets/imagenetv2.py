@@ -8,7 +8,7 @@ from typing import List
 from dpt.data.datum import Datum
 from dpt.data.splits import list_image_folders, list_images
 from dpt.datasets.imagenet import ImageNetVariant
-from dpt.engine.registry import DATASET_REGISTRY
+from dpt.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()

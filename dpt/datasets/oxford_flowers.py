@@ -9,7 +9,7 @@ import numpy as np
 
 from dpt.data.dataset_base import SplitDataset, load_mat, require_fallback_files
 from dpt.data.splits import load_json, split_groups
-from dpt.engine.registry import DATASET_REGISTRY
+from dpt.registry import DATASET_REGISTRY
 
 
 @DATASET_REGISTRY.register()

@@ -12,7 +12,7 @@ import numpy as np
 from dpt.data.dataset_base import SplitDataset, load_mat
 from dpt.data.datum import Datum
 from dpt.data.splits import split_trainval
-from dpt.engine.registry import DATASET_REGISTRY
+from dpt.registry import DATASET_REGISTRY
 
 
 def car_classname(meta_name: str) -> str:

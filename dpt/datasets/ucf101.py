@@ -8,7 +8,7 @@ from typing import Dict, List, Tuple
 from dpt.data.dataset_base import SplitDataset, require_fallback_files
 from dpt.data.datum import Datum
 from dpt.data.splits import split_trainval
-from dpt.engine.registry import DATASET_REGISTRY
+from dpt.registry import DATASET_REGISTRY
 
 
 def action_classname(action: str) -> str:

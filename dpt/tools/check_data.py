@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
-import importlib
 import io
 import os
 import sys
@@ -24,7 +23,7 @@ from PIL import Image
 from dpt.config import get_cfg_default
 from dpt.data.dataset_base import SplitDataset, dataset_folder
 from dpt.data.splits import SPLIT_NAMES, load_json
-from dpt.engine.registry import DATASET_REGISTRY, unknown_name_message
+from dpt.registry import DATASET_REGISTRY, unknown_name_message
 from dpt.errors import error_message
 
 SHOWN = 5  # problem files listed per kind; the rest are counted
@@ -99,7 +98,6 @@ def _normalise(name: str) -> str:
 
 def resolve_names(names: Sequence[str]) -> List[str]:
     """Registry names for ``names`` given as registry names, yaml stems or folder names (``oxford_pets``, ``dtd``)."""
-    importlib.import_module("dpt.datasets")
     aliases: Dict[str, str] = {}
     for registered in DATASET_REGISTRY.names():
         aliases[_normalise(registered)] = registered
@@ -116,7 +114,6 @@ def resolve_names(names: Sequence[str]) -> List[str]:
 
 def present_datasets(root: str) -> List[str]:
     """Registered datasets whose folder exists under ``root``."""
-    importlib.import_module("dpt.datasets")
     return [n for n in DATASET_REGISTRY.names() if os.path.isdir(os.path.join(root, DATASET_REGISTRY.get(n).folder_name))]
 
 

@@ -16,7 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dpt.tools.logparse import EpochCurve, mean_and_spread, parse_training_curves
-from dpt.tools.results import Table, build_tables, collect_runs
+from dpt.tools.runs import collect_runs
+from dpt.tools.tables import Table, build_tables
 
 DPI = 100
 # Size of one subplot in inches: an n-panel figure is PANEL_SIZE * (columns, rows) * DPI pixels.

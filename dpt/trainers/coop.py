@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from dpt.engine.checkpoint import load_checkpoint
-from dpt.engine.registry import TRAINER_REGISTRY
+from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy
 
 

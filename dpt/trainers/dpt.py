@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.engine.registry import TRAINER_REGISTRY
+from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.feature_cache import SelectorFeatureCache, backbone_id, cache_key
 from dpt.trainers.vlp import VLP
 from dpt.trainers.vpt import check_length

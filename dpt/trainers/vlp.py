@@ -6,7 +6,7 @@ from typing import Dict, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.engine.registry import TRAINER_REGISTRY
+from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
 from dpt.trainers.vpt import VISUAL_PROMPTS, check_length
 

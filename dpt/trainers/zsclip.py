@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dpt.engine.registry import TRAINER_REGISTRY
+from dpt.registry import TRAINER_REGISTRY
 from dpt.modeling.clip_import import clip
 from dpt.modeling.prompted_clip import TextFeatures
 from dpt.modeling.templates import IMAGENET_TEMPLATES_SELECT

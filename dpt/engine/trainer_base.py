@@ -1,0 +1,200 @@
+"""TrainerBase: the registered (model, optimiser, scheduler) triples and what is done to all of them at once.
+
+Why a class of its own (as Dassl's ``TrainerBase``): stepping, saving, resuming and loading every learnable
+part is independent of how batches are produced; ``TrainerX`` (trainer.py) adds the data, the loop and
+evaluation on top.
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Any, Dict, Iterable, List, Optional
+
+import torch
+from torch import nn
+
+from dpt.engine.checkpoint import (
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    same_epoch_checkpoints,
+    save_checkpoint,
+    set_rng_state,
+    strip_module_prefix,
+)
+from dpt.engine.distributed import all_reduce_gradients, is_main_process
+from dpt.engine.optim import OptimSpec, build_lr_scheduler, build_optimizer
+from dpt.engine.precision import autocast
+
+
+class TrainerBase:
+    """Named learnable parts, each with its optimiser and per-epoch scheduler (Dassl's registration order).
+
+    Subclasses set ``cfg``, ``device``, ``precision``, ``scaler`` (a GradScaler or None), ``epoch``,
+    ``max_epoch``, ``batch_idx`` and ``num_batches`` before the methods below use them.
+    """
+
+    def __init__(self) -> None:
+        self._models: "OrderedDict[str, nn.Module]" = OrderedDict()
+        self._optims: "OrderedDict[str, Optional[torch.optim.Optimizer]]" = OrderedDict()
+        self._scheds: "OrderedDict[str, Any]" = OrderedDict()
+
+    def optim_spec(self, **overrides) -> OptimSpec:
+        """cfg.OPTIM as an OptimSpec, with per-group overrides (e.g. lr=0.002, warmup_epoch=1)."""
+        return OptimSpec.from_cfg(self.cfg.OPTIM).with_overrides(**overrides)
+
+    def register_model(
+        self,
+        name: str,
+        model: nn.Module,
+        optim: Optional[torch.optim.Optimizer] = None,
+        sched: Any = None,
+    ) -> None:
+        """Register a learnable part; its name is the checkpoint folder (Dassl layout)."""
+        if name in self._models:
+            raise KeyError(f"model {name!r} is already registered")
+        self._models[name] = model
+        self._optims[name] = optim
+        self._scheds[name] = sched
+
+    def register_learnable(self, name: str, model: nn.Module, spec: OptimSpec) -> None:
+        """Register ``model`` with an optimiser and per-epoch scheduler built from ``spec``."""
+        optim = build_optimizer(model.parameters(), spec)
+        self.register_model(name, model, optim, build_lr_scheduler(optim, spec))
+
+    def get_model_names(self, names: Optional[Iterable[str]] = None) -> List[str]:
+        if names is None:
+            return list(self._models)
+        names = [names] if isinstance(names, str) else list(names)
+        for n in names:
+            if n not in self._models:
+                raise KeyError(f"unknown model {n!r}; registered: {', '.join(self._models)}")
+        return names
+
+    # ----------------------------------------------------------------- state
+    def set_model_mode(self, mode: str = "train", names: Optional[Iterable[str]] = None) -> None:
+        for name in self.get_model_names(names):
+            self._models[name].train(mode == "train")
+
+    def update_lr(self, names: Optional[Iterable[str]] = None) -> None:
+        for name in self.get_model_names(names):
+            if self._scheds[name] is not None:
+                self._scheds[name].step()
+
+    def get_current_lr(self, names: Optional[Iterable[str]] = None) -> float:
+        """The first registered optimiser's group-0 lr (the one Dassl prints)."""
+        for name in self.get_model_names(names):
+            if self._optims[name] is not None:
+                return self._optims[name].param_groups[0]["lr"]
+        return 0.0
+
+    def checkpoint_meta(self) -> Dict[str, Any]:
+        """Facts stored with every checkpoint and checked on load (trainer name, prompt layout)."""
+        return {"trainer": self.cfg.TRAINER.NAME}
+
+    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: Optional[float] = None) -> None:
+        """Save every registered model (rank 0 only under torchrun)."""
+        if not is_main_process():
+            return
+        for name in self.get_model_names():
+            optim, sched = self._optims[name], self._scheds[name]
+            state = {
+                "state_dict": self._models[name].state_dict(),
+                "epoch": epoch + 1,
+                "optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "val_result": val_result,
+                "meta": self.checkpoint_meta(),
+                "rng": rng_state(),
+            }
+            if self.scaler is not None:
+                state["scaler"] = self.scaler.state_dict()
+            save_checkpoint(state, os.path.join(directory, name), is_best=is_best)
+
+    def _check_meta(self, checkpoint: Dict[str, Any], path: str) -> None:
+        stored = checkpoint.get("meta") or {}
+        for key, expected in self.checkpoint_meta().items():
+            if key in stored and stored[key] != expected:
+                raise ValueError(
+                    f"checkpoint {path} was written with {key} = {stored[key]!r}, "
+                    f"but this run has {key} = {expected!r}"
+                )
+
+    def resume_model_if_exist(self, directory: str) -> int:
+        """Restore models, optimisers, schedulers and RNG states from ``directory``; return the start epoch."""
+        names = self.get_model_names()
+        paths = [latest_checkpoint(os.path.join(directory, n)) for n in names]
+        if not names or any(p is None for p in paths):
+            print("No checkpoint found, train from scratch")
+            return 0
+        paths = same_epoch_checkpoints(directory, names, paths)
+        start_epoch = 0
+        for name, path in zip(names, paths):
+            print(f"Loading checkpoint from {path}")
+            ckpt = load_checkpoint(path)
+            self._check_meta(ckpt, path)
+            self._models[name].load_state_dict(ckpt["state_dict"])
+            if self._optims[name] is not None and ckpt.get("optimizer") is not None:
+                self._optims[name].load_state_dict(ckpt["optimizer"])
+            if self._scheds[name] is not None and ckpt.get("scheduler") is not None:
+                self._scheds[name].load_state_dict(ckpt["scheduler"])
+            if self.scaler is not None and "scaler" in ckpt:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            if "rng" in ckpt:
+                set_rng_state(ckpt["rng"])
+            start_epoch = ckpt["epoch"]
+            print(f"Previous epoch: {start_epoch}")
+        return start_epoch
+
+    def keys_to_skip_on_load(self, name: str) -> List[str]:
+        """State-dict keys of model ``name`` that depend on the class names and are not loaded."""
+        return []
+
+    def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
+        """Load weights for evaluation: ``model-best.pth.tar`` or ``model.pth.tar-<epoch>`` per registered model."""
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+        for name in self.get_model_names():
+            path = os.path.join(directory, name, checkpoint_name(epoch))
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f'model not found at "{path}" (expected {checkpoint_name(epoch)} for {name})')
+            ckpt = load_checkpoint(path)
+            self._check_meta(ckpt, path)
+            skip = set(self.keys_to_skip_on_load(name))
+            state = {k: v for k, v in strip_module_prefix(ckpt["state_dict"]).items() if k not in skip}
+            missing, unexpected = self._models[name].load_state_dict(state, strict=False)
+            if unexpected or set(missing) - skip:
+                raise KeyError(
+                    f"checkpoint {path} does not match model {name}: missing {sorted(set(missing) - skip)}, "
+                    f"unexpected {sorted(unexpected)}"
+                )
+            print(f'Loading weights to {name} from "{path}" (epoch = {ckpt["epoch"]})')
+
+    # ----------------------------------------------------------------- optimisation
+    def autocast(self):
+        return autocast(self.precision, self.device)
+
+    def model_backward_and_update(self, loss: torch.Tensor, names: Optional[Iterable[str]] = None) -> None:
+        """zero_grad -> finite check -> backward (loss-scaled for fp16) -> step every optimiser."""
+        names = self.get_model_names(names)
+        optims = [self._optims[n] for n in names if self._optims[n] is not None]
+        for optim in optims:
+            optim.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss).all():
+            raise FloatingPointError(
+                f"loss is {loss.item()} at epoch {self.epoch + 1}/{self.max_epoch}, "
+                f"batch {self.batch_idx + 1}/{self.num_batches}"
+            )
+        if self.scaler is None:
+            loss.backward()
+            all_reduce_gradients(self._models[n] for n in names)
+            for optim in optims:
+                optim.step()
+        else:
+            self.scaler.scale(loss).backward()
+            all_reduce_gradients(self._models[n] for n in names)
+            for optim in optims:
+                self.scaler.step(optim)
+            self.scaler.update()

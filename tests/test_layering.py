@@ -1,0 +1,92 @@
+"""Dependencies point one way (DESIGN "Layout"): no import cycle between modules of the package, in-function
+imports included, and the registry sits below engine and data."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Dict, List, Set
+
+PACKAGE = Path(__file__).resolve().parents[1] / "dpt"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, known: Set[str]) -> Set[str]:
+    """dpt modules imported anywhere in ``path`` (``from dpt.x import y`` counts dpt.x.y when y is a module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name in known)
+    return found
+
+
+def import_graph() -> Dict[str, Set[str]]:
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        # a package's __init__ re-exports its modules: an edge from the package to them, not a layer
+        graph[name] = {m for m in imported_modules(path, set(files)) if m != name}
+    return graph
+
+
+def find_cycle(graph: Dict[str, Set[str]]) -> List[str]:
+    """One cycle as a list of modules, or [] (depth-first search, ignoring package -> own submodule edges)."""
+    state: Dict[str, int] = {}
+    stack: List[str] = []
+
+    def visit(node: str) -> List[str]:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target.startswith(node + "."):
+                continue
+            if state.get(target) == 1:
+                return stack[stack.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return []
+
+
+def test_no_import_cycles_between_modules():
+    graph = import_graph()
+    # package __init__ files import their own modules; cycles through them are not layering cycles
+    modules = {n: {t for t in ts if not (PACKAGE / Path(*t.split(".")[1:]) / "__init__.py").is_file()}
+               for n, ts in graph.items()}
+    assert find_cycle(modules) == []
+
+
+def imports_of(graph: Dict[str, Set[str]], package: str) -> Set[str]:
+    """Subpackages (``dpt.<name>``) that modules of ``package`` import."""
+    inside = (n for n in graph if n == package or n.startswith(package + "."))
+    return {".".join(t.split(".")[:2]) for n in inside for t in graph[n]} - {package}
+
+
+def test_registry_engine_and_data_layers():
+    graph = import_graph()
+    assert not {m for m in graph["dpt.registry"] if m.startswith("dpt.")}
+    assert not imports_of(graph, "dpt.data") & {"dpt.engine", "dpt.trainers", "dpt.tools", "dpt.datasets"}
+    assert not imports_of(graph, "dpt.engine") & {"dpt.trainers", "dpt.tools", "dpt.datasets"}
+
+
+def test_the_checker_sees_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) == []
