@@ -137,3 +137,5 @@ def test_root_that_is_itself_a_run_and_repeated_seeds(tmp_path, capsys):
     found = sorted(runs.collect_runs(root, seeds=(1,)), key=lambda r: r.path)
     assert [r.status for r in found] == ["finished", "ignored"]
     assert found[1].note == f"same run as {os.path.join(root, 'a')}"
+    found = sorted(runs.collect_runs(root, seeds=(2,)), key=lambda r: (r.status, r.path))  # seed 1 not expected
+    assert [(r.status, r.seed) for r in found] == [("ignored", 1), ("ignored", 1), ("missing", 2)]

@@ -14,7 +14,7 @@ import os
 import pickle
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -68,7 +68,7 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _state_and_epoch(raw: Any, path: str) -> tuple:
+def _state_and_epoch(raw: Any, path: str) -> Tuple[State, Optional[int]]:
     """The tensors and epoch of a Dassl checkpoint dict (or of a plain state dict, as MODEL.INIT_WEIGHTS allows)."""
     if not isinstance(raw, Mapping):
         raise ValueError(f"{path} is not a checkpoint: expected a dict with 'state_dict' and 'epoch', found "

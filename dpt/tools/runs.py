@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence
 
 from dpt.tools.logged_run import logged_run
@@ -168,7 +168,7 @@ def _named_run(folder: str) -> Optional[Run]:
     others = [n for n, identity in identities.items() if identity != first]
     note = f"{', '.join(others)} record(s) another run in this folder, not counted" if others else ""
     run = _read_run(folder, skip=others, **key)
-    return Run(**{**run.__dict__, "note": "; ".join(filter(None, [run.note, note]))})
+    return replace(run, note="; ".join(filter(None, [run.note, note])))
 
 
 def _named_runs(folders: Sequence[str], seeds: Sequence[int]) -> List[Run]:
@@ -176,23 +176,26 @@ def _named_runs(folders: Sequence[str], seeds: Sequence[int]) -> List[Run]:
     "ignored"."""
     runs = [r for r in (_named_run(f) for f in folders) if r is not None]
     groups: Dict[tuple, Dict[Optional[int], Run]] = {}
+    where: Dict[tuple, str] = {}
     out = []
     for run in runs:
-        group = groups.setdefault((run.kind, run.dataset, run.trainer, run.cfg, run.shots, run.variant), {})
+        key = (run.kind, run.dataset, run.trainer, run.cfg, run.shots, run.variant)
+        group = groups.setdefault(key, {})
+        where.setdefault(key, os.path.dirname(run.path))
         if run.seed in group:
-            out.append(Run(**{**run.__dict__, "status": "ignored", "note": f"same run as {group[run.seed].path}"}))
+            out.append(replace(run, status="ignored", note=f"same run as {group[run.seed].path}"))
         elif run.kind != "zeroshot" and run.seed not in seeds:
-            out.append(Run(**{**run.__dict__, "status": "ignored", "note": "seed not in --seeds"}))
+            out.append(replace(run, status="ignored", note="seed not in --seeds"))
         else:
             group[run.seed] = run
-    for (kind, dataset, trainer, cfg, shots, variant), members in groups.items():
+    for key, members in groups.items():
         out += members.values()
+        kind, dataset, trainer, cfg, shots, variant = key
         if kind == "zeroshot":
             continue
-        key = dict(kind=kind, dataset=dataset, trainer=trainer, cfg=cfg, shots=shots, variant=variant)
-        where = os.path.dirname(next(iter(members.values())).path)
-        out += [Run(seed=s, path=where, status="missing", metrics={}, note=f"no run folder with seed {s}", **key)
-                for s in seeds if s not in members]
+        fields = dict(kind=kind, dataset=dataset, trainer=trainer, cfg=cfg, shots=shots, variant=variant)
+        out += [Run(seed=s, path=where[key], status="missing", metrics={}, note=f"no run folder with seed {s}",
+                    **fields) for s in seeds if s not in members]
     return out
 
 
