@@ -250,6 +250,10 @@ def test_placeholders_record_and_never_call():
     assert restricted_pickle.resolve_global("torch", "float16") is torch.float16
     assert restricted_pickle.resolve_global("collections", "OrderedDict") is OrderedDict
     assert issubclass(restricted_pickle.resolve_global("torch", "load"), restricted_pickle.Placeholder)
+    encode = restricted_pickle.resolve_global("_codecs", "encode")  # protocol-2 bytes
+    assert encode("\xff", "latin1") == b"\xff"
+    with pytest.raises(pickle.UnpicklingError, match="only latin1"):
+        encode("x", "zlib_codec")  # no other codec module is looked up
 
 
 @pytest.mark.parametrize("kind, message", [
@@ -257,6 +261,7 @@ def test_placeholders_record_and_never_call():
     ("torchscript", "is a TorchScript archive, not a checkpoint"),
     ("no tensors", "is not a checkpoint: 'state_dict' entry 'ctx' is a str, not a tensor"),
     ("list", "is not a checkpoint: expected a dict with 'state_dict' and 'epoch', found a list"),
+    ("legacy", "a pre-1.6 torch file holding pickled objects"),
 ])
 def test_files_that_are_not_checkpoints_are_one_line_errors(kind, message, tmp_path):
     path = tmp_path / "model.pth.tar-1"
@@ -266,6 +271,9 @@ def test_files_that_are_not_checkpoints_are_one_line_errors(kind, message, tmp_p
         save_torchscript_state({"ctx": torch.ones(2)}, path)
     elif kind == "no tensors":
         torch.save({"state_dict": {"ctx": "not a tensor"}, "epoch": 1, "optimizer": torch.optim.SGD}, path)
+    elif kind == "legacy":
+        torch.save({"state_dict": {"ctx": torch.ones(2)}, "optimizer": torch.optim.SGD}, path,
+                   _use_new_zipfile_serialization=False)
     else:
         torch.save([torch.ones(1)], path)
     with pytest.raises((ValueError, RuntimeError), match=re.escape(message)):

@@ -74,8 +74,10 @@ def _from_type(func: Callable, new_type: Any, args: Tuple, state: Any):
 
 
 def _latin1(text: str, encoding: str = "latin1") -> bytes:
-    """Protocol-2 ``bytes`` arrive as ``_codecs.encode(text, "latin1")``."""
-    return codecs.encode(text, encoding)
+    """Protocol-2 ``bytes`` arrive as ``_codecs.encode(text, "latin1")``; no other codec is looked up (imported)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r}: only latin1 rebuilds bytes")
+    return codecs.encode(text, "latin1")
 
 
 _ALLOWED: Dict[Tuple[str, str], Any] = {
