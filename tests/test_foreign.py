@@ -291,7 +291,8 @@ def test_official_dpt_run_loads_with_names_mapped_and_fp16_cast(official_run, dp
                                                                   tiny_clip_path, tmp_path, capsys):
     trainer = build("DPT", eurosat_root, tiny_clip_path, tmp_path / "t")
     trainer.load_model(str(official_run), epoch=1)
-    assert "Dassl-written checkpoints (official names translated, fp32): TRAINER.COOP.N_CTX = 16" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Dassl-written checkpoints (official names translated, fp32): TRAINER.COOP.N_CTX = 16" in out
     for part in DPT_PARTS:
         ours = load_checkpoint(str(dpt_run / part / "model.pth.tar-1"))["state_dict"]
         loaded = trainer._models[part].state_dict()
@@ -318,8 +319,9 @@ def test_eval_only_on_an_official_run_matches_our_run(dpt_run, dassl_module, eur
 @pytest.mark.parametrize("opts, message", [
     (("TRAINER.VPT.N_CTX", "4"), "holds a model with TRAINER.VPT.N_CTX = 10, but this run's config has "
                                   "TRAINER.VPT.N_CTX = 4"),
-    (("TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT", "11"), "holds a model with TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT = 12, "
-                                                     "but this run's config has TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT = 11"),
+    (("TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT", "11"),
+     "holds a model with TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT = 12, but this run's config has "
+     "TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT = 11"),
     (("TRAINER.COOP.N_CTX", "8"), "holds a model with TRAINER.COOP.N_CTX = 16, but this run's config has "
                                    "TRAINER.COOP.N_CTX = 8"),
     (("TRAINER.DPT.N_KEY_TOKENS", "5"), "TRAINER.DPT.N_KEY_TOKENS = 10, but this run's config has "

@@ -109,7 +109,8 @@ def test_select_and_plot_read_official_trees(tmp_path, capsys):
 
 
 def test_cocoop_evaluation_layout_without_variant(tmp_path, capsys):
-    """scripts/cocoop/xd_*.sh: output/imagenet/<T>/<cfg>_16shots/seed<S>, output/evaluation/<T>/<cfg>_16shots/<ds>/seed<S>."""
+    """scripts/cocoop/xd_*.sh: output/imagenet/<T>/<cfg>_16shots/seed<S> and
+    output/evaluation/<T>/<cfg>_16shots/<dataset>/seed<S>."""
     root = str(tmp_path / "output")
     for seed in (1, 2, 3):
         write_log(os.path.join(root, "imagenet", "CoCoOp", f"{COCOOP_CFG}_16shots", f"seed{seed}"), 70.0 + seed)
