@@ -18,11 +18,14 @@ import os
 import shlex
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 from dpt.errors import error_message
 from dpt.tools.jobs import Job, active_job_ids, job_state, read_job_file, read_ledger, record_jobs
 from dpt.tools.shell_job import ShellJob
+
+if TYPE_CHECKING:  # submitit is optional: imported where it is used
+    from submitit import AutoExecutor
 
 LAUNCHERS = {"slurm": "slurm", "submitit-local": "local"}  # our name -> submitit's cluster name
 DEFAULT_PARALLELISM = {"slurm": 256, "submitit-local": 1}  # 256: submitit's default for SLURM arrays
@@ -71,7 +74,7 @@ def sbatch_options(text: str) -> Dict[str, Union[str, bool]]:
     return options
 
 
-def make_executor(args: argparse.Namespace):
+def make_executor(args: argparse.Namespace) -> "AutoExecutor":
     """submitit's AutoExecutor for ``args.launcher`` with the job resources of ``args``."""
     import submitit
 
@@ -101,7 +104,8 @@ def log_path(folder: str, job_id: str) -> str:
     return os.path.join(folder, f"{job_id}_0_log.out")
 
 
-def triage(jobs: Sequence[Job], ledger: Dict[str, Dict[str, str]]):
+def triage(jobs: Sequence[Job], ledger: Dict[str, Dict[str, str]]
+           ) -> Tuple[List[Job], List[Job], List[Job], List[Tuple[Job, str]]]:
     """Split jobs into (to submit, finished, still queued or running, cannot run yet with the reason)."""
     states = {job: job_state(job.command) for job in jobs}
     finished = [job for job in jobs if states[job].finished]
@@ -114,7 +118,7 @@ def triage(jobs: Sequence[Job], ledger: Dict[str, Dict[str, str]]):
     return todo, finished, in_flight, blocked
 
 
-def submit_array(executor, args: argparse.Namespace, todo: Sequence[Job]) -> List[Tuple[str, str]]:
+def submit_array(executor: "AutoExecutor", args: argparse.Namespace, todo: Sequence[Job]) -> List[Tuple[str, str]]:
     """All of ``todo`` as one SLURM array job; returns (command, job id) pairs."""
     try:
         with executor.batch():
@@ -136,7 +140,7 @@ def submit_array(executor, args: argparse.Namespace, todo: Sequence[Job]) -> Lis
     return pairs
 
 
-def run_local(executor, args: argparse.Namespace, todo: Sequence[Job], poll_s: float) -> None:
+def run_local(executor: "AutoExecutor", args: argparse.Namespace, todo: Sequence[Job], poll_s: float) -> None:
     """``todo`` through submitit's local executor, ``--array-parallelism`` jobs at a time; returns when all ended."""
     parallelism = args.array_parallelism or DEFAULT_PARALLELISM["submitit-local"]
     pending, running = list(todo), []
@@ -167,6 +171,7 @@ def wait_until_ended(job_ids: Sequence[Tuple[str, str]], poll_s: float) -> None:
 
 
 def launch(args: argparse.Namespace) -> int:
+    """Submit the job file's jobs with work left, wait for them, list those not finished; the exit status."""
     try:
         import submitit  # noqa: F401
     except ImportError:
@@ -204,6 +209,7 @@ def launch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """0: every job finished; 1: some did not (listed); 2: bad input or submission refused (one line)."""
     args = build_parser().parse_args(argv)
     try:
         return launch(args)

@@ -13,9 +13,12 @@ import os
 import signal
 import subprocess
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from dpt.preemption import SAVE_ON_SIGNAL_ENV
+
+if TYPE_CHECKING:  # submitit is optional: imported where it is used
+    from submitit.helpers import DelayedSubmission
 
 # Seconds a stopped run may take to save and exit before its process group is killed (SLURM's default
 # warning comes 90 s before the kill).
@@ -87,7 +90,7 @@ class ShellJob:
         print(f"[job {self.number}] {self.command}", flush=True)
         previous = {sig: signal.getsignal(sig) for sig in stop_signals}
 
-        def pass_on(signum, frame):
+        def pass_on(signum: int, frame) -> None:
             """Tell the run first (it saves its last epoch), then let submitit checkpoint and requeue."""
             _signal_group(self._process, signum)
             handler = previous[signum]
@@ -115,7 +118,7 @@ class ShellJob:
             raise RuntimeError(f"job {self.number} exited with status {code}: {self.command}")
         return code
 
-    def checkpoint(self):
+    def checkpoint(self) -> "DelayedSubmission":
         """submitit's hook on a stop signal: wait until the run saved and exited, then requeue the same job."""
         from submitit.helpers import DelayedSubmission
 
