@@ -222,21 +222,29 @@ def test_a_preempted_local_job_is_requeued_and_ends_as_an_uninterrupted_run(work
         [sys.executable, "-m", "dpt.tools.launch", "jobs.txt", "--launcher", "submitit-local", "--folder",
          "out/submitit", "--gpus-per-node", "0", "--poll-s", "0.2"],
         cwd=workdir, env={**env, "OUTPUT": "out"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    log = None
-    while time.time() < deadline:
-        logs = list((workdir / "out/eurosat").glob("CoOp/*/*/seed1/log.txt"))
-        if logs and "epoch [2/" in logs[0].read_text():
-            log = logs[0]
-            break
-        time.sleep(0.02)
-    assert log is not None, "the job never reached epoch 2"
-    controller = int(json.loads((workdir / "out/submitit/submitted.json").read_text())[command]["job_id"])
-    victims = _descendants(controller)
-    for pid in victims:
-        os.kill(pid, signal.SIGUSR2)
-    out, _ = launcher.communicate(timeout=300)
-    assert reference.wait(timeout=300) == 0
+    try:
+        deadline = time.time() + 600
+        log = None
+        while time.time() < deadline:
+            logs = list((workdir / "out/eurosat").glob("CoOp/*/*/seed1/log.txt"))
+            if logs and "epoch [2/" in logs[0].read_text():
+                log = logs[0]
+                break
+            time.sleep(0.02)
+        assert log is not None, "the job never reached epoch 2"
+        controller = int(json.loads((workdir / "out/submitit/submitted.json").read_text())[command]["job_id"])
+        victims = _descendants(controller)
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGUSR2)
+            except ProcessLookupError:  # e.g. a bash -c that exec'd meanwhile
+                pass
+        out, _ = launcher.communicate(timeout=600)
+        assert reference.wait(timeout=600) == 0
+    finally:  # a failed assert leaves nothing running
+        for process in (launcher, reference):
+            if process.poll() is None:
+                process.kill()
     assert launcher.returncode == 0, out
     assert "launch: 1 of 1 jobs finished" in out and len(victims) >= 2
 
