@@ -20,7 +20,10 @@ setup(
         "numpy",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest", "submitit>=1.5"],
+        "cluster": ["submitit>=1.5"],  # LAUNCHER=slurm / submitit-local in scripts/reproduce.sh
+    },
     entry_points={
         "console_scripts": [
             "dpt-train=dpt.train:main",

@@ -15,6 +15,7 @@ from dpt.engine.build import build_trainer
 from dpt.engine.distributed import init_distributed, is_main_process
 from dpt.engine.logger import close_logger, setup_logger
 from dpt.errors import error_message
+from dpt.preemption import Preempted, raise_on_signals, stop_signals_from_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +48,12 @@ def set_random_seed(seed: int) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    stop_signals = stop_signals_from_env()
+    with raise_on_signals(stop_signals):
+        _run(args, keep_last_epoch=bool(stop_signals))
+
+
+def _run(args: argparse.Namespace, keep_last_epoch: bool) -> None:
     cfg = setup_cfg(args)
     init_distributed()
     if not is_main_process():  # torchrun: rank 0 alone prints, logs and writes files
@@ -76,16 +83,27 @@ def run(args: argparse.Namespace) -> None:
             trainer.test()
             return
         if not args.no_train:
-            trainer.train()
+            trainer.keep_last_epoch = keep_last_epoch
+            try:
+                trainer.train()
+            except Preempted as stop:
+                epoch = trainer.save_last_epoch()
+                saved = f"saved epoch {epoch}/{trainer.max_epoch}" if epoch else "no epoch finished, nothing saved"
+                print(f"Stopped by {stop}: {saved}; the same command resumes the run")
+                raise
     finally:
         close_logger()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run as CoOp's train.py does; bad input exits with status 2 and a one-line error (DPT_DEBUG=1: traceback)."""
+    """Run as CoOp's train.py does; bad input exits with status 2 and a one-line error (DPT_DEBUG=1: traceback);
+    a stop signal named in DPT_SAVE_ON_SIGNAL exits with 128 + its number after saving the last finished epoch."""
     args = build_parser().parse_args(argv)
     try:
         run(args)
+    except Preempted as stop:
+        print(f"stopped by {stop} (DPT_SAVE_ON_SIGNAL); run the same command to resume", file=sys.stderr)
+        return stop.exit_code
     except (OSError, KeyError, ValueError, RuntimeError, FloatingPointError) as err:
         if os.environ.get("DPT_DEBUG"):
             raise

@@ -1,6 +1,7 @@
 # Shared by the method scripts: argument parsing, the finished/unfinished check and the job runner.
 # Environment: DATA (dataset root, default ./data), OUTPUT (output root, default ./output), PYTHON (default python),
-# TAG (run-folder suffix; default: derived from the overrides after --).
+# TAG (run-folder suffix; default: derived from the overrides after --), RUN_STATUS=1 (print each run's state
+# and folder instead of running it).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,9 +60,16 @@ run_finished() {
 }
 
 # run_job DIR SIGNAL ARGS...: skip a finished run, resume an unfinished one (the engine resumes from DIR).
+# With RUN_STATUS=1 it runs nothing and prints "finished DIR", "unfinished DIR" or "new DIR" (the launchers ask).
 run_job() {
   local dir=$1 signal=$2
   shift 2
+  if [ "${RUN_STATUS:-0}" = 1 ]; then
+    if run_finished "$dir" "$signal"; then echo "finished $dir"
+    elif [ -d "$dir" ]; then echo "unfinished $dir"
+    else echo "new $dir"; fi
+    return 0
+  fi
   if run_finished "$dir" "$signal"; then
     echo "Skip: the results exist at $dir (finished run)"
     return 0

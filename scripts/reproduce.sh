@@ -13,7 +13,13 @@
 #   EXTRA_OPTS  yacs overrides given to every job after "--", split at spaces, so write values without spaces:
 #             EXTRA_OPTS="INPUT.SIZE (224,224) TRAINER.COOP.PREC amp" (they also name the run folders)
 #   DRY_RUN=1 print the job list and exit
-# Each job's output goes to $OUTPUT/reproduce_logs/job<N>.log; the script exits 1 if any job failed.
+#   LAUNCHER  gpus (default): the jobs run here, one per GPU in GPUS; slurm: each phase is one SLURM array job
+#             through submitit (needs pip install -e .[cluster]); submitit-local: the same submitit path on this
+#             machine. slurm/submitit-local read NODES GPUS_PER_NODE CPUS_PER_TASK MEM_GB SLURM_PARTITION
+#             SLURM_TIMEOUT_MIN SLURM_MAX_TIMEOUTS SLURM_ARRAY_PARALLELISM SLURM_EXTRA (README "Cluster (SLURM)")
+#   REPORT_ONLY=1 run nothing: the report from whatever has finished, with the jobs still missing
+# Each job's output goes to $OUTPUT/reproduce_logs/job<N>.log (gpus) or $OUTPUT/submitit/<job id>_0_log.out
+# (slurm, submitit-local); the script exits 1 if any job failed.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +35,7 @@ export OUTPUT=${OUTPUT:-./output}
 export PYTHON=${PYTHON:-python}
 REPORT=${REPORT:-$OUTPUT/report}
 LOGS=$OUTPUT/reproduce_logs
+LAUNCHER=${LAUNCHER:-gpus}
 
 declare -A TRAINER_OF=([coop]=CoOp [vpt]=VPT [vlp]=VLP [dpt]=DPT)
 read -r -a EXTRA <<< "$EXTRA_OPTS"
@@ -44,6 +51,19 @@ for dataset in $DATASETS $DG_TARGETS; do
 done
 for n in $SHOTS $SEEDS; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "error: SHOTS and SEEDS must be numbers, got '$n'" >&2; exit 2; }
+done
+[[ " gpus slurm submitit-local " == *" $LAUNCHER "* ]] || {
+  echo "error: LAUNCHER: unknown launcher '$LAUNCHER'; valid: gpus slurm submitit-local" >&2; exit 2; }
+# The launcher's settings, passed to dpt.tools.launch as flags when set.
+declare -A LAUNCH_FLAG_OF=([NODES]=--nodes [GPUS_PER_NODE]=--gpus-per-node [CPUS_PER_TASK]=--cpus-per-task
+  [MEM_GB]=--mem-gb [SLURM_PARTITION]=--partition [SLURM_TIMEOUT_MIN]=--timeout-min
+  [SLURM_MAX_TIMEOUTS]=--max-timeouts [SLURM_ARRAY_PARALLELISM]=--array-parallelism [SLURM_EXTRA]=--sbatch)
+for var in NODES GPUS_PER_NODE CPUS_PER_TASK SLURM_TIMEOUT_MIN SLURM_MAX_TIMEOUTS SLURM_ARRAY_PARALLELISM; do
+  [[ -z "${!var:-}" || "${!var}" =~ ^[0-9]+$ ]] || { echo "error: $var must be a whole number, got '${!var}'" >&2; exit 2; }
+done
+LAUNCH_FLAGS=()
+for var in "${!LAUNCH_FLAG_OF[@]}"; do
+  [ -z "${!var:-}" ] || LAUNCH_FLAGS+=("${LAUNCH_FLAG_OF[$var]}=${!var}")
 done
 
 # job WORDS...: one shell-quoted command line, ending with the extra overrides.
@@ -99,25 +119,38 @@ run_one() {
 export -f run_one
 export GPUS LOGS
 
-# run_phase FILE: run FILE's numbered command lines, one per GPU slot at a time; returns when all ended.
+# run_phase FILE [LAUNCH FLAGS...]: run FILE's numbered command lines with LAUNCHER (gpus: one per GPU slot at a
+# time); returns when all ended. Jobs not finished are appended to LOGS/failed.
 run_phase() {
-  local slots
+  local file=$1 slots
+  shift
+  [ -s "$file" ] || return 0
+  if [ "$LAUNCHER" != gpus ]; then
+    "$PYTHON" -m dpt.tools.launch "$file" --launcher "$LAUNCHER" --folder "$OUTPUT/submitit" \
+      --failed-list "$LOGS/failed" ${LAUNCH_FLAGS[@]+"${LAUNCH_FLAGS[@]}"} "$@" || (( $? == 1 )) || exit 2
+    return 0
+  fi
   slots=$(wc -w <<< "$GPUS")
   (( slots > 0 )) || slots=1
-  [ -s "$1" ] || return 0
-  xargs -d '\n' -n 1 -P "$slots" --process-slot-var=DPT_SLOT bash -c 'run_one "$1"' run_one < "$1"
+  xargs -d '\n' -n 1 -P "$slots" --process-slot-var=DPT_SLOT bash -c 'run_one "$1"' run_one < "$file"
 }
 
 mkdir -p "$LOGS"
-rm -f "$LOGS/failed"
-fewshot_jobs | awk '{print NR, $0}' > "$LOGS/jobs_fewshot.txt"
-offset=$(wc -l < "$LOGS/jobs_fewshot.txt")
-dg_jobs | awk -v o="$offset" '{print NR + o, $0}' > "$LOGS/jobs_dg.txt"
-total=$(( offset + $(wc -l < "$LOGS/jobs_dg.txt") ))
-echo "reproduce: $total jobs (${GPUS:+GPUs $GPUS, }logs in $LOGS)"
-run_phase "$LOGS/jobs_fewshot.txt"
-run_phase "$LOGS/jobs_dg.txt"  # after the ImageNet runs it evaluates have finished
-failed=$( [ -f "$LOGS/failed" ] && wc -l < "$LOGS/failed" || echo 0)
+JOBS=$LOGS
+if [ "${REPORT_ONLY:-0}" = 1 ]; then JOBS=$(mktemp -d); trap 'rm -rf "$JOBS"' EXIT; else rm -f "$LOGS/failed"; fi
+fewshot_jobs | awk '{print NR, $0}' > "$JOBS/jobs_fewshot.txt"
+offset=$(wc -l < "$JOBS/jobs_fewshot.txt")
+dg_jobs | awk -v o="$offset" '{print NR + o, $0}' > "$JOBS/jobs_dg.txt"
+total=$(( offset + $(wc -l < "$JOBS/jobs_dg.txt") ))
+if [ "${REPORT_ONLY:-0}" = 1 ]; then
+  echo "reproduce: report only, $total jobs listed"
+  failed="- (REPORT_ONLY=1: nothing was run)"
+else
+  echo "reproduce: $total jobs (launcher $LAUNCHER, ${GPUS:+GPUs $GPUS, }logs in $LOGS)"
+  run_phase "$JOBS/jobs_fewshot.txt"
+  run_phase "$JOBS/jobs_dg.txt" --single-task  # after the ImageNet runs it evaluates; eval only: one GPU
+  failed=$( [ -f "$LOGS/failed" ] && wc -l < "$LOGS/failed" || echo 0)
+fi
 
 # ---- report
 mkdir -p "$REPORT"
@@ -127,6 +160,8 @@ tables=$("$PYTHON" -m dpt.tools.results "$OUTPUT" --seeds "${seed_list[@]}" --fo
 "$PYTHON" -m dpt.tools.results "$OUTPUT" --seeds "${seed_list[@]}" --format csv > "$REPORT/results.csv" 2>/dev/null \
   || rm -f "$REPORT/results.csv"
 plot_note=$("$PYTHON" -m dpt.tools.plots "$OUTPUT" --seeds "${seed_list[@]}" --out "$REPORT" 2>&1) || true
+missing=$("$PYTHON" -m dpt.tools.jobs "$JOBS/jobs_fewshot.txt" "$JOBS/jobs_dg.txt" --ledger "$OUTPUT/submitit" 2>&1) \
+  || missing="listing the jobs failed: $missing"
 {
   echo "# DPT reproduction report"
   echo
@@ -136,7 +171,11 @@ plot_note=$("$PYTHON" -m dpt.tools.plots "$OUTPUT" --seeds "${seed_list[@]}" --o
   echo "- shots: $SHOTS; seeds: $SEEDS; methods: $METHODS"
   echo "- domain generalisation targets: ${DG_TARGETS:-none}"
   echo "- extra overrides: ${EXTRA_OPTS:-none}"
-  echo "- jobs: $total, failed: $failed (logs: \`$LOGS\`)"
+  echo "- jobs: $total, failed: $failed (logs: \`$LOGS\`, launcher $LAUNCHER)"
+  echo
+  echo "## Jobs"
+  echo
+  echo "$missing"
   echo
   echo "## Results"
   echo
@@ -149,4 +188,5 @@ plot_note=$("$PYTHON" -m dpt.tools.plots "$OUTPUT" --seeds "${seed_list[@]}" --o
 } > "$REPORT/report.md.tmp"
 mv "$REPORT/report.md.tmp" "$REPORT/report.md"
 echo "reproduce: wrote $REPORT/report.md"
+if [ "${REPORT_ONLY:-0}" = 1 ]; then echo "$missing"; exit 0; fi
 (( failed == 0 )) || { echo "reproduce: $failed job(s) failed, see $LOGS/failed" >&2; exit 1; }

@@ -46,6 +46,7 @@ def init_distributed(backend: str = "") -> DistEnv:
         if backend == "nccl":
             torch.cuda.set_device(env.local_rank)
         dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size)
+        print(f"Distributed: rank {env.rank} of {env.world_size} ({backend}, local rank {env.local_rank})")
     return env
 
 

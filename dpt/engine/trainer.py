@@ -6,6 +6,7 @@ with an optimiser and scheduler) and ``forward_backward``; everything else lives
 """
 from __future__ import annotations
 
+import copy
 import datetime
 import os
 import time
@@ -74,6 +75,9 @@ class TrainerX(TrainerBase):
         self.best_result = -float("inf")
         self._writer = None
         self.eval_split = cfg.TEST.SPLIT
+        # Set by train.py under a launcher (dpt/preemption.py): keep a copy of each finished epoch's checkpoint.
+        self.keep_last_epoch = False
+        self._last_epoch: Optional[Tuple[int, Dict[str, Any]]] = None
 
     # ----------------------------------------------------------------- construction
     def check_cfg(self, cfg) -> None:
@@ -194,6 +198,17 @@ class TrainerX(TrainerBase):
                 self.save_model(self.epoch, self.output_dir, is_best=True, val_result=result)
         if (freq > 0 and (self.epoch + 1) % freq == 0) or last:
             self.save_model(self.epoch, self.output_dir)
+        if self.keep_last_epoch and is_main_process():
+            self._last_epoch = (self.epoch, copy.deepcopy(self.checkpoint_states(self.epoch)))
+
+    def save_last_epoch(self) -> Optional[int]:
+        """Write the kept checkpoint of the last finished epoch (``keep_last_epoch``); returns its 1-based
+        number, or None when no epoch finished in this process."""
+        if self._last_epoch is None:
+            return None
+        epoch, states = self._last_epoch
+        self.save_model(epoch, self.output_dir, states=states)
+        return epoch + 1
 
     def after_train(self) -> None:
         print("Finish training")

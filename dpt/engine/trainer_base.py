@@ -94,10 +94,10 @@ class TrainerBase:
         """Facts stored with every checkpoint and checked on load (trainer name, prompt layout)."""
         return {"trainer": self.cfg.TRAINER.NAME}
 
-    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: Optional[float] = None) -> None:
-        """Save every registered model (rank 0 only under torchrun)."""
-        if not is_main_process():
-            return
+    def checkpoint_states(self, epoch: int, val_result: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
+        """What ``save_model`` writes after ``epoch`` (0-based), per registered model: weights, optimiser,
+        scheduler, scaler and RNG states. The tensors are the live ones; copy them to keep a snapshot."""
+        states = {}
         for name in self.get_model_names():
             optim, sched = self._optims[name], self._scheds[name]
             state = {
@@ -111,6 +111,16 @@ class TrainerBase:
             }
             if self.scaler is not None:
                 state["scaler"] = self.scaler.state_dict()
+            states[name] = state
+        return states
+
+    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: Optional[float] = None,
+                   states: Optional[Dict[str, Dict[str, Any]]] = None) -> None:
+        """Save every registered model (rank 0 only under torchrun); ``states`` (from ``checkpoint_states``)
+        instead of the current ones when given."""
+        if not is_main_process():
+            return
+        for name, state in (states or self.checkpoint_states(epoch, val_result)).items():
             save_checkpoint(state, os.path.join(directory, name), is_best=is_best)
 
     def _check_meta(self, stored: Dict[str, Any], path: str) -> None:
