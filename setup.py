@@ -20,7 +20,10 @@ setup(
         "numpy",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest", "open_clip_torch>=3.0"],
+        "open_clip": ["open_clip_torch>=3.0"],  # MODEL.BACKBONE.NAME open_clip:ARCH:PRETRAINED
+    },
     entry_points={
         "console_scripts": [
             "dpt-train=dpt.train:main",

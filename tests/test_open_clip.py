@@ -70,7 +70,8 @@ def test_zero_shot_logits_equal_open_clips_model_tokenizer_and_preprocess(tiny_o
     reference, _, preprocess = open_clip.create_model_and_transforms("tiny_open_clip", pretrained=spec.pretrained)
     tokenizer = open_clip.get_tokenizer("tiny_open_clip")
     rng = np.random.default_rng(0)
-    pictures = [Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)) for size in [(40, 56, 3), (32, 32, 3), (70, 35, 3)]]
+    sizes = [(40, 56, 3), (32, 32, 3), (70, 35, 3)]  # resize + center crop matter
+    pictures = [Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)) for size in sizes]
 
     cfg = get_cfg_default()
     cfg.INPUT.SIZE, cfg.INPUT.INTERPOLATION, cfg.INPUT.TRANSFORMS = (32, 32), "bicubic", ("normalize",)
@@ -236,7 +237,8 @@ def test_backbone_identity_names_tags_and_hashes_files(tiny_open_clip_name, tiny
 def test_input_size_mean_and_std_follow_the_model(eurosat_root, tiny_open_clip_name, tiny_clip_path, tmp_path, capsys):
     spec = parse_open_clip_name(tiny_open_clip_name)
     half = tmp_path / "half.json"  # open_clip_config.json layout with the weights' own preprocessing
-    half.write_text(json.dumps({"model_cfg": TINY_OPEN_CLIP_CONFIG, "preprocess_cfg": {"mean": [0.5] * 3, "std": [0.5] * 3}}))
+    preprocess = {"mean": [0.5] * 3, "std": [0.5] * 3}
+    half.write_text(json.dumps({"model_cfg": TINY_OPEN_CLIP_CONFIG, "preprocess_cfg": preprocess}))
     name = f"open_clip:{half}:{spec.pretrained}"
     assert image_preprocess(load_clip(name)).mean == (0.5, 0.5, 0.5)
     build_only = dict(extra=["--no-train"])
@@ -244,7 +246,8 @@ def test_input_size_mean_and_std_follow_the_model(eurosat_root, tiny_open_clip_n
     assert _one_line_error(capsys) == (
         f"error: config key 'INPUT.PIXEL_MEAN' is {list(OPENAI_MEAN)} but {name} expects [0.5, 0.5, 0.5] "
         f"(append `INPUT.PIXEL_MEAN [0.5,0.5,0.5]`)")
-    assert main(argv("CoOp", eurosat_root, tmp_path / "b", name, "INPUT.PIXEL_MEAN", "[0.5,0.5,0.5]", **build_only)) == 2
+    mean_fixed = ("INPUT.PIXEL_MEAN", "[0.5,0.5,0.5]")
+    assert main(argv("CoOp", eurosat_root, tmp_path / "b", name, *mean_fixed, **build_only)) == 2
     assert f"'INPUT.PIXEL_STD' is {list(OPENAI_STD)} but {name} expects [0.5, 0.5, 0.5]" in _one_line_error(capsys)
     fixed = ("INPUT.PIXEL_MEAN", "[0.5,0.5,0.5]", "INPUT.PIXEL_STD", "[0.5,0.5,0.5]")
     assert main(argv("CoOp", eurosat_root, tmp_path / "c", name, *fixed, **build_only)) == 0
@@ -253,7 +256,8 @@ def test_input_size_mean_and_std_follow_the_model(eurosat_root, tiny_open_clip_n
     assert f"'INPUT.SIZE' is (64, 64) but {name} expects (32, 32)" in _one_line_error(capsys)
     assert main(argv("CoOp", eurosat_root, tmp_path / "e", tiny_clip_path, "INPUT.PIXEL_STD", "[0.5,0.5,0.5]",
                      **build_only)) == 2  # OpenAI's CLIP expects its own constants too
-    assert f"'INPUT.PIXEL_STD' is [0.5, 0.5, 0.5] but {tiny_clip_path} expects {list(OPENAI_STD)}" in _one_line_error(capsys)
+    message = _one_line_error(capsys)
+    assert f"'INPUT.PIXEL_STD' is [0.5, 0.5, 0.5] but {tiny_clip_path} expects {list(OPENAI_STD)}" in message
 
 
 @pytest.mark.parametrize("arch,reason", [
@@ -304,7 +308,8 @@ def test_clip_style_builtins_are_accepted_and_the_others_are_not() -> None:
     ("open_clip:ViT-B-32", "expected open_clip:ARCH:PRETRAINED, e.g. open_clip:ViT-B-32:laion2b_s34b_b79k"),
     ("open_clip:ViT-B-33:laion2b_s34b_b79k", "open_clip architecture 'ViT-B-33' is neither one of"),
     ("open_clip:ViT-B-32:laion5b", "'laion5b' are neither a pretrained tag of ViT-B-32 (openai, laion400m_e31,"),
-    ("open_clip:ViT-B-32:openai", "were trained with QuickGELU, but ViT-B-32 uses GELU; use open_clip:ViT-B-32-quickgelu:openai"),
+    ("open_clip:ViT-B-32:openai",
+     "were trained with QuickGELU, but ViT-B-32 uses GELU; use open_clip:ViT-B-32-quickgelu:openai"),
     ("open_clip:/absent/tiny.json:weights.pt", "open_clip model config not found: /absent/tiny.json"),
 ])
 def test_bad_open_clip_names_are_one_line(name, message, eurosat_root, tmp_path, capsys):
@@ -318,7 +323,8 @@ def test_missing_tag_file_says_where_it_looked_and_how_to_fetch(eurosat_root, tm
     monkeypatch.setenv(CACHE_ENV, str(cache))
     assert main(argv("CoOp", eurosat_root, tmp_path / "out", "open_clip:ViT-B-32:laion2b_s34b_b79k")) == 2
     message = _one_line_error(capsys)
-    assert f"laion/CLIP-ViT-B-32-laion2B-s34B-b79K/open_clip_pytorch_model.bin in the Hugging Face cache {cache}" in message
+    looked = f"laion/CLIP-ViT-B-32-laion2B-s34B-b79K/open_clip_pytorch_model.bin in the Hugging Face cache {cache}"
+    assert looked in message
     assert (f"`python -c \"import open_clip; open_clip.create_model('ViT-B-32', pretrained='laion2b_s34b_b79k', "
             f"cache_dir='{cache}')\"`") in message
 
@@ -341,6 +347,24 @@ def test_tag_files_are_found_in_open_clips_caches_without_download(tmp_path, mon
     url_file.write_bytes(b"not the published weights")
     with pytest.raises(ValueError, match="SHA-256 does not match .*vit_b_32-quickgelu-laion400m_e31-d867053b.pt"):
         pretrained_file(open_clip_arch("ViT-B-32-quickgelu"), "laion400m_e31")
+
+
+@needs_open_clip
+def test_weights_that_do_not_fit_the_architecture_are_one_line(tiny_open_clip_name, tmp_path) -> None:
+    spec = parse_open_clip_name(tiny_open_clip_name)
+    state = torch.load(spec.pretrained, weights_only=True)
+    partial = tmp_path / "partial.pt"
+    torch.save({key: value for key, value in state.items() if not key.startswith("ln_final.")}, partial)
+    with pytest.raises(ValueError) as info:
+        load_clip(f"open_clip:{spec.arch}:{partial}")
+    assert "weights do not fit open_clip" in str(info.value)
+    assert "missing ['ln_final.bias', 'ln_final.weight'] (2)" in str(info.value)
+    wider = copy.deepcopy(TINY_OPEN_CLIP_CONFIG)
+    wider["embed_dim"] = 48
+    (tmp_path / "wider.json").write_text(json.dumps(wider))
+    with pytest.raises(ValueError) as info:
+        load_clip(f"open_clip:{tmp_path / 'wider.json'}:{spec.pretrained}")
+    assert "size mismatch for text_projection" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_without_open_clip_installed_a_name_says_how_to_install(eurosat_root, tmp_path, monkeypatch, capsys):

@@ -53,6 +53,7 @@ class OpenClipArch(NamedTuple):
 
 
 def is_open_clip_name(name: str) -> bool:
+    """Whether MODEL.BACKBONE.NAME names an open_clip backbone (``open_clip:...``)."""
     return name.startswith(OPEN_CLIP_PREFIX)
 
 
@@ -91,9 +92,8 @@ def open_clip_arch(arch: str) -> OpenClipArch:
         if config is None:
             close = difflib.get_close_matches(arch, open_clip.list_models(), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"open_clip architecture {arch!r} is neither one of open_clip.list_models() nor a model config JSON{hint}"
-            )
+            raise ValueError(f"open_clip architecture {arch!r} is neither one of open_clip.list_models() "
+                             f"nor a model config JSON{hint}")
         return OpenClipArch(arch, config, {}, builtin=True)
     path = Path(arch).expanduser()
     if not path.is_file():
@@ -141,8 +141,10 @@ def unsupported_reason(arch: str, config: Mapping[str, Any]) -> Optional[str]:
         (text.get("proj_bias") or text.get("proj_type", "linear") != "linear",
          "its text projection is not a plain matrix (proj_bias / proj_type)"),
         (text.get("hf_tokenizer_name"), f"its tokenizer is {text.get('hf_tokenizer_name')}, not CLIP's BPE"),
-        (tokenizer_kwargs not in ({}, {"clean": "lower"}), f"its tokenizer options {tokenizer_kwargs} differ from CLIP's"),
-        (vocabulary != CLIP_TOKENIZER, f"its text vocabulary / context length {vocabulary} differ from CLIP's tokenizer"),
+        (tokenizer_kwargs not in ({}, {"clean": "lower"}),
+         f"its tokenizer options {tokenizer_kwargs} differ from CLIP's"),
+        (vocabulary != CLIP_TOKENIZER,
+         f"its text vocabulary / context length {vocabulary} differ from CLIP's tokenizer"),
     ]
     reasons = [reason for failed, reason in checks if failed]
     return "; ".join(reasons) or None
@@ -200,6 +202,18 @@ def _cached_tag_file(arch: str, tag: str, tag_cfg: Mapping[str, Any]) -> Path:
     )
 
 
+def _check_quick_gelu(arch: OpenClipArch, tag: str, tag_cfg: Mapping[str, Any]) -> None:
+    """A tag trained with QuickGELU on an architecture with GELU (or back) gives wrong features: refuse it."""
+    trained, built = bool(tag_cfg.get("quick_gelu", False)), bool(arch.config.get("quick_gelu", False))
+    if trained == built:
+        return
+    other = f"{arch.name}-quickgelu" if trained else arch.name.removesuffix("-quickgelu")
+    raise ValueError(
+        f"open_clip weights {arch.name}:{tag} were trained with {'QuickGELU' if trained else 'GELU'}, but {arch.name} "
+        f"uses {'QuickGELU' if built else 'GELU'}; use open_clip:{other}:{tag}"
+    )
+
+
 def pretrained_file(arch: OpenClipArch, pretrained: str) -> Tuple[Path, Dict[str, Any]]:
     """PRETRAINED -> (weights file, the tag's open_clip config or {} for a file path); nothing is downloaded."""
     open_clip = import_open_clip(f"open_clip weights {pretrained!r}")
@@ -214,18 +228,6 @@ def pretrained_file(arch: OpenClipArch, pretrained: str) -> Tuple[Path, Dict[str
     raise ValueError(
         f"open_clip weights {pretrained!r} are neither a pretrained tag of {arch.name} "
         f"({', '.join(tags) or 'it has none'}) nor an existing file"
-    )
-
-
-def _check_quick_gelu(arch: OpenClipArch, tag: str, tag_cfg: Mapping[str, Any]) -> None:
-    """A tag trained with QuickGELU on an architecture with GELU (or back) gives wrong features: refuse it."""
-    trained, built = bool(tag_cfg.get("quick_gelu", False)), bool(arch.config.get("quick_gelu", False))
-    if trained == built:
-        return
-    other = f"{arch.name}-quickgelu" if trained else arch.name.removesuffix("-quickgelu")
-    raise ValueError(
-        f"open_clip weights {arch.name}:{tag} were trained with {'QuickGELU' if trained else 'GELU'}, but {arch.name} "
-        f"uses {'QuickGELU' if built else 'GELU'}; use open_clip:{other}:{tag}"
     )
 
 
@@ -272,7 +274,8 @@ def _three(value: Any) -> Tuple[float, ...]:
 
 def _preprocess(model: nn.Module, *overrides: Mapping[str, Any]) -> ImagePreprocess:
     """open_clip's defaults (OpenAI mean/std, bicubic, shortest side) updated by the JSON's and the tag's values."""
-    values: Dict[str, Any] = {"mean": OPENAI_MEAN, "std": OPENAI_STD, "interpolation": "bicubic", "resize_mode": "shortest"}
+    values: Dict[str, Any] = {"mean": OPENAI_MEAN, "std": OPENAI_STD, "interpolation": "bicubic",
+                              "resize_mode": "shortest"}
     for source in overrides:
         values.update({key: source[key] for key in values if source.get(key) is not None})
     size = model.visual.image_size
@@ -292,7 +295,7 @@ def load_open_clip(name: str, precision: str = "fp32") -> OpenCLIP:
     Returns:
         ``OpenCLIP`` (``.dtype`` fp16 or fp32, ``.preprocess`` the input its weights expect).
     """
-    import_open_clip(f"MODEL.BACKBONE.NAME {name!r}")
+    open_clip = import_open_clip(f"MODEL.BACKBONE.NAME {name!r}")
     spec = parse_open_clip_name(name)
     arch = open_clip_arch(spec.arch)
     reason = unsupported_reason(arch.name, arch.config)
@@ -303,7 +306,7 @@ def load_open_clip(name: str, precision: str = "fp32") -> OpenCLIP:
     model = build_open_clip(arch.config, precision)
     _load_weights(model, path, arch.name)
     if precision == "fp16":
-        import_open_clip(name).convert_weights_to_lp(model, torch.float16)
+        open_clip.convert_weights_to_lp(model, torch.float16)
     adapter = OpenCLIP(model, _preprocess(model, arch.preprocess, tag_cfg))
     assert {id(p) for p in adapter.parameters()} == {id(p) for p in model.parameters()}, "adapter lost a parameter"
     return adapter.eval()
