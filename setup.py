@@ -21,7 +21,8 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "submitit>=1.5"],
+        "test": ["pytest", "open_clip_torch>=3.0", "submitit>=1.5"],
+        "open_clip": ["open_clip_torch>=3.0"],  # MODEL.BACKBONE.NAME open_clip:ARCH:PRETRAINED
         "cluster": ["submitit>=1.5"],  # LAUNCHER=slurm / submitit-local in scripts/reproduce.sh
     },
     entry_points={

@@ -18,8 +18,10 @@ fast = (text once) x 1000 / N_test + warm-cache batch time x 1000 / B, with N_te
 (ImageNet 50,000, Oxford Pets 3,669). Both terms are measured; "cold" is the first evaluation that fills
 the selector cache.
 
-Usage: ``python benchmarks/bench.py [--quick]``; the last line is
-``speedup train=<x> eval=<y> maxdiff=<z>`` for the first DPT row (the largest class count).
+Usage: ``python benchmarks/bench.py [--quick] [--backbone open_clip:ARCH]``; the last line is
+``speedup train=<x> eval=<y> maxdiff=<z>`` for the first DPT row (the largest class count). ``--backbone
+open_clip:ViT-B-16`` times random weights of that open_clip architecture (nothing is downloaded), loaded
+through the same ``open_clip:ARCH:FILE`` path as real weights, at its image size and depth.
 """
 from __future__ import annotations
 
@@ -38,12 +40,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-TRAINERS = {  # trainer -> PromptedCLIP switches for ViT-B/32 (configs/trainers/<T>/vit_b32.yaml)
-    "ZeroshotCLIP": dict(learn_text=False),
-    "CoOp": dict(learn_text=True, n_ctx=16),
-    "VPT": dict(learn_text=False, vpt_layers=range(12), n_vpt_ctx=10),
-    "VLP": dict(learn_text=True, n_ctx=16, vpt_layers=range(12), n_vpt_ctx=10),
-    "DPT": dict(learn_text=True, n_ctx=16, vpt_layers=range(11), n_vpt_ctx=10, cavpt_layers=[11], n_cavpt=10),
+TRAINERS = {  # trainer -> PromptedCLIP switches for a ViT of n blocks (configs/trainers/<T>/vit_b32.yaml)
+    "ZeroshotCLIP": lambda n: dict(learn_text=False),
+    "CoOp": lambda n: dict(learn_text=True, n_ctx=16),
+    "VPT": lambda n: dict(learn_text=False, vpt_layers=range(n), n_vpt_ctx=10),
+    "VLP": lambda n: dict(learn_text=True, n_ctx=16, vpt_layers=range(n), n_vpt_ctx=10),
+    "DPT": lambda n: dict(learn_text=True, n_ctx=16, vpt_layers=range(n - 1), n_vpt_ctx=10, cavpt_layers=[n - 1],
+                          n_cavpt=10),
 }
 GUIDED = ("VLP", "DPT")  # guidance loss of the first PRETRAIN.C epochs (the costlier step)
 TEST_SIZE = {1000: 50_000, 37: 3_669}  # ImageNet val, Oxford Pets test
@@ -52,12 +55,12 @@ CLIP_ARGS = (512, 224, 12, 768, 32, 77, 49408, 512, 8, 12)  # ViT-B/32: embed, r
 
 
 # ---------------------------------------------------------------------------------------------- worker
-def _transforms():
+def _transforms(size: int):
     from dpt.config import get_cfg_default
     from dpt.data.transforms import build_transform, split_at_to_tensor
 
     cfg = get_cfg_default()
-    cfg.INPUT.SIZE = (224, 224)
+    cfg.INPUT.SIZE = (size, size)
     cfg.INPUT.INTERPOLATION = "bicubic"
     cfg.INPUT.PIXEL_MEAN = [0.48145466, 0.4578275, 0.40821073]
     cfg.INPUT.PIXEL_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -78,13 +81,13 @@ def _loss(trainer: str, out, label: torch.Tensor) -> torch.Tensor:
     return loss
 
 
-def _warm_up(model) -> None:
+def _warm_up(model, size: int) -> None:
     """One small forward/backward through the text and vision towers (first-call kernel set-up, untimed)."""
     if model.prompt_learner is not None:
         tokens = model.prompt_learner.tokenized_prompts[:8]  # [8, 77]
         embeds = model.clip_model.token_embedding(tokens).requires_grad_(True)
         model.text_encoder(embeds, tokens).sum().backward()
-    image = torch.randn(2, 3, 224, 224, requires_grad=True)
+    image = torch.randn(2, 3, size, size, requires_grad=True)
     model.vision(image).features.sum().backward()
     with torch.no_grad():
         model.vision(image)
@@ -106,12 +109,12 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     clip_model = load_clip(spec["clip"], precision="fp32")
     classnames = [f"class name {i}" for i in range(n_cls)]
     torch.manual_seed(0)
-    model = PromptedCLIP(clip_model, classnames, TEMPLATE, **TRAINERS[trainer])
+    model = PromptedCLIP(clip_model, classnames, TEMPLATE, **TRAINERS[trainer](spec["layers"]))
     model.freeze_clip()
     if naive:
         model.text_encoder = TextEncoder(clip_model, truncate=False, chunk_size=n_cls if n_cls <= 256 else 64)
-    _warm_up(model)
-    tfm_train, tfm_test, (test_prefix, test_suffix) = _transforms()
+    _warm_up(model, spec["size"])
+    tfm_train, tfm_test, (test_prefix, test_suffix) = _transforms(spec["size"])
     items = [Datum(p, i % n_cls) for i, p in enumerate(spec["images"][:batch])]
     label = torch.tensor([d.label for d in items])
     packed = None if naive else PackedImages(items)  # decoded once (untimed set-up, as the loader's cache)
@@ -182,15 +185,33 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- parent
-def _write_inputs(folder: str, n_images: int) -> Dict[str, Any]:
-    """A random-weight ViT-B/32-shaped CLIP state dict and JPEGs of ImageNet-like sizes."""
+def _write_backbone(folder: str, backbone: str) -> Dict[str, Any]:
+    """Random weights saved to a file: ViT-B/32-shaped OpenAI CLIP, or the open_clip architecture named
+    ``open_clip:ARCH`` -> the name ``load_clip`` reads, image size and number of vision blocks."""
+    torch.manual_seed(0)
+    clip_path = os.path.join(folder, "random_clip.pt")
+    if backbone == "ViT-B/32":
+        from dpt.modeling.clip_import import clip
+
+        torch.save(clip.model.CLIP(*CLIP_ARGS).state_dict(), clip_path)
+        return {"clip": clip_path, "size": 224, "layers": 12}
+    from dpt.modeling.open_clip_loader import OPEN_CLIP_PREFIX, build_open_clip, open_clip_arch, unsupported_reason
+
+    arch = open_clip_arch(backbone[len(OPEN_CLIP_PREFIX):])
+    reason = unsupported_reason(arch.name, arch.config)
+    if reason or not isinstance(arch.config["vision_cfg"].get("layers", 12), int):
+        raise SystemExit(f"--backbone {backbone}: needs a CLIP-style open_clip ViT ({reason or 'a ResNet'})")
+    model = build_open_clip(arch.config)
+    torch.save(model.state_dict(), clip_path)
+    name, layers = f"{OPEN_CLIP_PREFIX}{arch.name}:{clip_path}", len(model.visual.transformer.resblocks)
+    return {"clip": name, "size": model.visual.image_size[0], "layers": layers}
+
+
+def _write_inputs(folder: str, n_images: int, backbone: str) -> Dict[str, Any]:
+    """Random backbone weights (``_write_backbone``) and JPEGs of ImageNet-like sizes."""
     from PIL import Image
 
-    from dpt.modeling.clip_import import clip
-
-    torch.manual_seed(0)
-    clip_path = os.path.join(folder, "vit_b32_random.pt")
-    torch.save(clip.model.CLIP(*CLIP_ARGS).state_dict(), clip_path)
+    inputs = _write_backbone(folder, backbone)
     rng = np.random.default_rng(0)
     images = []
     for i in range(n_images):
@@ -199,7 +220,7 @@ def _write_inputs(folder: str, n_images: int) -> Dict[str, Any]:
         path = os.path.join(folder, f"img_{i:03d}.jpg")
         Image.fromarray(pixels).resize((width, height), Image.BICUBIC).save(path, quality=90)
         images.append(path)
-    return {"clip": clip_path, "images": images}
+    return {**inputs, "images": images}
 
 
 def _run(spec: Dict[str, Any], folder: str) -> Dict[str, Any]:
@@ -231,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 32, quick 16)")
     parser.add_argument("--only", nargs="+", default=None, metavar="TRAINER:CLASSES",
                         help="run only these rows, e.g. DPT:1000 (the default run's headline row)")
+    parser.add_argument("--backbone", default="ViT-B/32", metavar="ViT-B/32|open_clip:ARCH",
+                        help="random weights of OpenAI's ViT-B/32 shape (default) or of an open_clip architecture")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -250,10 +273,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         configs = [("DPT", 1000), ("DPT", 37), ("VLP", 37), ("CoOp", 37), ("VPT", 37), ("ZeroshotCLIP", 37)]
     if args.only:
         configs = [_parse_row(row) for row in args.only]
+    if args.backbone != "ViT-B/32" and not args.backbone.startswith("open_clip:"):
+        raise SystemExit(f"--backbone {args.backbone!r}: expected ViT-B/32 or open_clip:ARCH")
     rows, headline = [], None
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="dpt_bench_") as folder:
-        inputs = _write_inputs(folder, batch)
+        inputs = _write_inputs(folder, batch, args.backbone)
         for trainer, n_cls in configs:
             runs, logits = {}, {}
             for path in ("naive", "fast"):
@@ -288,8 +313,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "naive peak MB", "fast peak MB", "max |dlogit|",
     ]
     mode = "quick" if args.quick else "default" if not args.only else "rows " + " ".join(args.only)
-    print(f"ViT-B/32-shaped random CLIP, 224 px, batch {batch}, fp32, {torch.get_num_threads()} threads ({mode} run, "
-          f"{time.time() - started:.0f} s)")
+    shape = "ViT-B/32-shaped" if args.backbone == "ViT-B/32" else args.backbone
+    print(f"{shape} random CLIP, {inputs['size']} px, batch {batch}, fp32, {torch.get_num_threads()} threads "
+          f"({mode} run, {time.time() - started:.0f} s)")
     print(tabulate(rows, headers=headers, tablefmt="github"))
     print(f"speedup train={headline[1]} eval={headline[2]:.1f} maxdiff={headline[3]:.1e}")
     return 0

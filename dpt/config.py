@@ -102,7 +102,8 @@ _C.MODEL = CN()
 # CoOp: prompt-learner weights to start from.
 _C.MODEL.INIT_WEIGHTS = ""
 _C.MODEL.BACKBONE = CN()
-# OpenAI CLIP name (ViT-B/32, ...) or a path to a .pt file.
+# OpenAI CLIP name (ViT-B/32, ...), a path to a .pt file, or open_clip:ARCH:PRETRAINED (ARCH an open_clip
+# architecture or model-config JSON, PRETRAINED a pretrained tag or a weights file; needs .[open_clip]).
 _C.MODEL.BACKBONE.NAME = ""
 _C.MODEL.BACKBONE.PRETRAINED = True
 _C.MODEL.HEAD = CN()

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dpt.modeling import clip_loader
 from dpt.modeling.clip_import import clip
 from dpt.modeling.clip_loader import CLIP_MODELS, ClipWeights, clip_cache_dir, load_clip
+from dpt.modeling.weights_file import file_sha256
 from fixtures_clip import make_tiny_clip
 
 
@@ -127,4 +127,4 @@ def test_sha256_streams_in_chunks(tmp_path: Path) -> None:
     path = tmp_path / "blob.bin"
     data = bytes(range(256)) * 5000
     path.write_bytes(data)
-    assert clip_loader._sha256(path, chunk_bytes=4096) == hashlib.sha256(data).hexdigest()
+    assert file_sha256(path, chunk_bytes=4096) == hashlib.sha256(data).hexdigest()

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from dpt.modeling.clip_import import clip
+from dpt.modeling.clip_loader import backbone_id
 from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.modeling.text_encoder import TextEncoder
-from dpt.trainers.feature_cache import SelectorFeatureCache, backbone_id, cache_key
+from dpt.trainers.feature_cache import SelectorFeatureCache, cache_key
 from fixtures_data import make_dataset
 from test_trainers import argv
 

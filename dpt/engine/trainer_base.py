@@ -40,6 +40,8 @@ class TrainerBase:
         self._models: "OrderedDict[str, nn.Module]" = OrderedDict()
         self._optims: "OrderedDict[str, Optional[torch.optim.Optimizer]]" = OrderedDict()
         self._scheds: "OrderedDict[str, Any]" = OrderedDict()
+        # identity of the loaded backbone (clip_loader.backbone_id), set by the trainer that loads it
+        self.backbone_id: Optional[str] = None
 
     def optim_spec(self, **overrides) -> OptimSpec:
         """cfg.OPTIM as an OptimSpec, with per-group overrides (e.g. lr=0.002, warmup_epoch=1)."""
@@ -91,8 +93,15 @@ class TrainerBase:
         return 0.0
 
     def checkpoint_meta(self) -> Dict[str, Any]:
-        """Facts stored with every checkpoint and checked on load (trainer name, prompt layout)."""
-        return {"trainer": self.cfg.TRAINER.NAME}
+        """Facts stored with every checkpoint and checked on load (trainer name, backbone, prompt layout).
+
+        Prompts learned on one backbone mean nothing on another, so the backbone's identity is recorded; a
+        checkpoint without it (written before it was recorded, or by another code base) is not checked on it.
+        """
+        meta: Dict[str, Any] = {"trainer": self.cfg.TRAINER.NAME}
+        if self.backbone_id is not None:
+            meta["backbone"] = self.backbone_id
+        return meta
 
     def checkpoint_states(self, epoch: int, val_result: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
         """What ``save_model`` writes after ``epoch`` (0-based), per registered model: weights, optimiser,

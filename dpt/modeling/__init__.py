@@ -1,7 +1,17 @@
-"""Prompted CLIP: loading, text/vision encoders with prompts, CAVPT (public names re-exported here)."""
+"""Prompted CLIP: loading (OpenAI or open_clip backbones), text/vision encoders with prompts, CAVPT (public names
+re-exported here)."""
 from dpt.modeling.cavpt import CAVPTOutput, ClassAwarePromptGenerator
 from dpt.modeling.clip_import import clip
-from dpt.modeling.clip_loader import CLIP_MODELS, PRECISIONS, ClipWeights, clip_cache_dir, load_clip
+from dpt.modeling.clip_loader import (
+    CLIP_MODELS,
+    PRECISIONS,
+    ClipWeights,
+    backbone_id,
+    clip_cache_dir,
+    image_preprocess,
+    load_clip,
+)
+from dpt.modeling.open_clip_adapter import ImagePreprocess, OpenCLIP
 from dpt.modeling.prompt_learner import CLASS_TOKEN_POSITIONS, PromptLearner
 from dpt.modeling.prompted_clip import PromptedCLIP, PromptedCLIPOutput, TextFeatures
 from dpt.modeling.prompted_vit import PromptedVisionEncoder, VisionOutput, VisualPrompts
@@ -16,6 +26,8 @@ __all__ = [
     "ClassAwarePromptGenerator",
     "ClipWeights",
     "IMAGENET_TEMPLATES_SELECT",
+    "ImagePreprocess",
+    "OpenCLIP",
     "PRECISIONS",
     "PromptLearner",
     "PromptedCLIP",
@@ -25,8 +37,10 @@ __all__ = [
     "TextFeatures",
     "VisionOutput",
     "VisualPrompts",
+    "backbone_id",
     "clip",
     "clip_cache_dir",
     "custom_template",
+    "image_preprocess",
     "load_clip",
 ]

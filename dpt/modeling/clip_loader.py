@@ -1,4 +1,5 @@
-"""Load OpenAI CLIP weights by name (checksummed cache file) or by path (REFERENCE.md 7.1).
+"""Load the CLIP backbone named by MODEL.BACKBONE.NAME: OpenAI weights by name (checksummed cache file) or by
+path (REFERENCE.md 7.1), or an open_clip model (``open_clip:ARCH:PRETRAINED``, open_clip_loader.py).
 
 Why: architecture and weights are separate steps (STYLE 2), so tests save a tiny random CLIP to a file
 and load it through the very function users hit. Nothing here downloads: offline machines get an
@@ -6,17 +7,14 @@ error naming the expected cache file and how to fetch it.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import pickle
-import warnings
-import zipfile
 from pathlib import Path
-from typing import Dict, Mapping, NamedTuple
-
-import torch
+from typing import Dict, Mapping, NamedTuple, Union
 
 from dpt.modeling.clip_import import clip
+from dpt.modeling.open_clip_adapter import OPENAI_MEAN, OPENAI_STD, ImagePreprocess, OpenCLIP
+from dpt.modeling.open_clip_loader import is_open_clip_name, load_open_clip, open_clip_backbone_id
+from dpt.modeling.weights_file import file_sha256, read_state_dict
 
 _URL_ROOT = "https://openaipublic.azureedge.net/clip/models"
 PRECISIONS = ("fp16", "fp32", "amp", "bf16")
@@ -55,14 +53,6 @@ def clip_cache_dir() -> Path:
     return Path(os.environ.get("DPT_CLIP_CACHE") or os.path.expanduser("~/.cache/clip"))
 
 
-def _sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_bytes), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _resolve(name_or_path: str) -> Path:
     """Map a known model name to its verified cache file, or return an existing file path."""
     if name_or_path in CLIP_MODELS:
@@ -75,7 +65,7 @@ def _resolve(name_or_path: str) -> Path:
                 f"or `curl -L -o {path} {weights.url}` (or set DPT_CLIP_CACHE to the folder holding "
                 f"{weights.file_name})"
             )
-        actual = _sha256(path)
+        actual = file_sha256(path)
         if actual != weights.sha256:
             raise ValueError(
                 f"{path}: SHA-256 mismatch for CLIP {name_or_path!r}: expected {weights.sha256}, got {actual}; "
@@ -91,47 +81,26 @@ def _resolve(name_or_path: str) -> Path:
     )
 
 
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives are zip files with a ``<prefix>/constants.pkl`` entry; torch.save files are not."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("/constants.pkl") for name in archive.namelist())
-
-
-def _read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
-    """Read a TorchScript archive (OpenAI's format) or a ``torch.save`` state dict, CPU tensors."""
-    try:
-        if _is_torchscript(path):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                return torch.jit.load(str(path), map_location="cpu").state_dict()
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        reason = " ".join(str(err).split())[:200]
-        raise ValueError(
-            f"{path}: not a readable CLIP checkpoint (TorchScript archive or torch.save state dict); "
-            f"it may be truncated, delete it and re-download ({type(err).__name__}: {reason})"
-        ) from err
-
-
-def load_clip(name_or_path: str, precision: str = "fp32") -> clip.model.CLIP:
-    """Build an OpenAI CLIP model on the CPU in eval mode.
+def load_clip(name_or_path: str, precision: str = "fp32") -> Union[clip.model.CLIP, OpenCLIP]:
+    """Build a CLIP model on the CPU in eval mode.
 
     Args:
-        name_or_path: a key of ``CLIP_MODELS`` (file looked up in ``clip_cache_dir()`` and SHA-256 verified)
-            or a path to a TorchScript archive / ``torch.save`` state dict (no hash check).
-            Config key: MODEL.BACKBONE.NAME.
+        name_or_path: a key of ``CLIP_MODELS`` (file looked up in ``clip_cache_dir()`` and SHA-256 verified),
+            a path to a TorchScript archive / ``torch.save`` state dict (no hash check), or
+            ``open_clip:ARCH:PRETRAINED`` (``load_open_clip``). Config key: MODEL.BACKBONE.NAME.
         precision: TRAINER.COOP.PREC. "fp16" keeps CLIP's fp16 Linear/Conv/attention weights (LayerNorms
             compute in fp32); "fp32", "amp" and "bf16" give fp32 weights (autocast is the engine's job).
 
     Returns:
-        ``clip.model.CLIP`` (``.dtype`` fp16 or fp32); the caller moves it to its device.
+        ``clip.model.CLIP`` or the ``OpenCLIP`` adapter (same attributes; ``.dtype`` fp16 or fp32); the caller
+        moves it to its device.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"TRAINER.COOP.PREC: expected one of {PRECISIONS}, got {precision!r}")
+    if is_open_clip_name(name_or_path):
+        return load_open_clip(name_or_path, precision)
     path = _resolve(name_or_path)
-    state_dict = _read_state_dict(path)
+    state_dict = read_state_dict(path)
     if not isinstance(state_dict, Mapping) or "text_projection" not in state_dict:
         raise ValueError(f"{path}: no 'text_projection' tensor, so this is not a CLIP state dict")
     try:
@@ -142,3 +111,28 @@ def load_clip(name_or_path: str, precision: str = "fp32") -> clip.model.CLIP:
     if precision != "fp16":
         model = model.float()
     return model.eval()
+
+
+def image_preprocess(model: Union[clip.model.CLIP, OpenCLIP]) -> ImagePreprocess:
+    """The input a loaded backbone expects: an open_clip model carries its weights' values, OpenAI's CLIP uses
+    OpenAI's mean / std, bicubic resizing of the shorter side and its ``input_resolution``."""
+    if isinstance(model, OpenCLIP):
+        return model.preprocess
+    resolution = model.visual.input_resolution
+    return ImagePreprocess((resolution, resolution), OPENAI_MEAN, OPENAI_STD)
+
+
+def backbone_id(name_or_path: str) -> str:
+    """What identifies a backbone in checkpoints and caches: names stay names, files become content hashes.
+
+    A name (``ViT-B/32``, ``open_clip:ViT-B-32:laion2b_s34b_b79k``) pins one published set of weights and reads
+    the same on every machine; a weights file is identified by ``sha256:<hex>`` of its contents, because paths
+    move between machines and clusters while the contents decide the features (a replaced file at the same
+    path is another backbone). Hashing reads the file once; callers keep the result for the run.
+    """
+    if is_open_clip_name(name_or_path):
+        return open_clip_backbone_id(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if name_or_path in CLIP_MODELS or not path.is_file():
+        return name_or_path
+    return "sha256:" + file_sha256(path)

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from dpt.modeling.cavpt import ClassAwarePromptGenerator
 from dpt.modeling.clip_import import clip
+from dpt.modeling.open_clip_adapter import OpenCLIPVisionTower
 
 
 class VisionOutput(NamedTuple):
@@ -45,14 +46,15 @@ def _layer_positions(layers: Sequence[int], n_blocks: int, what: str) -> Dict[in
 class PromptedVisionEncoder(nn.Module):
     """CLIP ViT (conv1 -> CLS + positions -> ln_pre -> blocks -> ln_post(CLS) @ proj) with prompt switches.
 
-    Holds a reference to CLIP's frozen ``visual`` module; widths are read from it. A ResNet backbone
-    (RN50, ... for ZeroshotCLIP / CoOp) is accepted with every switch off and runs CLIP's own forward.
+    Holds a reference to CLIP's frozen ``visual`` module (OpenAI's ViT, or an open_clip ViT through the
+    adapter's view with the same names); widths are read from it. A ResNet backbone (RN50, ... for
+    ZeroshotCLIP / CoOp) is accepted with every switch off and runs CLIP's own forward.
     """
 
     def __init__(self, visual: nn.Module) -> None:
         super().__init__()
         self.visual = visual
-        self.is_vit = isinstance(visual, clip.model.VisionTransformer)
+        self.is_vit = isinstance(visual, (clip.model.VisionTransformer, OpenCLIPVisionTower))
         self.width: int = visual.conv1.weight.shape[0] if self.is_vit else 0
         self.n_blocks: int = len(visual.transformer.resblocks) if self.is_vit else 0
 

@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, metavar="PNG", help="output PNG path")
     parser.add_argument("--epoch", type=int, help="checkpoint epoch to load (default: each run's latest)")
     parser.add_argument("--root", default="", help="override DATASET.ROOT (the runs' datasets, for class names)")
-    parser.add_argument("--backbone", default="", help="override MODEL.BACKBONE.NAME (CLIP name or file)")
+    parser.add_argument("--backbone", default="",
+                        help="override MODEL.BACKBONE.NAME (CLIP name, file or open_clip:ARCH:PRETRAINED)")
     parser.add_argument("--prec", default="", choices=("", "fp16", "fp32", "amp", "bf16"),
                         help="override TRAINER.COOP.PREC (e.g. fp32 to view fp16 GPU runs on a CPU)")
     return parser

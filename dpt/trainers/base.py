@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from dpt.engine.trainer import TrainerX
-from dpt.modeling.clip_loader import load_clip
+from dpt.modeling.clip_loader import backbone_id, image_preprocess, load_clip
+from dpt.modeling.open_clip_adapter import ImagePreprocess
 from dpt.modeling.prompted_clip import PromptedCLIP, TextFeatures
 from dpt.modeling.templates import CUSTOM_TEMPLATES
 
@@ -34,15 +35,12 @@ class PromptTrainer(TrainerX):
         return CUSTOM_TEMPLATES[name]
 
     def build_clip(self):
-        cfg = self.cfg
-        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, precision=self.precision)
-        resolution = clip_model.visual.input_resolution
-        if tuple(cfg.INPUT.SIZE) != (resolution, resolution):
-            raise ValueError(
-                f"config key 'INPUT.SIZE' is {tuple(cfg.INPUT.SIZE)} but {cfg.MODEL.BACKBONE.NAME} expects "
-                f"({resolution}, {resolution})"
-            )
+        """Load MODEL.BACKBONE.NAME, check the input config against it and record its identity for checkpoints."""
+        name = self.cfg.MODEL.BACKBONE.NAME
+        print(f"Loading CLIP (backbone: {name})")
+        clip_model = load_clip(name, precision=self.precision)
+        check_input(self.cfg.INPUT, name, image_preprocess(clip_model))
+        self.backbone_id = backbone_id(name)
         return clip_model
 
     def build_prompted_clip(self, clip_model, **switches) -> PromptedCLIP:
@@ -95,6 +93,25 @@ class PromptTrainer(TrainerX):
 
     def model_inference(self, image: torch.Tensor) -> torch.Tensor:
         return self.model(image, text_features=self._text_features).logits
+
+
+def check_input(inp, backbone: str, expected: ImagePreprocess) -> None:
+    """INPUT.SIZE, and PIXEL_MEAN / PIXEL_STD when normalising, must be what the backbone's weights expect.
+
+    A different interpolation or resize mode only changes the resampling, so it is printed as a note.
+    """
+    if tuple(inp.SIZE) != tuple(expected.size):
+        raise ValueError(f"config key 'INPUT.SIZE' is {tuple(inp.SIZE)} but {backbone} expects {tuple(expected.size)}")
+    if "normalize" in inp.TRANSFORMS:
+        for key, value in (("PIXEL_MEAN", expected.mean), ("PIXEL_STD", expected.std)):
+            given = [float(v) for v in inp[key]]
+            if len(given) != len(value) or any(abs(a - b) > 1e-6 for a, b in zip(given, value)):
+                spelled = "[" + ",".join(str(v) for v in value) + "]"  # one shell word, for the opts list
+                raise ValueError(f"config key 'INPUT.{key}' is {given} but {backbone} expects {list(value)} "
+                                 f"(append `INPUT.{key} {spelled}`)")
+    if inp.INTERPOLATION != expected.interpolation or expected.resize_mode != "shortest":
+        print(f"Note: {backbone} was trained with {expected.interpolation} resizing ({expected.resize_mode} mode); "
+              f"this run resizes with INPUT.INTERPOLATION {inp.INTERPOLATION} (shorter side, then center crop)")
 
 
 def cross_entropy(output, label: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from dpt.engine.official import CAVPT
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.feature_cache import SelectorFeatureCache, backbone_id, cache_key
+from dpt.trainers.feature_cache import SelectorFeatureCache, cache_key
 from dpt.trainers.vlp import VLP
 from dpt.trainers.vpt import check_length
 
@@ -94,8 +94,7 @@ class DPT(VLP):
             items = self.dm.dataset.val if split == "val" else self.dm.dataset.test
             loader = self.val_loader if split == "val" else self.test_loader
             name = self.cfg.DATASET.NAME
-            backbone = backbone_id(self.cfg.MODEL.BACKBONE.NAME)
-            key = cache_key(name, split, backbone, self.precision, loader.dataset.transform, items)
+            key = cache_key(name, split, self.backbone_id, self.precision, loader.dataset.transform, items)
             folder = self.cfg.DATALOADER.CACHE_DIR or os.path.join(self.dm.dataset.dataset_dir or self.output_dir, "image_cache")
             path = os.path.join(folder, f"selector_{name}_{split}_{key}.pt")
             self._selector_caches[split] = SelectorFeatureCache(len(items), path)

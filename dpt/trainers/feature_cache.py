@@ -4,8 +4,8 @@ Why: DPT's selector runs the whole frozen ViT on every test image at every evalu
 output never changes for a deterministic test transform; computing it once saves one of the two ViT
 forwards per evaluated image (DESIGN "Speed lives in the same places"). Features are kept in memory
 for the run and on disk as ``<cache_dir>/selector_<digest>.pt``; the digest covers the dataset, split,
-backbone (name, or SHA-256 of a weights file), precision, the transform's repr and every image's
-(path, size, mtime), so changed images or settings select a new file. Writes are atomic.
+backbone (``clip_loader.backbone_id``: a name, or the SHA-256 of a weights file), precision, the transform's
+repr and every image's (path, size, mtime), so changed images or settings select a new file. Writes are atomic.
 """
 from __future__ import annotations
 
@@ -18,17 +18,6 @@ import torch
 
 from dpt.data.atomic import atomic_path
 from dpt.data.datum import Datum
-
-
-def backbone_id(name_or_path: str) -> str:
-    """A weights file's SHA-256 (file contents decide the features), else the backbone name (MODEL.BACKBONE.NAME)."""
-    if not os.path.isfile(name_or_path):
-        return name_or_path
-    digest = hashlib.sha256()
-    with open(name_or_path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
 
 
 def cache_key(
