@@ -17,13 +17,15 @@ from dpt.train import main
 from fixtures_data import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-LEARNED = {
+LEARNED = {  # trained by gradient steps: checkpoint folders
     "CoOp": ["prompt_learner"],
+    "CoCoOp": ["prompt_learner"],
     "VPT": ["image_encoder.transformer.ctx_learner"],
     "VLP": ["image_encoder.transformer.ctx_learner", "prompt_learner"],
     "DPT": ["image_encoder.transformer.ctx_learner", "image_encoder.transformer.extractor", "prompt_learner"],
 }
 CONFIG = {"ZeroshotCLIP": "CoOp/vit_b32", "ZeroshotCLIP2": "CoOp/vit_b32", "CoOp": "CoOp/vit_b32",
+          "CoCoOp": "CoCoOp/vit_b32_c4_ep10_batch1",
           "VPT": "VPT/vit_b32", "VLP": "VLP/vit_b32", "DPT": "DPT/vit_b32"}
 
 
@@ -41,9 +43,9 @@ def argv(trainer, root, out, clip_path, *opts, epochs=4, extra=()):
         "--dataset-config-file", str(REPO / "configs/datasets/eurosat.yaml"),
         "--config-file", str(REPO / f"configs/trainers/{CONFIG[trainer]}.yaml"), *extra,
         "MODEL.BACKBONE.NAME", str(clip_path), "INPUT.SIZE", "(32, 32)", "TRAINER.COOP.PREC", "fp32",
-        "DATASET.NUM_SHOTS", "4", "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8",
-        "TRAIN.PRINT_FREQ", "1", "OPTIM.MAX_EPOCH", str(epochs), "OPTIM.WARMUP_EPOCH", "1",
-        "PRETRAIN.C", "1", *opts,
+        "TRAINER.COCOOP.PREC", "fp32", "DATASET.NUM_SHOTS", "4", "DATALOADER.NUM_WORKERS", "0",
+        "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "TRAIN.PRINT_FREQ", "1", "OPTIM.MAX_EPOCH", str(epochs),
+        "OPTIM.WARMUP_EPOCH", "1", "PRETRAIN.C", "1", *opts,
     ]
 
 
