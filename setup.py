@@ -19,6 +19,7 @@ setup(
         "tensorboard",
         "numpy",
         "matplotlib",
+        "scikit-learn>=1.0",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={

@@ -24,8 +24,9 @@ LEARNED = {  # trained by gradient steps: checkpoint folders
     "VLP": ["image_encoder.transformer.ctx_learner", "prompt_learner"],
     "DPT": ["image_encoder.transformer.ctx_learner", "image_encoder.transformer.extractor", "prompt_learner"],
 }
+FITTED = {"LinearProbeCLIP": ["classifier"]}  # fitted once (tests/test_linear_probe.py)
 CONFIG = {"ZeroshotCLIP": "CoOp/vit_b32", "ZeroshotCLIP2": "CoOp/vit_b32", "CoOp": "CoOp/vit_b32",
-          "CoCoOp": "CoCoOp/vit_b32_c4_ep10_batch1",
+          "CoCoOp": "CoCoOp/vit_b32_c4_ep10_batch1", "LinearProbeCLIP": "LinearProbeCLIP/vit_b32",
           "VPT": "VPT/vit_b32", "VLP": "VLP/vit_b32", "DPT": "DPT/vit_b32"}
 
 
@@ -201,5 +202,5 @@ def test_loaded_clip_is_frozen_fp32(tiny_clip_path):
 
 
 def test_every_registered_trainer_is_covered_here():
-    """A new trainer must add its checkpoint folders to LEARNED (or be zero-shot) and a config to CONFIG."""
-    assert set(TRAINER_REGISTRY.names()) == set(CONFIG) == set(LEARNED) | {"ZeroshotCLIP", "ZeroshotCLIP2"}
+    """A new trainer must add its checkpoint folders to LEARNED or FITTED (or be zero-shot) and a config to CONFIG."""
+    assert set(TRAINER_REGISTRY.names()) == set(CONFIG) == set(LEARNED) | set(FITTED) | {"ZeroshotCLIP", "ZeroshotCLIP2"}
