@@ -2,6 +2,8 @@
 its chunks stay bounded, and the trainer reads CoCoOp's own keys (precision, chunk size) and official checkpoints."""
 from __future__ import annotations
 
+import os
+import subprocess
 from typing import List, Tuple
 
 import pytest
@@ -15,7 +17,7 @@ from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.modeling.text_encoder import TextEncoder
 from dpt.tools.logparse import parse_metric
 from dpt.train import build_parser, main
-from test_trainers import argv, eurosat_root  # noqa: F401  (module fixture)
+from test_trainers import REPO, argv, eurosat_root  # noqa: F401  (module fixture)
 
 NAMES = ["cat", "sea lion", "golden retriever dog", "x", "airliner", "a b c d e f"]
 
@@ -160,3 +162,11 @@ def test_bf16_training_and_official_checkpoint_for_eval_only(eurosat_root, tiny_
                 "meta_net.linear2.bias"):
         assert state[key].dtype == torch.float32 and torch.equal(state[key], official[key].float()), key
     assert not torch.equal(state["token_prefix"], official["token_prefix"])  # class-name buffers are not loaded
+
+
+def test_unknown_cfg_lists_the_cocoop_configs(tmp_path) -> None:
+    env = {**os.environ, "CFG": "vit_b32_c9", "OUTPUT": str(tmp_path / "out")}
+    done = subprocess.run(["bash", str(REPO / "scripts" / "cocoop.sh"), "eurosat", "4", "1"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "error: no CoCoOp config" in done.stderr and "vit_b32_c4_ep10_batch1_ctxv1" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -193,3 +193,15 @@ def test_probe_of_other_classes_is_refused_by_name(eurosat_root, tiny_clip_path,
                             extra=extra)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "are not among the 4 classes the probe was fitted on" in err[0]
+
+
+def test_class_without_training_image_is_one_line_error(tiny_clip_path, tmp_path, capsys) -> None:
+    root = tmp_path / "data"
+    make_dataset(root, "EuroSAT", n_classes=3, n_train=2, n_val=1, n_test=1, learnable=True)
+    split_path = root / "eurosat" / "split_zhou_EuroSAT.json"
+    split = json.loads(split_path.read_text())
+    split["train"] = [entry for entry in split["train"] if entry[1] != 1]  # class 1 keeps val/test images only
+    split_path.write_text(json.dumps(split))
+    assert main(_probe_argv(root, tmp_path / "out", tiny_clip_path, "DATASET.NUM_SHOTS", "-1")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dataset EuroSAT has no training image of class(es) [1]" in err[0]

@@ -88,10 +88,10 @@ class LinearProbeCLIP(PromptTrainer):
         name = self.cfg.DATASET.NAME
         if not self.dm.dataset.val:
             raise ValueError(f"LinearProbeCLIP searches C on the val split, but dataset {name} has none")
-        train_x, train_y = self.split_features("train")
-        absent = sorted(set(range(self.num_classes)) - set(train_y.tolist()))
+        absent = sorted(set(range(self.num_classes)) - {item.label for item in self.dm.dataset.train_x})
         if absent:
             raise ValueError(f"LinearProbeCLIP: dataset {name} has no training image of class(es) {absent[:10]}")
+        train_x, train_y = self.split_features("train")
         val_x, val_y = self.split_features("val")
         probe, shots = self.cfg.TRAINER.LINEAR_PROBE, self.cfg.DATASET.NUM_SHOTS
         per_class = min(shots, probe.SEARCH_VAL_SHOTS) if shots >= 1 else len(val_y)
