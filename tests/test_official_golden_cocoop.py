@@ -8,8 +8,8 @@ EOT), the meta-net, the per-image text features, the logits, the loss and the gr
 How tests/data/official/official_cocoop.pt was produced (scratch driver, never committed; rerun to regenerate):
 1. Official code: github.com/KaiyangZhou/CoOp at commit ff61507 (trainers/cocoop.py and its clip/ package,
    which shadows clip-anytorch) with KaiyangZhou/Dassl.pytorch at c61a1b5 on PYTHONPATH, Python 3.11, torch CPU
-   fp32. Modules imported by Dassl but never used on this path were stubbed in sys.modules (gdown, wilds). No
-   line of theirs was patched.
+   fp32. Modules imported by Dassl but never used on this path were stubbed in sys.modules (gdown, wilds,
+   pandas). No line of theirs was patched.
 2. Process 1 ran ``build_ours(case)`` below and saved ``tiny_clip_state_dict(make_tiny_clip())``, our learnable
    tensors (``init``), the images and the labels. Process 2 built their CLIP with their ``clip.build_model``
    (fp16 weights, exact since the tiny weights are fp16-representable) then ``.float()`` as PREC fp32 does, and
