@@ -19,6 +19,7 @@ setup(
         "tensorboard",
         "numpy",
         "matplotlib",
+        "scikit-learn>=1.0",
     ],
     extras_require={
         "test": ["pytest", "open_clip_torch>=3.0", "submitit>=1.5"],

@@ -167,15 +167,31 @@ _C.TRAINER.COOP.N_CTX = 16
 _C.TRAINER.COOP.CSC = False
 # Initial context words, e.g. "a photo of a".
 _C.TRAINER.COOP.CTX_INIT = ""
-# fp16 (GPU only) / fp32 / amp / bf16; read by every trainer.
+# fp16 (GPU only) / fp32 / amp / bf16; read by every trainer but CoCoOp (TRAINER.COCOOP.PREC).
 _C.TRAINER.COOP.PREC = "fp16"
 # end / middle / front.
 _C.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"
 
 _C.TRAINER.COCOOP = CN()
+# Context length of CoCoOp (REFERENCE 9.1); CTX_INIT words override it.
 _C.TRAINER.COCOOP.N_CTX = 16
+# Initial context words, e.g. "a photo of a".
 _C.TRAINER.COCOOP.CTX_INIT = ""
+# CoCoOp's precision (the official trainer reads this key, not TRAINER.COOP.PREC).
 _C.TRAINER.COCOOP.PREC = "fp16"
+# (image, class) prompts per text-encoder chunk: bounds memory of the per-image text features.
+_C.TRAINER.COCOOP.CHUNK_SIZE = 1024
+
+# Linear-probe CLIP (CoOp's lpclip, REFERENCE 9.4): L2 logistic regression on frozen image features.
+_C.TRAINER.LINEAR_PROBE = CN()
+# Inverse regularisation strengths tried first; the best on the val split starts the bisection.
+_C.TRAINER.LINEAR_PROBE.C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
+# Bisection steps in log10(C) around the best grid value.
+_C.TRAINER.LINEAR_PROBE.SEARCH_STEPS = 8
+# L-BFGS iterations of each fit.
+_C.TRAINER.LINEAR_PROBE.MAX_ITER = 1000
+# The C search uses at most min(DATASET.NUM_SHOTS, SEARCH_VAL_SHOTS) val images per class (lpclip: 4).
+_C.TRAINER.LINEAR_PROBE.SEARCH_VAL_SHOTS = 4
 
 _C.TRAINER.VPT = CN()
 # Deep visual prompt tokens per layer.
@@ -222,6 +238,7 @@ _C.PRETRAIN.C = 30
 
 CHOICES = {
     "TRAINER.COOP.PREC": ("fp16", "fp32", "amp", "bf16"),
+    "TRAINER.COCOOP.PREC": ("fp16", "fp32", "amp", "bf16"),
     "TRAINER.COOP.CLASS_TOKEN_POSITION": ("end", "middle", "front"),
     "OPTIM.WARMUP_TYPE": ("constant", "linear"),
     "TEST.FINAL_MODEL": ("last_step", "best_val"),

@@ -5,16 +5,18 @@
 # OUTPUT/evaluation/<Trainer>/<cfg>_16shots/<variant>/<TARGET>/seed<S>, loading the run's last checkpoint.
 # The run's own config.yaml is the config, so every setting of the trained model carries over; only
 # DATASET.NAME (from configs/datasets/TARGET.yaml) and DATASET.NUM_SHOTS -1 change.
-# Environment: BACKBONE (config stem, default vit_b32), DATA, OUTPUT.
+# Environment: BACKBONE (config stem, default vit_b32), CFG (the run's config stem when it is not
+# <BACKBONE>[_ep<k>]; CoCoOp's default: <BACKBONE>_c4_ep10_batch1), DATA, OUTPUT.
 source "$(dirname "$0")/common.sh"
 [ $# -ge 2 ] || { echo "usage: bash $0 TRAINER TARGET [SEEDS...] [-- KEY VALUE ...]" >&2; exit 2; }
 TRAINER=$1
 shift
 parse_args "$1" 16 "${@:2}"
 BACKBONE=${BACKBONE:-vit_b32}
+if [ "$TRAINER" = CoCoOp ]; then CFG=${CFG:-${BACKBONE}_c4_ep10_batch1}; fi
 TARGET_NAME=$(awk '$1 == "NAME:" {gsub(/"/, "", $2); print $2}' "$REPO/configs/datasets/$DATASET.yaml")
 
-# The source group: OUTPUT/imagenet/TRAINER/<BACKBONE>[_ep<k>]_16shots/<variant><SUFFIX>, where the variant
+# The source group: OUTPUT/imagenet/TRAINER/<BACKBONE>[_ep<k>]_16shots (or <CFG>_16shots)/<variant><SUFFIX>, where the variant
 # itself carries no override (overrides always add "_KEY-VALUE", so a '-' before SUFFIX means other overrides).
 source_group() {
   local found=() dir cfg variant
@@ -22,7 +24,8 @@ source_group() {
     [ -d "$dir" ] || continue
     cfg=$(basename "$(dirname "$dir")")
     variant=$(basename "$dir")
-    [[ "$cfg" =~ ^${BACKBONE}(_ep[0-9]+)?_16shots$ ]] || continue
+    if [ -n "${CFG:-}" ]; then [ "$cfg" = "${CFG}_16shots" ] || continue
+    else [[ "$cfg" =~ ^${BACKBONE}(_ep[0-9]+)?_16shots$ ]] || continue; fi
     [[ "$variant" == *"$SUFFIX" ]] || continue
     [[ "${variant%"$SUFFIX"}" != *-* ]] || continue
     found+=("$dir")

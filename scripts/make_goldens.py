@@ -24,11 +24,12 @@ CLASSNAMES = ["cat", "golden_retriever", "sea urchin", "aeroplane", "x", "tabby 
 TEMPLATE = "a photo of a {}."
 PROMPTS = ["a photo of a cat.", "x", "a centered satellite photo of annual crop land."]
 
-# Switch sets of the five trainers (0-based layers of the 12-block tiny ViT) plus CoOp/CAVPT variants.
+# Switch sets of the trainers (0-based layers of the 12-block tiny ViT) plus CoOp/CAVPT variants.
 SWITCHES: Dict[str, dict] = {
     "zsclip": dict(learn_text=False),
     "coop": dict(learn_text=True, n_ctx=4),
     "coop_csc_middle": dict(learn_text=True, n_ctx=4, csc=True, class_token_position="middle"),
+    "cocoop": dict(learn_text=True, n_ctx=4, image_conditioned=True, text_chunk_size=5),
     "vpt": dict(learn_text=False, vpt_layers=range(12), n_vpt_ctx=3),
     "vlp": dict(learn_text=True, n_ctx=4, vpt_layers=range(12), n_vpt_ctx=3),
     "dpt": dict(learn_text=True, n_ctx=4, vpt_layers=range(11), n_vpt_ctx=3, cavpt_layers=(11,), n_cavpt=3),

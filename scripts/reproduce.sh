@@ -7,6 +7,7 @@
 #  3. REPORT/report.md with the dpt-results tables (few-shot and DG), results.csv and accuracy_vs_shots.png.
 # Environment (defaults in brackets):
 #   DATASETS [the 11 datasets]  SHOTS [1 2 4 8 16]  SEEDS [1 2 3]  METHODS [zeroshot coop vpt vlp dpt]
+#             (also available: cocoop, linear_probe)
 #   DG_TARGETS [imagenetv2 imagenet_sketch imagenet_a imagenet_r]  DATA [./data]  OUTPUT [./output]
 #   REPORT [$OUTPUT/report]  PYTHON [python]  BACKBONE [vit_b32]
 #   GPUS      e.g. "0 1 2 3": one job per listed GPU at a time (CUDA_VISIBLE_DEVICES); empty: one job at a time
@@ -37,12 +38,12 @@ REPORT=${REPORT:-$OUTPUT/report}
 LOGS=$OUTPUT/reproduce_logs
 LAUNCHER=${LAUNCHER:-gpus}
 
-declare -A TRAINER_OF=([coop]=CoOp [vpt]=VPT [vlp]=VLP [dpt]=DPT)
+declare -A TRAINER_OF=([coop]=CoOp [vpt]=VPT [vlp]=VLP [dpt]=DPT [cocoop]=CoCoOp [linear_probe]=LinearProbeCLIP)
 read -r -a EXTRA <<< "$EXTRA_OPTS"
 (( ${#EXTRA[@]} % 2 == 0 )) || { echo "error: EXTRA_OPTS must be KEY VALUE pairs, got: $EXTRA_OPTS" >&2; exit 2; }
 for method in $METHODS; do
   [ "$method" = zeroshot ] || [ -n "${TRAINER_OF[$method]-}" ] || {
-    echo "error: METHODS: unknown method '$method'; valid: zeroshot coop vpt vlp dpt" >&2; exit 2; }
+    echo "error: METHODS: unknown method '$method'; valid: zeroshot coop vpt vlp dpt cocoop linear_probe" >&2; exit 2; }
 done
 for dataset in $DATASETS $DG_TARGETS; do
   [ -f "$REPO/configs/datasets/$dataset.yaml" ] || {

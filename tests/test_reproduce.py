@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from dpt.tools import results
 from fixtures_data import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,10 +44,19 @@ def test_dry_run_skips_dg_without_imagenet_16_shots_and_rejects_bad_names(tmp_pa
     done = reproduce(tmp_path, DRY_RUN="1", DATASETS="imagenet", SHOTS="8", SEEDS="3", METHODS="vpt")
     assert done.returncode == 0, done.stderr
     assert [Path(shlex.split(line)[1]).name for line in done.stdout.splitlines()] == ["vpt.sh"]
-    bad = reproduce(tmp_path, DRY_RUN="1", METHODS="coop cocoop")
-    assert bad.returncode == 2 and "unknown method 'cocoop'" in bad.stderr
+    bad = reproduce(tmp_path, DRY_RUN="1", METHODS="coop kgcoop")
+    assert bad.returncode == 2 and "unknown method 'kgcoop'" in bad.stderr
     bad = reproduce(tmp_path, DRY_RUN="1", DATASETS="imagenet1k")
     assert bad.returncode == 2 and "unknown dataset 'imagenet1k'" in bad.stderr
+
+
+def test_dry_run_runs_cocoop_and_linear_probe_through_their_scripts_and_dg(tmp_path):
+    done = reproduce(tmp_path, DRY_RUN="1", DATASETS="imagenet", SHOTS="16", SEEDS="1", METHODS="cocoop linear_probe",
+                     DG_TARGETS="imagenet_r")
+    assert done.returncode == 0, done.stderr
+    calls = [(Path(j[1]).name, *j[2:]) for j in map(shlex.split, done.stdout.splitlines())]
+    assert calls == [("cocoop.sh", "imagenet", "16", "1"), ("linear_probe.sh", "imagenet", "16", "1"),
+                     ("eval_dg.sh", "CoCoOp", "imagenet_r", "1"), ("eval_dg.sh", "LinearProbeCLIP", "imagenet_r", "1")]
 
 
 def test_tiny_reproduction_renders_report(tmp_path, tiny_clip_path):
@@ -88,6 +98,33 @@ def test_tiny_reproduction_renders_report(tmp_path, tiny_clip_path):
     assert again.returncode == 0
     skipped = [p.read_text() for p in (tmp_path / "out/reproduce_logs").glob("job*.log")]
     assert len(skipped) == 6 and all(t.startswith("Skip: the results exist") for t in skipped)
+
+
+def test_cocoop_and_linear_probe_scripts_then_dg_and_tables(tmp_path, tiny_clip_path, capsys):
+    """The jobs reproduce.sh runs for METHODS="cocoop linear_probe": ImageNet 16 shots through scripts/cocoop.sh and
+    scripts/linear_probe.sh, then ImageNet-A (a class subset) through eval_dg.sh; dpt-results lists both."""
+    make_dataset(tmp_path / "data", "ImageNet", n_classes=4, n_train=2, n_test=2, learnable=True)
+    make_dataset(tmp_path / "data", "ImageNetA", n_classes=2, n_test=2, learnable=True)
+    shutil.copy(tiny_clip_path, tmp_path / "tiny.pt")
+    opts = ["--", "MODEL.BACKBONE.NAME", "tiny.pt", "INPUT.SIZE", "(32,32)", "TRAINER.COOP.PREC", "fp32",
+            "TRAINER.COCOOP.PREC", "fp32", "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
+    env = {**os.environ, "PYTHON": sys.executable, "DATA": "data", "OUTPUT": "out", "TAG": "tiny"}
+    jobs = [["cocoop.sh", "imagenet", "16", "1"], ["linear_probe.sh", "imagenet", "16", "1"],
+            ["eval_dg.sh", "CoCoOp", "imagenet_a", "1"], ["eval_dg.sh", "LinearProbeCLIP", "imagenet_a", "1"]]
+    for job in jobs:
+        done = subprocess.run(["bash", str(REPO / "scripts" / job[0]), *job[1:], *opts], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{job}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    for group, part in (("CoCoOp/vit_b32_c4_ep10_batch1_16shots/nctx4_tiny", "prompt_learner"),
+                        ("LinearProbeCLIP/vit_b32_16shots/lbfgs_l2_tiny", "classifier")):
+        assert (tmp_path / "out/imagenet" / group / "seed1" / part / "model.pth.tar-1").is_file()
+        text = (tmp_path / "out/evaluation" / group / "imagenet_a/seed1/log.txt").read_text()
+        assert re.search(r"^Dataset +ImageNetA$", text, re.M) and re.search(r"^\* total: 4$", text, re.M)
+        assert f"Loading weights to {part} from" in text
+    assert results.main([str(tmp_path / "out"), "--seeds", "1", "--format", "markdown"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    for method in ("CoCoOp", "LinearProbeCLIP"):
+        assert len([line for line in table if line.startswith(f"| {method} ")]) == 2  # few-shot and DG rows
 
 
 def test_eval_dg_needs_one_finished_imagenet_run(tmp_path):

@@ -342,7 +342,7 @@ def test_packaged_paper_csv_holds_only_stated_claims():
     per_dataset = [c for c in claims if c.table == "fewshot"]
     assert len(per_dataset) == 55 and all(c.value is None for c in per_dataset)
     assert {c.dataset for c in per_dataset} == set(tables.FEWSHOT_DATASETS)
-    assert {c.method for c in per_dataset} == set(tables.METHOD_ORDER)
+    assert {c.method for c in per_dataset} == {"ZeroshotCLIP", "CoOp", "VPT", "VLP", "DPT"} < set(tables.METHOD_ORDER)
     headline = {(c.method, c.metric): (c.relation, c.value) for c in claims if c.table == "headline"}
     assert headline[("DPT", "gain_over_ZeroshotCLIP")] == ("=", 17.6)
     assert headline[("DPT", "gain_over_CoOp")] == ("=", 3.53)

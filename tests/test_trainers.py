@@ -17,13 +17,16 @@ from dpt.train import main
 from fixtures_data import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-LEARNED = {
+LEARNED = {  # trained by gradient steps: checkpoint folders
     "CoOp": ["prompt_learner"],
+    "CoCoOp": ["prompt_learner"],
     "VPT": ["image_encoder.transformer.ctx_learner"],
     "VLP": ["image_encoder.transformer.ctx_learner", "prompt_learner"],
     "DPT": ["image_encoder.transformer.ctx_learner", "image_encoder.transformer.extractor", "prompt_learner"],
 }
+FITTED = {"LinearProbeCLIP": ["classifier"]}  # fitted once (tests/test_linear_probe.py)
 CONFIG = {"ZeroshotCLIP": "CoOp/vit_b32", "ZeroshotCLIP2": "CoOp/vit_b32", "CoOp": "CoOp/vit_b32",
+          "CoCoOp": "CoCoOp/vit_b32_c4_ep10_batch1", "LinearProbeCLIP": "LinearProbeCLIP/vit_b32",
           "VPT": "VPT/vit_b32", "VLP": "VLP/vit_b32", "DPT": "DPT/vit_b32"}
 
 
@@ -41,9 +44,9 @@ def argv(trainer, root, out, clip_path, *opts, epochs=4, extra=()):
         "--dataset-config-file", str(REPO / "configs/datasets/eurosat.yaml"),
         "--config-file", str(REPO / f"configs/trainers/{CONFIG[trainer]}.yaml"), *extra,
         "MODEL.BACKBONE.NAME", str(clip_path), "INPUT.SIZE", "(32, 32)", "TRAINER.COOP.PREC", "fp32",
-        "DATASET.NUM_SHOTS", "4", "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8",
-        "TRAIN.PRINT_FREQ", "1", "OPTIM.MAX_EPOCH", str(epochs), "OPTIM.WARMUP_EPOCH", "1",
-        "PRETRAIN.C", "1", *opts,
+        "TRAINER.COCOOP.PREC", "fp32", "DATASET.NUM_SHOTS", "4", "DATALOADER.NUM_WORKERS", "0",
+        "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "TRAIN.PRINT_FREQ", "1", "OPTIM.MAX_EPOCH", str(epochs),
+        "OPTIM.WARMUP_EPOCH", "1", "PRETRAIN.C", "1", *opts,
     ]
 
 
@@ -199,5 +202,5 @@ def test_loaded_clip_is_frozen_fp32(tiny_clip_path):
 
 
 def test_every_registered_trainer_is_covered_here():
-    """A new trainer must add its checkpoint folders to LEARNED (or be zero-shot) and a config to CONFIG."""
-    assert set(TRAINER_REGISTRY.names()) == set(CONFIG) == set(LEARNED) | {"ZeroshotCLIP", "ZeroshotCLIP2"}
+    """A new trainer must add its checkpoint folders to LEARNED or FITTED (or be zero-shot) and a config to CONFIG."""
+    assert set(TRAINER_REGISTRY.names()) == set(CONFIG) == set(LEARNED) | set(FITTED) | {"ZeroshotCLIP", "ZeroshotCLIP2"}

@@ -9,13 +9,14 @@ import torch
 PRECISIONS = ("fp16", "fp32", "amp", "bf16")
 
 
-def check_precision(prec: str, device: torch.device) -> None:
+def check_precision(prec: str, device: torch.device, key: str = "TRAINER.COOP.PREC") -> None:
+    """``prec`` (the value of config key ``key``) must be known, and fp16 needs a GPU."""
     if prec not in PRECISIONS:
-        raise ValueError(f"config key 'TRAINER.COOP.PREC': expected one of {', '.join(PRECISIONS)}, got {prec!r}")
+        raise ValueError(f"config key {key!r}: expected one of {', '.join(PRECISIONS)}, got {prec!r}")
     if prec == "fp16" and device.type != "cuda":
         raise ValueError(
-            "config key 'TRAINER.COOP.PREC' is fp16, which needs a CUDA GPU; on CPU use fp32, bf16 or amp "
-            "(e.g. append `TRAINER.COOP.PREC fp32`)"
+            f"config key {key!r} is fp16, which needs a CUDA GPU; on CPU use fp32, bf16 or amp "
+            f"(e.g. append `{key} fp32`)"
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import os
 import time
 from collections import OrderedDict
@@ -47,9 +48,13 @@ class _Meter:
 class TrainerX(TrainerBase):
     """Single-source supervised trainer with Dassl's method names and semantics.
 
-    Reads: OUTPUT_DIR, RESUME, USE_CUDA, OPTIM.*, TRAIN.*, TEST.*, TRAINER.COOP.PREC, DATASET/DATALOADER (via
-    the DataManager).
+    Reads: OUTPUT_DIR, RESUME, USE_CUDA, OPTIM.*, TRAIN.*, TEST.*, the precision key (``precision_key``),
+    DATASET/DATALOADER (via the DataManager).
     """
+
+    # Config key of this trainer's precision: every trainer reads TRAINER.COOP.PREC except CoCoOp, which reads
+    # TRAINER.COCOOP.PREC as the official code does.
+    precision_key = "TRAINER.COOP.PREC"
 
     def __init__(self, cfg) -> None:
         super().__init__()
@@ -58,8 +63,8 @@ class TrainerX(TrainerBase):
         use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))  # torchrun: one GPU per process
         self.device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
-        self.precision = cfg.TRAINER.COOP.PREC
-        check_precision(self.precision, self.device)
+        self.precision = functools.reduce(lambda node, part: node[part], self.precision_key.split("."), cfg)
+        check_precision(self.precision, self.device, self.precision_key)
         self.start_epoch = self.epoch = 0
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
         self.output_dir = cfg.OUTPUT_DIR

@@ -1,8 +1,8 @@
-"""The one prompted-CLIP model behind ZeroshotCLIP, CoOp, VPT, VLP and DPT (DESIGN "One model, five trainers").
+"""The one prompted-CLIP model behind ZeroshotCLIP, CoOp, CoCoOp, VPT, VLP and DPT (DESIGN "One model, five trainers").
 
-Why: the methods differ only in switches (learned or fixed text, VPT-deep layers, CAVPT layers), so one
-module holds the frozen CLIP, the learnable parts and the cached zero-shot text features, and the
-trainers pick switches, losses and optimiser groups.
+Why: the methods differ only in switches (learned or fixed text, image-conditioned text, VPT-deep layers,
+CAVPT layers), so one module holds the frozen CLIP, the learnable parts and the cached zero-shot text
+features, and the trainers pick switches, losses and optimiser groups.
 """
 from __future__ import annotations
 
@@ -55,11 +55,14 @@ class PromptedCLIP(nn.Module):
         template: hand-crafted template with one "{}" (CUSTOM_TEMPLATES[DATASET.NAME]) for the zero-shot
             text features (fixed text side, guidance logits, CAVPT selector).
         learn_text: learn a CoOp context (n_ctx, ctx_init, csc, class_token_position: TRAINER.COOP.*).
+        image_conditioned: CoCoOp (REFERENCE 9.1): a meta-net shifts the context by each image's feature, so
+            the text features are per image ``[B, n_cls, E]``; needs learn_text, no visual prompts.
         vpt_layers: 0-based blocks with VPT-deep prompts of n_vpt_ctx tokens (TRAINER.VPT.N_CTX).
         cavpt_layers: 0-based blocks with CAVPT (blocks BOTTOMLIMIT-1 .. last); needs learn_text.
         n_cavpt: K = TRAINER.SELECTED_COVPT.CPN, capped at n_cls with a printed warning.
         n_key_tokens, attn_dim, shared_cavpt: CAVPT generator settings (see ClassAwarePromptGenerator).
-        text_chunk_size: prompts per text-encoder chunk (bounds memory for 1000 classes).
+        text_chunk_size: prompts per text-encoder chunk (bounds memory for 1000 classes; CoCoOp: image x
+            class prompts, TRAINER.COCOOP.CHUNK_SIZE).
 
     Learnable submodules (None when switched off): ``prompt_learner``, ``visual_prompts``, ``cavpt``.
     Non-persistent buffer ``zs_text_features`` [n_cls, E] (normalised) is computed once here under no_grad.
@@ -76,6 +79,7 @@ class PromptedCLIP(nn.Module):
         ctx_init: str = "",
         csc: bool = False,
         class_token_position: str = "end",
+        image_conditioned: bool = False,
         vpt_layers: Sequence[int] = (),
         n_vpt_ctx: int = 0,
         cavpt_layers: Sequence[int] = (),
@@ -90,6 +94,8 @@ class PromptedCLIP(nn.Module):
             raise ValueError(f"template {template!r}: expected a '{{}}' placeholder for the class name")
         if cavpt_layers and not learn_text:
             raise ValueError("cavpt_layers need learn_text=True (CAVPT queries are learned text features)")
+        if image_conditioned and (not learn_text or vpt_layers or cavpt_layers):
+            raise ValueError("image_conditioned (CoCoOp) needs learn_text=True and no vpt_layers/cavpt_layers")
         self.clip_model = clip_model
         self.text_encoder = TextEncoder(clip_model, chunk_size=text_chunk_size)
         self.vision = PromptedVisionEncoder(clip_model.visual)
@@ -100,6 +106,7 @@ class PromptedCLIP(nn.Module):
         self.vpt_layers = tuple(int(i) for i in vpt_layers)
         self.cavpt_layers = tuple(int(i) for i in cavpt_layers)
         self.n_cls = len(classnames)
+        self.image_conditioned = image_conditioned
         device = clip_model.text_projection.device
 
         names = [name.replace("_", " ") for name in classnames]
@@ -110,7 +117,9 @@ class PromptedCLIP(nn.Module):
 
         self.prompt_learner: Optional[PromptLearner] = None
         if learn_text:
-            self.prompt_learner = PromptLearner(clip_model, classnames, n_ctx, ctx_init, csc, class_token_position)
+            self.prompt_learner = PromptLearner(
+                clip_model, classnames, n_ctx, ctx_init, csc, class_token_position, image_conditioned
+            )
         self.visual_prompts: Optional[VisualPrompts] = None
         if self.vpt_layers:
             self.visual_prompts = VisualPrompts(len(self.vpt_layers), n_vpt_ctx, self.vision.width).to(device)
@@ -147,6 +156,26 @@ class PromptedCLIP(nn.Module):
         """[n_cls, E] normalised learned text features (zero-shot ones without learn_text)."""
         return self.encode_learned_text().normalized
 
+    def encode_conditioned_text(self, image_features: torch.Tensor) -> torch.Tensor:
+        """CoCoOp's text features of every (image, class) prompt, normalised: [B, E] -> [B, n_cls, E].
+
+        The B x n_cls prompts are assembled chunk by chunk inside the text encoder (``encode_assembled``), so
+        memory is bounded by ``text_chunk_size`` prompts, not by B x n_cls. Pairs are ordered by the class's
+        EOT position, so each chunk is cut close to its own prompts' length (exact under the causal mask).
+        """
+        learner = self.prompt_learner
+        ctx = learner.conditioned_context(image_features)  # [B, n_ctx, D]
+        n_images, n_cls = ctx.shape[0], learner.n_cls
+        device = ctx.device
+        class_eot = learner.tokenized_prompts.argmax(dim=-1)  # [n_cls]
+        classes = class_eot.argsort(stable=True).repeat_interleave(n_images)  # [B * n_cls], shortest prompts first
+        images = torch.arange(n_images, device=device).repeat(n_cls)  # [B * n_cls]
+        features = self.text_encoder.encode_assembled(
+            lambda rows, length: learner.assemble(ctx[images[rows]], classes[rows], length), class_eot[classes]
+        )  # [B * n_cls, E] in pair order
+        order = (images * n_cls + classes).argsort()  # pair order -> image-major
+        return F.normalize(features[order].view(n_images, n_cls, -1), dim=-1)
+
     @torch.no_grad()
     def zero_shot_image_features(self, image: torch.Tensor) -> torch.Tensor:
         """Frozen CLIP image features, normalised: image [B, 3, R, R] -> [B, E] (cacheable per test set)."""
@@ -170,6 +199,8 @@ class PromptedCLIP(nn.Module):
             zs_image_features: [B, E] cached ``zero_shot_image_features(image)`` for the selector.
             return_attention: also return the last block's CLS-to-patch attention.
         """
+        if self.image_conditioned:
+            return self._forward_conditioned(image, text_features, need_guidance, return_attention)
         text = self.encode_learned_text() if text_features is None else text_features
         scale = self.logit_scale
         zs_image: Optional[torch.Tensor] = None
@@ -203,3 +234,25 @@ class PromptedCLIP(nn.Module):
             logits_zs_image = scale * zs_image.to(text.normalized.dtype) @ text.normalized.t()
             logits_zs_text = scale * image_features @ self.zs_text_features.to(image_features.dtype).t()
         return PromptedCLIPOutput(logits, logits_zs_image, logits_zs_text, out.layer_logits, topk, out.attention)
+
+    def _forward_conditioned(
+        self, image: torch.Tensor, text_features: Optional[TextFeatures], need_guidance: bool, return_attention: bool
+    ) -> PromptedCLIPOutput:
+        """CoCoOp: logits[b, c] = scale x f_b . t_(b,c), with t the normalised features of image b's prompts.
+
+        The image side is the frozen CLIP's, so the guidance logits are logits_zs_image = logits and
+        logits_zs_text = scale x f @ zero-shot text.
+        """
+        if text_features is not None:
+            raise ValueError("image_conditioned (CoCoOp) text features depend on each image; pass text_features=None")
+        out = self.vision(image, return_attention=return_attention)
+        image_features = F.normalize(out.features, dim=-1)  # [B, E]
+        text = self.encode_conditioned_text(image_features)  # [B, n_cls, E]
+        scale = self.logit_scale
+        logits = scale * torch.einsum("be,bce->bc", image_features, text.to(image_features.dtype))
+        logits_zs_text = None
+        if need_guidance:
+            logits_zs_text = scale * image_features @ self.zs_text_features.to(image_features.dtype).t()
+        return PromptedCLIPOutput(
+            logits, logits if need_guidance else None, logits_zs_text, [], None, out.attention
+        )

@@ -5,9 +5,13 @@ Why: CoOp-style prompt learning feeds embeddings, not token ids, into CLIP's fro
 exact because the causal mask keeps positions after EOT from influencing the EOT row, and clip-anytorch's
 ResidualAttentionBlock slices its mask to the sequence length. When gradients flow and there is more than
 one chunk (ImageNet's 1000 classes), each chunk is activation-checkpointed, so training memory is bounded
-by one chunk at the cost of a second forward of the text (same values and gradients).
+by one chunk at the cost of a second forward of the text (same values and gradients). Prompts may also be
+assembled chunk by chunk (``encode_assembled``), so CoCoOp's images x classes prompts never exist all at once.
 """
 from __future__ import annotations
+
+import functools
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -59,19 +63,35 @@ class TextEncoder(nn.Module):
         Returns:
             [N, E] unnormalised text features in CLIP dtype.
         """
-        eot = tokenized.argmax(dim=-1)  # [N]
-        n_prompts = prompt_embeds.shape[0]
+        return self.encode_assembled(lambda rows, length: prompt_embeds[rows, :length], tokenized.argmax(dim=-1))
+
+    def encode_assembled(self, assemble: Callable[[slice, int], torch.Tensor], eot: torch.Tensor) -> torch.Tensor:
+        """Encode N prompts whose embeddings are built one chunk at a time.
+
+        Args:
+            assemble: ``assemble(rows, length)`` -> [n, length, D] embeddings (CLIP dtype) of the prompts
+                ``rows`` (a slice of range(N)), cut to their first ``length`` tokens. Under recomputation it
+                runs again in the backward pass, so a chunk's embeddings are not kept either.
+            eot: [N] int64 EOT position of each prompt (picks the output row; the fast path cuts there).
+
+        Returns:
+            [N, E] unnormalised text features in CLIP dtype.
+        """
+        n_prompts = eot.shape[0]
         recompute = torch.is_grad_enabled() and n_prompts > self.chunk_size
         chunks = []
         for start in range(0, n_prompts, self.chunk_size):
-            chunk_eot = eot[start : start + self.chunk_size]
-            length = int(chunk_eot.max()) + 1 if self.truncate else prompt_embeds.shape[1]
-            chunk = prompt_embeds[start : start + self.chunk_size, :length]  # [n, length, D]
-            if recompute:
-                chunks.append(checkpoint(self._encode, chunk, chunk_eot, use_reentrant=False))
-            else:
-                chunks.append(self._encode(chunk, chunk_eot))
+            rows = slice(start, start + self.chunk_size)
+            chunk_eot = eot[rows]
+            length = int(chunk_eot.max()) + 1 if self.truncate else self.positional_embedding.shape[0]
+            encode = functools.partial(self._encode_rows, assemble, rows, length, chunk_eot)
+            chunks.append(checkpoint(encode, use_reentrant=False) if recompute else encode())
         return torch.cat(chunks)
+
+    def _encode_rows(
+        self, assemble: Callable[[slice, int], torch.Tensor], rows: slice, length: int, eot: torch.Tensor
+    ) -> torch.Tensor:
+        return self._encode(assemble(rows, length), eot)
 
     def encode_text_tokens(self, tokenized: torch.Tensor) -> torch.Tensor:
         """Hand-crafted prompts: tokenized [N, 77] int64 -> [N, E] unnormalised (CLIP dtype)."""

@@ -61,9 +61,9 @@ def run_config_path(run_dir: str) -> str:
 
 
 def load_run_cfg(run_dir: str, root: str = "", backbone: str = "", prec: str = "", trainer: str = ""):
-    """The run's resolved config with optional DATASET.ROOT / MODEL.BACKBONE.NAME / TRAINER.COOP.PREC /
-    TRAINER.NAME overrides, frozen."""
-    opts = ["TRAINER.COOP.PREC", prec] if prec else []
+    """The run's resolved config with optional DATASET.ROOT / MODEL.BACKBONE.NAME / precision (TRAINER.COOP.PREC
+    and CoCoOp's TRAINER.COCOOP.PREC) / TRAINER.NAME overrides, frozen."""
+    opts = ["TRAINER.COOP.PREC", prec, "TRAINER.COCOOP.PREC", prec] if prec else []
     args = argparse.Namespace(config_file=run_config_path(run_dir), root=root, backbone=backbone,
                               trainer=trainer, opts=opts)
     return setup_cfg(args)

@@ -22,7 +22,7 @@ FEWSHOT_DATASETS = (
 )
 DG_SOURCE = "imagenet"
 DG_TARGETS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
-METHOD_ORDER = ("ZeroshotCLIP", "CoOp", "VPT", "VLP", "DPT")
+METHOD_ORDER = ("ZeroshotCLIP", "LinearProbeCLIP", "CoOp", "CoCoOp", "VPT", "VLP", "DPT")
 FORMATS = {"table": "simple", "markdown": "github"}
 
 

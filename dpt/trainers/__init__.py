@@ -1,2 +1,2 @@
-"""Trainers, registered by TRAINER.NAME: ZeroshotCLIP, ZeroshotCLIP2, CoOp, VPT, VLP, DPT."""
-from dpt.trainers import coop, dpt, vlp, vpt, zsclip  # noqa: F401
+"""Trainers, registered by TRAINER.NAME: ZeroshotCLIP, ZeroshotCLIP2, LinearProbeCLIP, CoOp, CoCoOp, VPT, VLP, DPT."""
+from dpt.trainers import cocoop, coop, dpt, linear_probe, vlp, vpt, zsclip  # noqa: F401

@@ -19,7 +19,7 @@ def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
 
 
 class PromptTrainer(TrainerX):
-    """Loads CLIP (MODEL.BACKBONE.NAME, TRAINER.COOP.PREC), builds one PromptedCLIP, caches per evaluation.
+    """Loads CLIP (MODEL.BACKBONE.NAME, the precision key), builds one PromptedCLIP, caches per evaluation.
 
     Subclasses call ``build_prompted_clip(self.build_clip(), **switches)`` in ``build_model`` and register the
     learnable parts.

@@ -1,7 +1,6 @@
 """DPT: VLP + class-aware visual prompts (CAVPT) in the top blocks (REFERENCE.md 7.6)."""
 from __future__ import annotations
 
-import os
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -9,7 +8,7 @@ import torch.nn.functional as F
 
 from dpt.engine.official import CAVPT
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.feature_cache import SelectorFeatureCache, cache_key
+from dpt.trainers.feature_cache import SelectorFeatureCache, split_cache_path
 from dpt.trainers.vlp import VLP
 from dpt.trainers.vpt import check_length
 
@@ -93,10 +92,9 @@ class DPT(VLP):
         if split not in self._selector_caches:
             items = self.dm.dataset.val if split == "val" else self.dm.dataset.test
             loader = self.val_loader if split == "val" else self.test_loader
-            name = self.cfg.DATASET.NAME
-            key = cache_key(name, split, self.backbone_id, self.precision, loader.dataset.transform, items)
-            folder = self.cfg.DATALOADER.CACHE_DIR or os.path.join(self.dm.dataset.dataset_dir or self.output_dir, "image_cache")
-            path = os.path.join(folder, f"selector_{name}_{split}_{key}.pt")
+            dataset_dir = self.dm.dataset.dataset_dir or self.output_dir
+            path = split_cache_path(self.cfg, "selector", split, self.backbone_id, self.precision,
+                                    loader.dataset.transform, items, dataset_dir)
             self._selector_caches[split] = SelectorFeatureCache(len(items), path)
         return self._selector_caches[split]
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
+from tqdm import tqdm
 
 from dpt.data.atomic import atomic_path
 from dpt.data.datum import Datum
@@ -30,6 +31,22 @@ def cache_key(
         files.append((item.impath, stat.st_size, stat.st_mtime_ns))
     key = json.dumps([dataset, split, backbone, precision, repr(transform), files])
     return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def split_cache_path(
+    cfg, kind: str, split: str, backbone: str, precision: str, transform: object, items: Sequence[Datum],
+    dataset_dir: str,
+) -> str:
+    """``<DATALOADER.CACHE_DIR or dataset_dir/image_cache>/<kind>_<DATASET.NAME>_<split>_<key>.pt``.
+
+    ``kind`` names what is cached ("selector": DPT's normalised zero-shot features; "clip_features": the
+    linear probe's raw image features); ``backbone`` is ``clip_loader.backbone_id``. Reads DATASET.NAME and
+    DATALOADER.CACHE_DIR.
+    """
+    name = cfg.DATASET.NAME
+    key = cache_key(name, split, backbone, precision, transform, items)
+    folder = cfg.DATALOADER.CACHE_DIR or os.path.join(dataset_dir, "image_cache")
+    return os.path.join(folder, f"{kind}_{name}_{split}_{key}.pt")
 
 
 class SelectorFeatureCache:
@@ -88,6 +105,15 @@ class SelectorFeatureCache:
             self.features[index[missing]] = computed.to("cpu", self.features.dtype)
             self.known[index[missing]] = True
         return self.features[index].to(image.device)
+
+    def fill(self, loader: Iterable, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Every row ``[N, E]``: missing rows are computed from ``loader``'s batches (``img``, ``index``), then
+        the table is saved. A complete table (e.g. loaded from disk) reads no image at all."""
+        if not self.complete:
+            for batch in tqdm(loader, desc="image features", leave=False):
+                self.lookup(batch["index"], batch["img"], compute)
+        self.save_if_complete()
+        return self.features
 
     def save_if_complete(self) -> None:
         """Write the table atomically once every row is known (no-op without a path or when saved)."""
