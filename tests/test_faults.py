@@ -159,10 +159,12 @@ def test_failed_checkpoint_write_mid_run_keeps_previous_and_resumes(eurosat_root
 
 
 # ----------------------------------------------------------------------------- 2. concurrency
-def _build_in_parallel(root: str, barrier, results) -> None:
+def _build_in_parallel(root: str, barrier, results, extra_draws: int = 0) -> None:
     cfg = make_data_cfg(root, "DescribableTextures", num_shots=2, seed=7)
     barrier.wait()
     random.seed(7)  # as train.py seeds before building the dataset
+    for _ in range(extra_draws):  # as if this run had drawn a fallback split first
+        random.random()
     dataset = build_dataset(cfg)
     results.put(([d.key() for d in dataset.train_x], [d.key() for d in dataset.val]))
 
@@ -190,6 +192,32 @@ def test_parallel_runs_create_identical_valid_split_and_fewshot_caches(tmp_path)
         assert [os.path.join(image_dir, e[0]) for e in cache["train"]] == [k[0] for k in outputs[0][0]]
         assert os.listdir(dataset_dir / "split_fewshot") == ["shot_2-seed_7.json"]  # no temporary leftovers
         assert not [n for n in os.listdir(dataset_dir) if n.endswith(".tmp")]
+
+
+def test_parallel_runs_replace_a_stale_fewshot_cache_once(tmp_path):
+    """Runs racing on a stale cache (made from other split lists) all end on the one subset that replaced it."""
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(3):
+        root = tmp_path / f"r{round_}"
+        info = make_dataset(root, "DescribableTextures", n_classes=3, n_train=5, n_val=2, n_test=3, seed=round_)
+        folder = Path(info["dataset_dir"]) / "split_fewshot"
+        folder.mkdir()
+        stale = {"train": [], "val": [], "source": {"sampler": 1, "shots": 2, "seed": 7, "train_sha256": "0" * 64,
+                                                     "val_sha256": "0" * 64}}
+        (folder / "shot_2-seed_7.json").write_text(json.dumps(stale))
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_build_in_parallel, args=(str(root), barrier, results, i)) for i in range(4)]
+        for p in procs:
+            p.start()
+        outputs = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join()
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+        assert all(o == outputs[0] for o in outputs)
+        cache = json.loads((folder / "shot_2-seed_7.json").read_text())
+        assert cache["source"]["train_sha256"] != "0" * 64
+        assert [os.path.join(info["image_dir"], e[0]) for e in cache["train"]] == [k[0] for k in outputs[0][0]]
+        assert os.listdir(folder) == ["shot_2-seed_7.json"]  # no claim or temporary left
 
 
 # ----------------------------------------------------------------------------- 3. numerics
