@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from dpt.modeling.clip_import import clip
+from dpt.modeling.prompt_tokens import tokenize_class_prompts
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
@@ -41,6 +42,8 @@ class PromptLearner(nn.Module):
             count, as CoOp: one token per word assumed). Empty: ctx ~ N(0, 0.02).
         csc: TRAINER.COOP.CSC, class-specific contexts [n_cls, n_ctx, D] (ignored with ``ctx_init``, as CoOp).
         class_token_position: TRAINER.COOP.CLASS_TOKEN_POSITION, "end" / "middle" / "front".
+
+    Raises ``ClassNameTooLong`` (a ValueError) when a class name does not fit beside the context.
 
     State dict (CoOp's keys): ``ctx`` [n_ctx, D] or [n_cls, n_ctx, D], ``token_prefix`` [n_cls, 1, D] and
     ``token_suffix`` [n_cls, 77 - 1 - n_ctx, D] (class-name dependent; loaders drop them). Non-persistent:
@@ -87,10 +90,9 @@ class PromptLearner(nn.Module):
         self.ctx = nn.Parameter(ctx_vectors)
 
         names = [name.replace("_", " ") for name in classnames]
+        tokenized = tokenize_class_prompts(names, "{}.", context_length, prompt_prefix, n_ctx).to(device)
         name_tokens = clip.tokenize(names, context_length=context_length)
         self.name_lens: List[int] = [int((row != 0).sum()) - 2 for row in name_tokens]  # minus SOS and EOT
-        tokenized = clip.tokenize([f"{prompt_prefix} {name}." for name in names], context_length=context_length)
-        tokenized = tokenized.to(device)
         with torch.no_grad():
             token_embeds = embedding(tokenized).type(dtype)  # [n_cls, 77, D]
         self.register_buffer("token_prefix", token_embeds[:, :1].clone())  # SOS
