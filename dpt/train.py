@@ -12,9 +12,11 @@ import torch
 
 from dpt.config import save_cfg, setup_cfg
 from dpt.engine.build import build_trainer
+from dpt.engine.checkpoint import remove_stale_temporaries
 from dpt.engine.distributed import init_distributed, is_main_process
 from dpt.engine.logger import close_logger, setup_logger
 from dpt.errors import error_message
+from dpt.preflight import preflight
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +49,10 @@ def set_random_seed(seed: int) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    cfg = setup_cfg(args)
+    """setup_cfg -> preflight (all problems at once, before any file is written) -> seed -> log -> trainer."""
+    notes: List[str] = []
+    cfg = setup_cfg(args, notes)
+    preflight(cfg, eval_only=args.eval_only, model_dir=args.model_dir, load_epoch=args.load_epoch)
     init_distributed()
     if not is_main_process():  # torchrun: rank 0 alone prints, logs and writes files
         sys.stdout = open(os.devnull, "w")
@@ -56,6 +61,9 @@ def run(args: argparse.Namespace) -> None:
         set_random_seed(cfg.SEED)
     if is_main_process():
         setup_logger(cfg.OUTPUT_DIR)
+        leftovers = remove_stale_temporaries(cfg.OUTPUT_DIR)
+        if leftovers:
+            notes.append(f"Note: removed {len(leftovers)} temporary file(s) an interrupted save left: {', '.join(leftovers)}")
     try:
         if torch.cuda.is_available() and cfg.USE_CUDA:
             torch.backends.cudnn.benchmark = True
@@ -68,6 +76,8 @@ def run(args: argparse.Namespace) -> None:
         print("** Config **")
         print("************")
         print(cfg)
+        for note in notes:
+            print(note)
         if not args.eval_only and is_main_process():
             save_cfg(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
         trainer = build_trainer(cfg)
@@ -89,7 +99,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, KeyError, ValueError, RuntimeError, FloatingPointError) as err:
         if os.environ.get("DPT_DEBUG"):
             raise
-        print(f"error: {error_message(err)}", file=sys.stderr)
+        for line in error_message(err).splitlines():  # a failed preflight lists several problems
+            print(f"error: {line}", file=sys.stderr)
         return 2
     return 0
 

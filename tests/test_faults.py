@@ -20,7 +20,7 @@ import torch
 from dpt.config import setup_cfg
 from dpt.data.build import build_dataset
 from dpt.engine.build import build_trainer
-from dpt.engine.checkpoint import latest_checkpoint, load_checkpoint
+from dpt.engine.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries
 from dpt.engine.trainer import TrainerX
 from dpt.modeling.clip_loader import load_clip
 from dpt.modeling.prompted_clip import PromptedCLIP
@@ -115,6 +115,26 @@ def test_kill_9_during_checkpoint_saves_never_leaves_a_broken_file(tmp_path):
             assert torch.equal(ckpt["state_dict"]["w"], torch.arange(65536, dtype=torch.float32))
             assert name == f"model.pth.tar-{ckpt['epoch']}"
         assert load_checkpoint(latest_checkpoint(str(model_dir)))["epoch"] in range(1, 5)
+    (model_dir / "model.pth.tar-2.tmp999999").write_bytes(b"partial")  # as a kill between write and rename leaves
+    removed = remove_stale_temporaries(str(tmp_path))
+    assert str(model_dir / "model.pth.tar-2.tmp999999") in removed
+    assert not [n for n in os.listdir(model_dir) if ".tmp" in n]
+
+
+def test_next_start_of_a_run_removes_its_stale_temporaries(eurosat_root, tiny_clip_path, tmp_path):
+    out = tmp_path / "run"
+    assert main(argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=1)) == 0
+    leftovers = [out / "prompt_learner" / "model.pth.tar-2.tmp4242", out / "prompt_learner" / "checkpoint.tmp4242",
+                 out / "config.yaml.tmp17"]
+    for path in leftovers:
+        path.write_bytes(b"half-written")
+    (out / "notes.tmp1").write_text("not ours")
+    assert main(argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=2)) == 0
+    log = sorted(out.glob("log.txt-*"))[-1].read_text()
+    listed = ", ".join(sorted(str(p) for p in leftovers))
+    assert f"Note: removed 3 temporary file(s) an interrupted save left: {listed}" in log
+    assert not any(p.exists() for p in leftovers) and (out / "notes.tmp1").exists()
+    assert "Previous epoch: 1" in log and load_checkpoint(str(out / "prompt_learner" / "model.pth.tar-2"))["epoch"] == 2
 
 
 def test_save_interrupted_between_models_resumes_all_from_one_epoch(eurosat_root, tiny_clip_path, tmp_path, capsys):
@@ -377,7 +397,7 @@ def test_unwritable_output_folder_is_a_one_line_error(eurosat_root, tiny_clip_pa
     blocker.write_text("not a folder\n")
     assert main(argv("CoOp", eurosat_root, blocker / "out", tiny_clip_path, epochs=1)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot write the log file" in err[0] and str(blocker / "out") in err[0]
+    assert err == [f"error: cannot write the output folder {blocker / 'out'}: {blocker} is a file, not a folder"]
 
 
 def test_model_dir_without_the_file_names_the_expected_path(eurosat_root, tiny_clip_path, tmp_path, capsys):
@@ -385,5 +405,14 @@ def test_model_dir_without_the_file_names_the_expected_path(eurosat_root, tiny_c
     extra = ["--eval-only", "--model-dir", str(tmp_path / "empty"), "--load-epoch", "5"]
     assert main(argv("CoOp", eurosat_root, tmp_path / "ev", tiny_clip_path, extra=extra)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    expected = tmp_path / "empty" / "prompt_learner" / "model.pth.tar-5"
+    assert err == [f"error: --model-dir {tmp_path / 'empty'}: no model folder holds model.pth.tar-5 (--load-epoch 5); "
+                   f"found no model folders"]  # the preflight, before any file is written
+    assert not (tmp_path / "ev").exists()
+    partial = tmp_path / "partial"  # one of VLP's two model folders holds the file: the trainer names the other
+    (partial / "prompt_learner").mkdir(parents=True)
+    (partial / "prompt_learner" / "model.pth.tar-5").write_bytes(b"")
+    extra = ["--eval-only", "--model-dir", str(partial), "--load-epoch", "5"]
+    assert main(argv("VLP", eurosat_root, tmp_path / "ev", tiny_clip_path, extra=extra)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = partial / "image_encoder.transformer.ctx_learner" / "model.pth.tar-5"
     assert len(err) == 1 and f'model not found at "{expected}"' in err[0]

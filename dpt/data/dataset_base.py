@@ -40,6 +40,10 @@ class DatasetBase:
         image_dir: folder the split files' relative paths start from.
     """
 
+    # Files or folders (relative to the dataset folder) a reader needs besides its image folder and split file;
+    # the preflight checks them before a run starts (readers that list folders instead of a split JSON).
+    required_files: ClassVar[Tuple[str, ...]] = ()
+
     def __init__(
         self, train_x: Sequence[Datum], val: Sequence[Datum], test: Sequence[Datum],
         dataset_dir: str = "", image_dir: str = "",
