@@ -28,6 +28,7 @@ setup(
             "dpt-plot=dpt.tools.plots:main",
             "dpt-attention=dpt.tools.attention:main",
             "dpt-check-data=dpt.tools.check_data:main",
+            "dpt-cache=dpt.tools.cache:main",
             "dpt-demo=dpt.tools.demo:main",
         ]
     },

@@ -111,4 +111,5 @@ def replace_json_once(obj: Any, path: str, stale: os.stat_result) -> bool:
         write_json_atomic(obj, path)
         return True
     finally:
-        os.remove(claim)
+        with contextlib.suppress(FileNotFoundError):  # taken over after CLAIM_TIMEOUT_S, or cleared
+            os.remove(claim)
