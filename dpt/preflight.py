@@ -76,6 +76,7 @@ def trainer_problems(name: str) -> List[str]:
 
 
 def _layout(cls: type) -> str:
+    """What the dataset folder should hold, for messages (ImageNet variants: their image folder, classnames.txt)."""
     return getattr(cls, "layout", "") or f"{cls.image_subdir}/ and classnames.txt"
 
 
@@ -91,13 +92,16 @@ def dataset_check(root: str, name: str) -> DatasetCheck:
         return check
     try:
         cls = DATASET_REGISTRY.get(name)
+        if not getattr(cls, "folder_name", ""):  # a reader that finds its files its own way checks them itself
+            return check
         cfg = get_cfg_default()
         cfg.DATASET.ROOT = root
         check.folder = dataset_folder(cfg, cls.folder_name, name, _layout(cls))
     except (KeyError, FileNotFoundError) as err:
         check.problems.append(error_message(err))
         return check
-    image_dir = os.path.join(check.folder, cls.image_subdir) if cls.image_subdir else check.folder
+    subdir = getattr(cls, "image_subdir", "")
+    image_dir = os.path.join(check.folder, subdir) if subdir else check.folder
     missing = [p for p in [image_dir, *(os.path.join(check.folder, f) for f in cls.required_files)]
                if not os.path.exists(p)]
     if missing:

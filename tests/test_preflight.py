@@ -135,3 +135,14 @@ def test_preflight_raises_one_error_listing_every_problem(tmp_path):
         "MODEL.BACKBONE.NAME is empty; set it in the config file or pass --backbone (e.g. ViT-B/32)",
     ]
     assert str(info.value) == "\n".join(problems)
+
+
+def test_a_reader_without_a_dataset_folder_is_left_to_check_itself(monkeypatch):
+    """E.g. a dataset reading a CSV that names its own files: nothing to look for beyond its registration."""
+    from dpt.data.dataset_base import DatasetBase
+    from dpt.registry import DATASET_REGISTRY
+
+    DATASET_REGISTRY.names()  # fill the registry before adding to it
+    monkeypatch.setitem(DATASET_REGISTRY._entries, "MyCSV", type("MyCSV", (DatasetBase,), {}))
+    check = dataset_check("/nowhere", "MyCSV")
+    assert (check.folder, check.problems, check.notes) == ("", [], [])
