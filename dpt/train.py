@@ -61,10 +61,11 @@ def run(args: argparse.Namespace) -> None:
         set_random_seed(cfg.SEED)
     if is_main_process():
         setup_logger(cfg.OUTPUT_DIR)
-        leftovers = remove_stale_temporaries(cfg.OUTPUT_DIR)
-        if leftovers:
-            notes.append(f"Note: removed {len(leftovers)} temporary file(s) an interrupted save left: {', '.join(leftovers)}")
     try:
+        leftovers = remove_stale_temporaries(cfg.OUTPUT_DIR) if is_main_process() else []
+        if leftovers:
+            notes.append(f"Note: removed {len(leftovers)} temporary file(s) an interrupted save left: "
+                         f"{', '.join(leftovers)}")
         if torch.cuda.is_available() and cfg.USE_CUDA:
             torch.backends.cudnn.benchmark = True
         print("***************")
