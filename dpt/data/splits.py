@@ -51,14 +51,15 @@ def items_from_entries(entries: Any, image_dir: str, source: str) -> Split:
     return items
 
 
-def _relative(path: str, folder: str) -> str:
-    prefix = os.path.join(folder, "")
+def _relative(path: str, folder: str, prefix: str) -> str:
+    """``path`` relative to ``folder``; ``prefix`` is ``folder`` + separator (computed once per list: ImageNet)."""
     return path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, folder)
 
 
 def entries_from_items(items: Iterable[Datum], image_dir: str) -> List[Entry]:
     """Datums -> ``[path relative to image_dir, label, classname]`` lists (the JSON layout)."""
-    return [[_relative(item.impath, image_dir), item.label, item.classname] for item in items]
+    prefix = os.path.join(image_dir, "")
+    return [[_relative(item.impath, image_dir, prefix), item.label, item.classname] for item in items]
 
 
 def items_sha256(items: Iterable[Datum], image_dir: str) -> str:
@@ -66,7 +67,8 @@ def items_sha256(items: Iterable[Datum], image_dir: str) -> str:
 
     Why relative paths: a cache made from a list stays valid when the data folder moves.
     """
-    text = "".join(f"{_relative(i.impath, image_dir)}\t{i.label}\t{i.classname}\n" for i in items)
+    prefix = os.path.join(image_dir, "")
+    text = "".join(f"{_relative(i.impath, image_dir, prefix)}\t{i.label}\t{i.classname}\n" for i in items)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
