@@ -33,6 +33,7 @@ setup(
             "dpt-plot=dpt.tools.plots:main",
             "dpt-attention=dpt.tools.attention:main",
             "dpt-check-data=dpt.tools.check_data:main",
+            "dpt-cache=dpt.tools.cache:main",
             "dpt-demo=dpt.tools.demo:main",
             "dpt-convert=dpt.tools.convert:main",
             "dpt-interpret=dpt.tools.interpret:main",

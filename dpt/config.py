@@ -9,8 +9,9 @@ import argparse
 import difflib
 import os
 from ast import literal_eval
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Optional, Sequence
 
+import torch
 import yaml
 from yacs.config import CfgNode as CN
 
@@ -167,7 +168,8 @@ _C.TRAINER.COOP.N_CTX = 16
 _C.TRAINER.COOP.CSC = False
 # Initial context words, e.g. "a photo of a".
 _C.TRAINER.COOP.CTX_INIT = ""
-# fp16 (GPU only) / fp32 / amp / bf16; read by every trainer but CoCoOp (TRAINER.COCOOP.PREC).
+# fp16 / fp32 / amp / bf16; read by every trainer but CoCoOp (TRAINER.COCOOP.PREC). fp16 needs a CUDA GPU:
+# without one it runs as fp32 (noted).
 _C.TRAINER.COOP.PREC = "fp16"
 # end / middle / front.
 _C.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"
@@ -177,7 +179,8 @@ _C.TRAINER.COCOOP = CN()
 _C.TRAINER.COCOOP.N_CTX = 16
 # Initial context words, e.g. "a photo of a".
 _C.TRAINER.COCOOP.CTX_INIT = ""
-# CoCoOp's precision (the official trainer reads this key, not TRAINER.COOP.PREC).
+# CoCoOp's precision (the official trainer reads this key, not TRAINER.COOP.PREC); fp16 runs as fp32 without a
+# CUDA GPU.
 _C.TRAINER.COCOOP.PREC = "fp16"
 # (image, class) prompts per text-encoder chunk: bounds memory of the per-image text features.
 _C.TRAINER.COCOOP.CHUNK_SIZE = 1024
@@ -355,8 +358,40 @@ def reset_cfg(cfg: CN, args: argparse.Namespace) -> None:
             _set(cfg, key, value, f"--{attr.replace('_', '-')}")
 
 
-def setup_cfg(args: argparse.Namespace) -> CN:
-    """Defaults -> dataset yaml -> method yaml -> CLI flags -> opts, checked and frozen."""
+# Precision keys; fp16 (the CoOp configs' default) is GPU-only, so setup_cfg runs it as fp32 on a machine without CUDA.
+PRECISION_KEYS = ("TRAINER.COOP.PREC", "TRAINER.COCOOP.PREC")
+
+
+def fp16_to_fp32_without_gpu(cfg: CN) -> List[str]:
+    """Set every fp16 precision key to fp32 when no CUDA GPU will be used; returns the one-line note (or none).
+
+    Why: ``bash scripts/dpt.sh DATASET SHOTS`` must run wherever the project installs, and resolving before the
+    config is frozen makes log.txt and config.yaml show the precision actually used.
+    """
+    if cfg.USE_CUDA and torch.cuda.is_available():
+        return []
+    changed = []
+    for key in PRECISION_KEYS:
+        *parents, leaf = key.split(".")
+        node = cfg
+        for part in parents:
+            node = node[part]
+        if node[leaf] == "fp16":
+            node[leaf] = "fp32"
+            changed.append(key)
+    if not changed:
+        return []
+    why = "USE_CUDA is False" if not cfg.USE_CUDA else "none found"
+    return [f"Note: {' and '.join(changed)} fp16 needs a CUDA GPU; {why}, running in fp32"]
+
+
+def setup_cfg(args: argparse.Namespace, notes: Optional[List[str]] = None) -> CN:
+    """Defaults -> dataset yaml -> method yaml -> CLI flags -> opts, checked, fitted to the machine and frozen.
+
+    Args:
+        notes: receives one line per adjustment made for this machine (fp16 without a GPU runs as fp32);
+            None prints them instead.
+    """
     cfg = get_cfg_default()
     if getattr(args, "dataset_config_file", None):
         merge_from_file(cfg, args.dataset_config_file)
@@ -365,6 +400,11 @@ def setup_cfg(args: argparse.Namespace) -> CN:
     reset_cfg(cfg, args)
     merge_from_list(cfg, list(getattr(args, "opts", None) or []))
     _check_choices(cfg)
+    for line in fp16_to_fp32_without_gpu(cfg):
+        if notes is None:
+            print(line)
+        else:
+            notes.append(line)
     cfg.freeze()
     return cfg
 

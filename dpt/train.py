@@ -12,10 +12,12 @@ import torch
 
 from dpt.config import save_cfg, setup_cfg
 from dpt.engine.build import build_trainer
+from dpt.engine.checkpoint import remove_stale_temporaries
 from dpt.engine.distributed import init_distributed, is_main_process
 from dpt.engine.logger import close_logger, setup_logger
 from dpt.errors import error_message
 from dpt.preemption import Preempted, raise_on_signals, stop_signals_from_env
+from dpt.preflight import preflight
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +56,10 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace, keep_last_epoch: bool) -> None:
-    cfg = setup_cfg(args)
+    """setup_cfg -> preflight (all problems at once, before any file is written) -> seed -> log -> trainer."""
+    notes: List[str] = []
+    cfg = setup_cfg(args, notes)
+    preflight(cfg, eval_only=args.eval_only, model_dir=args.model_dir, load_epoch=args.load_epoch)
     init_distributed()
     if not is_main_process():  # torchrun: rank 0 alone prints, logs and writes files
         sys.stdout = open(os.devnull, "w")
@@ -64,6 +69,10 @@ def _run(args: argparse.Namespace, keep_last_epoch: bool) -> None:
     if is_main_process():
         setup_logger(cfg.OUTPUT_DIR)
     try:
+        leftovers = remove_stale_temporaries(cfg.OUTPUT_DIR) if is_main_process() else []
+        if leftovers:
+            notes.append(f"Note: removed {len(leftovers)} temporary file(s) an interrupted save left: "
+                         f"{', '.join(leftovers)}")
         if torch.cuda.is_available() and cfg.USE_CUDA:
             torch.backends.cudnn.benchmark = True
         print("***************")
@@ -75,6 +84,8 @@ def _run(args: argparse.Namespace, keep_last_epoch: bool) -> None:
         print("** Config **")
         print("************")
         print(cfg)
+        for note in notes:
+            print(note)
         if not args.eval_only and is_main_process():
             save_cfg(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
         trainer = build_trainer(cfg)
@@ -107,7 +118,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, KeyError, ValueError, RuntimeError, FloatingPointError) as err:
         if os.environ.get("DPT_DEBUG"):
             raise
-        print(f"error: {error_message(err)}", file=sys.stderr)
+        for line in error_message(err).splitlines():  # a failed preflight lists several problems
+            print(f"error: {line}", file=sys.stderr)
         return 2
     return 0
 

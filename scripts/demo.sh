@@ -11,8 +11,8 @@ OUTPUT_ROOT=${OUTPUT_ROOT:-./output/demo}
 
 "$PYTHON" -m dpt.tools.demo --out "$OUTPUT_ROOT"
 export DATA="$OUTPUT_ROOT/data" OUTPUT="$OUTPUT_ROOT/runs" PYTHON TAG=demo
-TINY=(MODEL.BACKBONE.NAME "$OUTPUT_ROOT/tiny_clip.pt" INPUT.SIZE "(32,32)" TRAINER.COOP.PREC fp32
-      TRAINER.COCOOP.PREC fp32 DATALOADER.NUM_WORKERS 0 TRAIN.PRINT_FREQ 10)
+TINY=(MODEL.BACKBONE.NAME "$OUTPUT_ROOT/tiny_clip.pt" INPUT.SIZE "(32,32)"
+      DATALOADER.NUM_WORKERS 0 TRAIN.PRINT_FREQ 10)
 # Short schedules for the demo (the paper's are 50-200 epochs); a lower lr than the paper's 0.01 for the
 # visual prompts, which overshoot on a random CLIP.
 SHORT=(OPTIM.MAX_EPOCH 10 OPTIM.WARMUP_EPOCH 1 PRETRAIN.C 3 OPTIM.LR 0.001)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from dpt.modeling import clip_loader
 from dpt.modeling.clip_import import clip
-from dpt.modeling.clip_loader import CLIP_MODELS, ClipWeights, clip_cache_dir, load_clip
+from dpt.modeling.clip_loader import CLIP_MODELS, ClipWeights, clip_cache_dir, load_clip, resolve_weights
 from dpt.modeling.weights_file import file_sha256
 from fixtures_clip import make_tiny_clip
 
@@ -69,6 +70,23 @@ def test_named_model_loads_from_cache_with_verified_hash(
     _install_named(monkeypatch, tmp_path / "cache", tiny_clip_jit_path, sha256)
     assert clip_cache_dir() == tmp_path / "cache"
     _assert_same_weights(load_clip("ViT-B/32"), make_tiny_clip())
+
+
+def test_named_model_is_hashed_once_per_process_and_file_state(
+    tiny_clip_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preflight verifies the weights; the load that follows does not hash the file again."""
+    sha256 = hashlib.sha256(tiny_clip_path.read_bytes()).hexdigest()
+    target = _install_named(monkeypatch, tmp_path / "cache", tiny_clip_path, sha256)
+    calls = []
+    monkeypatch.setattr(clip_loader, "file_sha256", lambda path: calls.append(path) or file_sha256(path))
+    assert resolve_weights("ViT-B/32") == target
+    load_clip("ViT-B/32")
+    assert calls == [target]
+    target.write_bytes(target.read_bytes()[:-10] + b"0123456789")  # replaced by another file: checked again
+    with pytest.raises(ValueError, match="SHA-256 mismatch"):
+        load_clip("ViT-B/32")
+    assert calls == [target, target]
 
 
 def test_named_model_with_wrong_hash_names_both_hashes(

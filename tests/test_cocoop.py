@@ -131,9 +131,13 @@ def _cocoop_argv(root, out, clip_path, *opts, **kwargs):
 
 def test_precision_comes_from_the_cocoop_key(eurosat_root, tiny_clip_path, tmp_path, capsys) -> None:  # noqa: F811
     args = _cocoop_argv(eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COCOOP.PREC", "fp16")  # COOP.PREC is fp32
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "config key 'TRAINER.COCOOP.PREC' is fp16, which needs a CUDA GPU" in err[0]
+    cfg = setup_cfg(build_parser().parse_args(args))
+    assert cfg.TRAINER.COCOOP.PREC == "fp32"  # fp16 without a GPU resolves to fp32 before freezing
+    cfg.defrost()
+    cfg.TRAINER.COCOOP.PREC = "fp16"  # given to the engine directly: CoCoOp reads its own key
+    cfg.freeze()
+    with pytest.raises(ValueError, match="config key 'TRAINER.COCOOP.PREC' is fp16, which needs a CUDA GPU"):
+        build_trainer(cfg)
     cfg = setup_cfg(build_parser().parse_args(_cocoop_argv(eurosat_root, tmp_path, tiny_clip_path,
                                                            "TRAINER.COOP.PREC", "bf16")))
     assert build_trainer(cfg).precision == "fp32"

@@ -2,6 +2,7 @@
 import os
 import pickle
 import random
+import time
 
 import numpy as np
 import pytest
@@ -179,10 +180,13 @@ def test_test_cache_gives_identical_tensors_and_is_reused(tmp_path, capsys):
         for w, g in zip(want, got):
             assert torch.equal(w["img"], g["img"]) and w["impath"] == g["impath"]
             assert torch.equal(w["label"], g["label"])
-    mtimes = {f: os.stat(cache_dir / f).st_mtime_ns for f in files}
+    inodes = {f: os.stat(cache_dir / f).st_ino for f in files}
+    for f in files:  # made two days ago
+        os.utime(cache_dir / f, (time.time() - 2 * 86400,) * 2)
     DataManager(fast_cfg(tmp_path, "DescribableTextures", shots=-1, CACHE_TEST=True, CACHE_DIR=str(cache_dir)))
     assert "Loading test image cache from" in capsys.readouterr().out
-    assert {f: os.stat(cache_dir / f).st_mtime_ns for f in os.listdir(cache_dir)} == mtimes
+    assert {f: os.stat(cache_dir / f).st_ino for f in os.listdir(cache_dir)} == inodes  # reused, not rewritten
+    assert all(time.time() - os.stat(cache_dir / f).st_mtime < 60 for f in files)  # marked as used now
 
 
 def test_test_cache_follows_changed_images(tmp_path):

@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import shutil
 import sys
 import types
 from collections import defaultdict
@@ -13,6 +14,7 @@ from dpt.data import build_dataset
 from dpt.data.datum import Datum
 from dpt.registry import DATASET_REGISTRY
 from fixtures_data import SPLIT_LAYOUT, make_data_cfg, make_dataset
+from test_fewshot import reference_fewshot
 
 ALL_NAMES = {
     "OxfordPets", "OxfordFlowers", "FGVCAircraft", "DescribableTextures", "EuroSAT", "StanfordCars", "Food101",
@@ -107,6 +109,51 @@ def test_oxford_pets_annotation_fallback_then_saved_split(tmp_path, capsys):
     assert keys(again.train_x) == ref_train
     with open(split_path) as f:
         assert json.load(f)["val"][0] == [os.path.basename(ref_val[0][0]), ref_val[0][1], ref_val[0][2]]
+
+
+def test_fallback_split_is_checked_on_use_and_remade_when_images_change(tmp_path, capsys):
+    info = make_dataset(tmp_path, "DescribableTextures", n_classes=2, n_train=5, n_val=2, n_test=3, with_split=False)
+    split_path = os.path.join(info["dataset_dir"], "split_zhou_DescribableTextures.json")
+    cfg = make_data_cfg(tmp_path, "DescribableTextures", num_shots=2, seed=3)
+    random.seed(3)
+    first = build_dataset(cfg)
+    assert json.load(open(split_path))["source"]["splitter"] == 1
+    inode = os.stat(split_path).st_ino
+    capsys.readouterr()
+    random.seed(3)
+    again = build_dataset(cfg)  # unchanged images: the file is used, and the check draws no random numbers
+    assert "Note: split file" not in capsys.readouterr().out and os.stat(split_path).st_ino == inode
+    assert keys(again.train_x) == keys(first.train_x)
+    random.seed(4)  # checking the file draws no random numbers: the subset is what CoOp draws from the file
+    other_seed = build_dataset(make_data_cfg(tmp_path, "DescribableTextures", num_shots=2, seed=4))
+    random.seed(4)
+    saved = json.load(open(split_path))
+    assert keys(other_seed.train_x) == reference_fewshot(
+        [(os.path.join(info["image_dir"], r), y, c) for r, y, c in saved["train"]], 2)
+    added = os.path.join(info["image_dir"], info["classnames"][0], "added.jpg")
+    shutil.copy(first.test[0].impath, added)
+    capsys.readouterr()
+    random.seed(3)
+    remade = build_dataset(cfg)
+    out = capsys.readouterr().out
+    assert (f"Note: split file {split_path} was made by the fallback from images that changed since; "
+            f"splitting them again and replacing it") in out
+    saved = json.load(open(split_path))
+    random.seed(3)  # split exactly as a first run over the new folders would
+    entries = tuple([(os.path.join(info["image_dir"], r), y, c) for r, y, c in saved[k]] for k in ("train", "val", "test"))
+    assert entries == ref_folder_split(info["image_dir"])
+    assert any(e[0].endswith("added.jpg") for k in ("train", "val", "test") for e in saved[k])
+    assert "few-shot cache" in out and "another train list" in out  # the subset follows the new split
+    assert len(remade.train_x) == 4
+
+
+def test_downloaded_split_is_used_as_it_is(tmp_path, capsys):
+    """CoOp's split files carry no record of their making: never re-split, even if the folders changed."""
+    info = make_dataset(tmp_path, "DescribableTextures", n_classes=2, n_train=5, n_val=2, n_test=3)
+    shutil.copy(os.path.join(info["image_dir"], info["train"][0][0]),
+                os.path.join(info["image_dir"], info["classnames"][0], "added.jpg"))
+    dataset = build_dataset(make_data_cfg(tmp_path, "DescribableTextures"))
+    assert keys(dataset.train_x) == expected(info, "train") and "Note" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name, ignored, rename", [

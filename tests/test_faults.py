@@ -20,7 +20,7 @@ import torch
 from dpt.config import setup_cfg
 from dpt.data.build import build_dataset
 from dpt.engine.build import build_trainer
-from dpt.engine.checkpoint import latest_checkpoint, load_checkpoint
+from dpt.engine.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries
 from dpt.engine.trainer import TrainerX
 from dpt.modeling.clip_loader import load_clip
 from dpt.modeling.prompted_clip import PromptedCLIP
@@ -115,6 +115,26 @@ def test_kill_9_during_checkpoint_saves_never_leaves_a_broken_file(tmp_path):
             assert torch.equal(ckpt["state_dict"]["w"], torch.arange(65536, dtype=torch.float32))
             assert name == f"model.pth.tar-{ckpt['epoch']}"
         assert load_checkpoint(latest_checkpoint(str(model_dir)))["epoch"] in range(1, 5)
+    (model_dir / "model.pth.tar-2.tmp999999").write_bytes(b"partial")  # as a kill between write and rename leaves
+    removed = remove_stale_temporaries(str(tmp_path))
+    assert str(model_dir / "model.pth.tar-2.tmp999999") in removed
+    assert not [n for n in os.listdir(model_dir) if ".tmp" in n]
+
+
+def test_next_start_of_a_run_removes_its_stale_temporaries(eurosat_root, tiny_clip_path, tmp_path):
+    out = tmp_path / "run"
+    assert main(argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=1)) == 0
+    leftovers = [out / "prompt_learner" / "model.pth.tar-2.tmp4242", out / "prompt_learner" / "checkpoint.tmp4242",
+                 out / "config.yaml.tmp17"]
+    for path in leftovers:
+        path.write_bytes(b"half-written")
+    (out / "notes.tmp1").write_text("not ours")
+    assert main(argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=2)) == 0
+    log = sorted(out.glob("log.txt-*"))[-1].read_text()
+    listed = ", ".join(sorted(str(p) for p in leftovers))
+    assert f"Note: removed 3 temporary file(s) an interrupted save left: {listed}" in log
+    assert not any(p.exists() for p in leftovers) and (out / "notes.tmp1").exists()
+    assert "Previous epoch: 1" in log and load_checkpoint(str(out / "prompt_learner" / "model.pth.tar-2"))["epoch"] == 2
 
 
 def test_save_interrupted_between_models_resumes_all_from_one_epoch(eurosat_root, tiny_clip_path, tmp_path, capsys):
@@ -159,10 +179,12 @@ def test_failed_checkpoint_write_mid_run_keeps_previous_and_resumes(eurosat_root
 
 
 # ----------------------------------------------------------------------------- 2. concurrency
-def _build_in_parallel(root: str, barrier, results) -> None:
+def _build_in_parallel(root: str, barrier, results, extra_draws: int = 0) -> None:
     cfg = make_data_cfg(root, "DescribableTextures", num_shots=2, seed=7)
     barrier.wait()
     random.seed(7)  # as train.py seeds before building the dataset
+    for _ in range(extra_draws):  # as if this run had drawn a fallback split first
+        random.random()
     dataset = build_dataset(cfg)
     results.put(([d.key() for d in dataset.train_x], [d.key() for d in dataset.val]))
 
@@ -190,6 +212,32 @@ def test_parallel_runs_create_identical_valid_split_and_fewshot_caches(tmp_path)
         assert [os.path.join(image_dir, e[0]) for e in cache["train"]] == [k[0] for k in outputs[0][0]]
         assert os.listdir(dataset_dir / "split_fewshot") == ["shot_2-seed_7.json"]  # no temporary leftovers
         assert not [n for n in os.listdir(dataset_dir) if n.endswith(".tmp")]
+
+
+def test_parallel_runs_replace_a_stale_fewshot_cache_once(tmp_path):
+    """Runs racing on a stale cache (made from other split lists) all end on the one subset that replaced it."""
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(3):
+        root = tmp_path / f"r{round_}"
+        info = make_dataset(root, "DescribableTextures", n_classes=3, n_train=5, n_val=2, n_test=3, seed=round_)
+        folder = Path(info["dataset_dir"]) / "split_fewshot"
+        folder.mkdir()
+        stale = {"train": [], "val": [], "source": {"sampler": 1, "shots": 2, "seed": 7, "train_sha256": "0" * 64,
+                                                     "val_sha256": "0" * 64}}
+        (folder / "shot_2-seed_7.json").write_text(json.dumps(stale))
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_build_in_parallel, args=(str(root), barrier, results, i)) for i in range(4)]
+        for p in procs:
+            p.start()
+        outputs = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join()
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+        assert all(o == outputs[0] for o in outputs)
+        cache = json.loads((folder / "shot_2-seed_7.json").read_text())
+        assert cache["source"]["train_sha256"] != "0" * 64
+        assert [os.path.join(info["image_dir"], e[0]) for e in cache["train"]] == [k[0] for k in outputs[0][0]]
+        assert os.listdir(folder) == ["shot_2-seed_7.json"]  # no claim or temporary left
 
 
 # ----------------------------------------------------------------------------- 3. numerics
@@ -353,7 +401,7 @@ def test_unwritable_output_folder_is_a_one_line_error(eurosat_root, tiny_clip_pa
     blocker.write_text("not a folder\n")
     assert main(argv("CoOp", eurosat_root, blocker / "out", tiny_clip_path, epochs=1)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot write the log file" in err[0] and str(blocker / "out") in err[0]
+    assert err == [f"error: cannot write the output folder {blocker / 'out'}: {blocker} is a file, not a folder"]
 
 
 def test_model_dir_without_the_file_names_the_expected_path(eurosat_root, tiny_clip_path, tmp_path, capsys):
@@ -361,5 +409,14 @@ def test_model_dir_without_the_file_names_the_expected_path(eurosat_root, tiny_c
     extra = ["--eval-only", "--model-dir", str(tmp_path / "empty"), "--load-epoch", "5"]
     assert main(argv("CoOp", eurosat_root, tmp_path / "ev", tiny_clip_path, extra=extra)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    expected = tmp_path / "empty" / "prompt_learner" / "model.pth.tar-5"
+    assert err == [f"error: --model-dir {tmp_path / 'empty'}: no model folder holds model.pth.tar-5 (--load-epoch 5); "
+                   f"found no model folders"]  # the preflight, before any file is written
+    assert not (tmp_path / "ev").exists()
+    partial = tmp_path / "partial"  # one of VLP's two model folders holds the file: the trainer names the other
+    (partial / "prompt_learner").mkdir(parents=True)
+    (partial / "prompt_learner" / "model.pth.tar-5").write_bytes(b"")
+    extra = ["--eval-only", "--model-dir", str(partial), "--load-epoch", "5"]
+    assert main(argv("VLP", eurosat_root, tmp_path / "ev", tiny_clip_path, extra=extra)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = partial / "image_encoder.transformer.ctx_learner" / "model.pth.tar-5"
     assert len(err) == 1 and f'model not found at "{expected}"' in err[0]

@@ -1,14 +1,18 @@
 """Few-shot subsets against an independent re-statement of Dassl's sampler, and the JSON cache."""
+import hashlib
 import json
 import os
 import pickle
 import random
+import time
 from collections import defaultdict
 
 import pytest
 
 from dpt.data import build_dataset, generate_fewshot_dataset
+from dpt.data.atomic import CLAIM_TIMEOUT_S, replace_json_once
 from dpt.data.datum import Datum
+from dpt.data.fewshot import SAMPLER_VERSION
 from fixtures_data import make_data_cfg, make_dataset
 
 
@@ -93,17 +97,21 @@ def test_cache_round_trip_atomic_and_reused(pets, capsys):
     assert sorted(os.listdir(os.path.dirname(cache))) == ["shot_4-seed_7.json"]  # no temporary file left
     with open(cache) as f:
         data = json.load(f)
-    assert set(data) == {"train", "val"}
+    assert set(data) == {"train", "val", "source"}
+    full_train = "".join(f"{r}\t{y}\t{c}\n" for r, y, c in info["train"])  # the list it was sampled from
+    assert data["source"] == {"sampler": SAMPLER_VERSION, "shots": 4, "seed": 7,
+                              "train_sha256": hashlib.sha256(full_train.encode()).hexdigest(),
+                              "val_sha256": data["source"]["val_sha256"]}
     image_dir = info["image_dir"]
     assert [(os.path.join(image_dir, r), y, c) for r, y, c in data["train"]] == keys(first.train_x)
     assert [(os.path.join(image_dir, r), y, c) for r, y, c in data["val"]] == keys(first.val)
     assert all(not os.path.isabs(r) for r, _, _ in data["train"])
 
-    mtime = os.stat(cache).st_mtime_ns
+    inode = os.stat(cache).st_ino
     random.seed(12345)  # a different RNG state must not matter once the cache exists
     second = build_dataset(cfg)
     assert f"Loading preprocessed few-shot data from {cache}" in capsys.readouterr().out
-    assert os.stat(cache).st_mtime_ns == mtime
+    assert os.stat(cache).st_ino == inode  # read, not rewritten
     assert keys(second.train_x) == keys(first.train_x)
     assert keys(second.val) == keys(first.val)
 
@@ -144,29 +152,114 @@ def test_dassl_pickle_cache_is_ignored(pets, tmp_path, capsys):
     assert keys(dataset.train_x) == reference_fewshot(json_split(info, "train"), 2)
 
 
-def test_corrupt_cache_raises_naming_it(pets):
+def _write_split(info, split):
+    path = os.path.join(info["dataset_dir"], "split_zhou_OxfordPets.json")
+    with open(path, "w") as f:
+        json.dump(split, f)
+
+
+def test_changed_class_name_resamples_and_replaces_the_cache(pets, capsys):
+    """A class renamed in the split file after a run: the next run must not use the old names."""
+    root, info = pets
+    cfg = make_data_cfg(root, "OxfordPets", num_shots=2, seed=1)
+    random.seed(1)
+    build_dataset(cfg)
+    cache = os.path.join(info["dataset_dir"], "split_fewshot", "shot_2-seed_1.json")
+    old = json.loads(open(cache).read())
+    split = {k: [list(e) for e in info[k]] for k in ("train", "val", "test")}
+    renamed = split["train"][0][2]
+    for entries in split.values():
+        for entry in entries:
+            if entry[2] == renamed:
+                entry[2] = "great pyrenees"
+    _write_split(info, split)
+    capsys.readouterr()
+    random.seed(1)
+    dataset = build_dataset(cfg)
+    out = capsys.readouterr().out
+    assert (f"Note: few-shot cache {cache} was sampled from another train list (an image, label or class name "
+            f"changed); resampling and replacing it") in out
+    assert "great pyrenees" in dataset.classnames and renamed not in dataset.classnames
+    random.seed(1)
+    expected = reference_fewshot([(os.path.join(info["image_dir"], r), y, c) for r, y, c in split["train"]], 2)
+    assert keys(dataset.train_x) == expected
+    new = json.loads(open(cache).read())
+    assert new["source"]["train_sha256"] != old["source"]["train_sha256"]
+    assert [e[2] for e in new["train"]].count("great pyrenees") == 2
+    assert sorted(os.listdir(os.path.dirname(cache))) == ["shot_2-seed_1.json"]  # no claim or temporary left
+
+
+@pytest.mark.parametrize("content,reason", [
+    ('{"train": [["Abyssinian_1.jpg", 0', "is unreadable (Expecting"),
+    (json.dumps({"train": []}), "lacks the keys train, val"),
+    (None, "records no source (an older version wrote it)"),
+    ("other seed", "was sampled with seed 2, not 1"),
+])
+def test_unusable_caches_are_resampled_with_a_note(pets, capsys, content, reason):
     root, info = pets
     cache = os.path.join(info["dataset_dir"], "split_fewshot", "shot_1-seed_1.json")
-    os.makedirs(os.path.dirname(cache))
-    with open(cache, "w") as f:
-        f.write('{"train": [["Abyssinian_1.jpg", 0')
-    with pytest.raises(ValueError, match=f"{cache}: corrupt few-shot cache"):
+    if content is None:  # the layout before caches recorded their source
+        random.seed(1)
         build_dataset(make_data_cfg(root, "OxfordPets", num_shots=1, seed=1))
+        data = json.loads(open(cache).read())
+        content = json.dumps({"train": data["train"], "val": data["val"]})
+    elif content == "other seed":  # a cache copied under another name
+        random.seed(2)
+        build_dataset(make_data_cfg(root, "OxfordPets", num_shots=1, seed=2))
+        content = open(cache.replace("seed_1", "seed_2")).read()
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
     with open(cache, "w") as f:
-        json.dump({"train": []}, f)
-    with pytest.raises(ValueError, match="expected keys train, val"):
-        build_dataset(make_data_cfg(root, "OxfordPets", num_shots=1, seed=1))
+        f.write(content)
+    capsys.readouterr()
+    random.seed(1)
+    dataset = build_dataset(make_data_cfg(root, "OxfordPets", num_shots=1, seed=1))
+    assert f"Note: few-shot cache {cache} {reason}" in capsys.readouterr().out
+    random.seed(1)
+    assert keys(dataset.train_x) == reference_fewshot(json_split(info, "train"), 1)
+    assert json.loads(open(cache).read())["source"]["seed"] == 1
 
 
 def test_cache_listing_missing_image_names_it(pets):
     root, info = pets
+    random.seed(1)
+    build_dataset(make_data_cfg(root, "OxfordPets", num_shots=1, seed=1))
     cache = os.path.join(info["dataset_dir"], "split_fewshot", "shot_1-seed_1.json")
-    os.makedirs(os.path.dirname(cache))
+    data = json.loads(open(cache).read())
+    data["train"][0] = ["gone_1.jpg", 0, "gone"]  # its source record still matches the split
     with open(cache, "w") as f:
-        json.dump({"train": [["gone_1.jpg", 0, "gone"]], "val": []}, f)
+        json.dump(data, f)
     missing = os.path.join(info["image_dir"], "gone_1.jpg")
     with pytest.raises(FileNotFoundError, match=f"image not found: {missing} .*{cache} \\[train\\] of dataset OxfordPets"):
         build_dataset(make_data_cfg(root, "OxfordPets", num_shots=1, seed=1))
+
+
+def test_replace_json_once_lets_one_run_replace_a_stale_file(tmp_path):
+    path = tmp_path / "shot_1-seed_1.json"
+    path.write_text('{"stale": 1}')
+    stale = os.stat(path)
+    claim = tmp_path / f".shot_1-seed_1.json.replacing-{stale.st_ino}"
+    os.link(path, claim)  # another run holds the claim
+    assert not replace_json_once({"mine": 1}, str(path), stale)
+    assert json.loads(path.read_text()) == {"stale": 1} and claim.exists()
+    os.remove(claim)  # that run finished without replacing it
+    assert replace_json_once({"mine": 1}, str(path), stale)
+    assert json.loads(path.read_text()) == {"mine": 1}
+    assert not replace_json_once({"late": 1}, str(path), stale)  # replaced since this run read it
+    assert json.loads(path.read_text()) == {"mine": 1}
+    assert sorted(os.listdir(tmp_path)) == ["shot_1-seed_1.json"]
+
+
+def test_a_killed_runs_claim_is_taken_over(tmp_path, monkeypatch):
+    path = tmp_path / "c.json"
+    path.write_text("{}")
+    stale = os.stat(path)
+    os.link(path, tmp_path / f".c.json.replacing-{stale.st_ino}")
+    assert not replace_json_once({"a": 1}, str(path), stale)  # fresh claim: someone is writing
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + CLAIM_TIMEOUT_S + 1)
+    assert not replace_json_once({"a": 1}, str(path), stale)  # abandoned: removed ...
+    assert replace_json_once({"a": 1}, str(path), stale)  # ... so the next call replaces the file
+    assert json.loads(path.read_text()) == {"a": 1} and os.listdir(tmp_path) == ["c.json"]
 
 
 def test_imagenet_samples_train_only_and_keeps_full_val(tmp_path):
@@ -174,7 +267,8 @@ def test_imagenet_samples_train_only_and_keeps_full_val(tmp_path):
     random.seed(3)
     dataset = build_dataset(make_data_cfg(tmp_path, "ImageNet", num_shots=2, seed=3))
     with open(os.path.join(info["dataset_dir"], "split_fewshot", "shot_2-seed_3.json")) as f:
-        assert set(json.load(f)) == {"train"}
+        data = json.load(f)
+        assert set(data) == {"train", "source"} and data["source"]["val_sha256"] is None
     train_dir = os.path.join(info["image_dir"], "train")
     full_train = [
         (os.path.join(train_dir, w, f"{w}_{k + 1}.JPEG"), y, c)

@@ -1,13 +1,77 @@
-"""Precision modes: amp and bf16 train on CPU; a fp16 CLIP keeps fp32 master weights for the prompts."""
+"""Precision modes: fp16 runs as fp32 without a GPU, amp and bf16 train on CPU, a fp16 CLIP keeps fp32 master
+weights for the prompts."""
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
+from dpt.config import setup_cfg
+from dpt.engine.precision import check_precision
 from dpt.modeling.clip_loader import load_clip
 from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.tools.logparse import parse_metric
 from dpt.train import main
+from fixtures_data import make_dataset
 from test_trainers import argv, eurosat_root  # noqa: F401  (module fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+NOTE = "Note: TRAINER.COOP.PREC and TRAINER.COCOOP.PREC fp16 needs a CUDA GPU; none found, running in fp32"
+
+
+def _cfg(*opts, notes=None):
+    return setup_cfg(argparse.Namespace(config_file="", dataset_config_file="", opts=list(opts)), notes)
+
+
+def test_fp16_without_gpu_resolves_to_fp32_before_freezing(monkeypatch, capsys):
+    notes = []
+    cfg = _cfg(notes=notes)
+    assert (cfg.TRAINER.COOP.PREC, cfg.TRAINER.COCOOP.PREC) == ("fp32", "fp32") and cfg.is_frozen()
+    assert notes == [NOTE]
+    cfg = _cfg("TRAINER.COOP.PREC", "bf16")  # other precisions are kept; without a notes list the note is printed
+    assert (cfg.TRAINER.COOP.PREC, cfg.TRAINER.COCOOP.PREC) == ("bf16", "fp32")
+    assert capsys.readouterr().out == NOTE.replace("TRAINER.COOP.PREC and ", "") + "\n"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _cfg(notes=notes).TRAINER.COOP.PREC == "fp16" and len(notes) == 1
+    notes.clear()
+    assert _cfg("USE_CUDA", "False", notes=notes).TRAINER.COOP.PREC == "fp32"
+    assert notes == [NOTE.replace("none found", "USE_CUDA is False")]
+
+
+def test_fp16_on_cpu_trains_in_fp32_and_says_so(eurosat_root, tiny_clip_path, tmp_path):  # noqa: F811
+    args = argv("CoOp", eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COOP.PREC", "fp16", epochs=1)
+    assert main(args) == 0
+    log = (tmp_path / "log.txt").read_text()
+    assert NOTE in log and "PREC: fp32" in log and parse_metric(str(tmp_path / "log.txt")) is not None
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved["TRAINER"]["COOP"]["PREC"] == "fp32" and saved["TRAINER"]["COCOOP"]["PREC"] == "fp32"
+
+
+def test_fp16_on_cpu_through_the_api_is_still_an_error():
+    """Building a trainer from a hand-made config skips setup_cfg, so the engine still refuses fp16 on CPU."""
+    with pytest.raises(ValueError, match="'TRAINER.COOP.PREC' is fp16, which needs a CUDA GPU"):
+        check_precision("fp16", torch.device("cpu"))
+    check_precision("fp32", torch.device("cpu"))
+
+
+def test_headline_script_runs_on_cpu_unchanged(tmp_path, tiny_clip_path):
+    """`bash scripts/dpt.sh DATASET SHOTS` with the configs' fp16 on a machine without CUDA."""
+    make_dataset(tmp_path / "data", "EuroSAT", n_classes=2, n_train=2, n_val=1, n_test=2, learnable=True)
+    env = {**os.environ, "DATA": str(tmp_path / "data"), "OUTPUT": str(tmp_path / "out"), "PYTHON": sys.executable,
+           "CUDA_VISIBLE_DEVICES": "", "TAG": "cpu"}
+    tiny = ["MODEL.BACKBONE.NAME", str(tiny_clip_path), "INPUT.SIZE", "(32,32)", "DATALOADER.NUM_WORKERS", "0",
+            "OPTIM.MAX_EPOCH", "1"]
+    done = subprocess.run(["bash", str(REPO / "scripts/dpt.sh"), "eurosat", "1", "1", "--", *tiny], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = tmp_path / "out" / "eurosat" / "DPT" / "vit_b32_1shots" / "nctx16_vctx10_cpn10_cpu" / "seed1"
+    assert NOTE in (run / "log.txt").read_text() and "* accuracy:" in (run / "log.txt").read_text()
+    assert yaml.safe_load((run / "config.yaml").read_text())["TRAINER"]["COOP"]["PREC"] == "fp32"
 
 
 @pytest.mark.parametrize("prec", ["amp", "bf16"])

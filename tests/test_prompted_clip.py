@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dpt.modeling import PromptedCLIP, PromptedVisionEncoder, PromptLearner, TextEncoder, clip
+from dpt.modeling.prompt_tokens import ClassNameTooLong, tokenize_class_prompts
 from fixtures_clip import make_tiny_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,3 +318,31 @@ def test_outputs_match_goldens(case: str, golden_now: Dict[str, Dict[str, torch.
     assert stored.keys() == golden_now[case].keys()
     for key, expected in stored.items():
         torch.testing.assert_close(golden_now[case][key], expected, rtol=1e-4, atol=1e-5, msg=f"{case}/{key}")
+
+
+# --- class names that do not fit the context ----------------------------------------------------------------
+
+
+def test_class_name_too_long_names_class_tokens_and_budget(tiny_clip) -> None:
+    long_name = " ".join(["word"] * 60)  # 60 tokens: fits "a photo of a {}." (budget 70), not 16 context tokens
+    PromptedCLIP(tiny_clip, ["cat", long_name], "a photo of a {}.", learn_text=False)
+    with pytest.raises(ClassNameTooLong) as info:
+        PromptedCLIP(tiny_clip, ["cat", long_name], "a photo of a {}.", learn_text=True, n_ctx=16)
+    assert str(info.value) == (
+        f"class {long_name!r} (60 tokens) does not fit CLIP's context: the budget for a class name is 58 tokens "
+        f"(77 - 16 context tokens - 3 for SOS, EOT and the template '{{}}.')")
+    assert (info.value.too_long, info.value.budget, info.value.n_ctx) == ([(long_name, 60)], 58, 16)
+    PromptedCLIP(tiny_clip, ["cat", long_name], "a photo of a {}.", learn_text=True, n_ctx=4)  # 46 + 4 + 3 fit
+    longer = [" ".join([w] * 75) for w in ("cat", "dog")]
+    with pytest.raises(ClassNameTooLong, match=r"classes '(cat )+cat' \(75 tokens\), '(dog )+dog' \(75 tokens\) do "
+                                               r"not fit .* budget for a class name is 70 tokens \(77 - 7 for SOS, "
+                                               r"EOT and the template 'a photo of a \{\}.'\)"):
+        PromptedCLIP(tiny_clip, longer, "a photo of a {}.", learn_text=False)
+
+
+def test_tokenize_class_prompts_equals_clip_tokenize() -> None:
+    names = ["cat", "sea urchin", "St. Bernard"]
+    assert torch.equal(tokenize_class_prompts(names, "a photo of a {}, a type of pet."),
+                       clip.tokenize([f"a photo of a {n}, a type of pet." for n in names]))
+    assert torch.equal(tokenize_class_prompts(names, "{}.", context_prefix="X X X", n_ctx=3),
+                       clip.tokenize([f"X X X {n}." for n in names]))

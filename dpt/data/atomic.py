@@ -3,7 +3,8 @@
 Why: several runs (seeds, methods) often start at once on one dataset folder and create the same
 cache file. Each writer fills its own uniquely named temporary file in the target's folder and
 then ``os.replace``-s it into place, which is atomic on POSIX and Windows; the last writer wins
-and every version is complete.
+and every version is complete. Temporary files are named ``.<target name>.<random>.tmp``
+(``dpt-cache`` lists them and clears old ones a killed writer left).
 """
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from typing import Any, Iterator
+
+# A claim on a stale file older than this was left by a killed run and is taken over.
+CLAIM_TIMEOUT_S = 60.0
 
 
 @contextlib.contextmanager
@@ -31,6 +36,15 @@ def atomic_path(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def mark_used(path: str) -> None:
+    """Set ``path``'s modification time to now, so ``dpt-cache clear --older-than`` spares caches in use.
+
+    Best effort: a read-only dataset folder keeps its old times.
+    """
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def write_json_atomic(obj: Any, path: str) -> None:
@@ -65,3 +79,37 @@ def write_json_once(obj: Any, path: str) -> bool:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def replace_json_once(obj: Any, path: str, stale: os.stat_result) -> bool:
+    """Replace the stale file at ``path`` (``stale``: its stat when it was read) by ``obj``, unless another run
+    is replacing or has replaced it; True if this call replaced it.
+
+    Why: runs that find the same stale cache at once should end on one version, as with ``write_json_once``:
+    the first to claim the stale file publishes, the others read what it wrote. The claim is a hard link to
+    the stale file named after its inode, so ``os.link`` lets exactly one run take it, and the inode number
+    cannot be reused while the claim exists. A claim older than ``CLAIM_TIMEOUT_S`` (its run was killed) is
+    removed, so a later call can take over. Where hard links are unsupported the last writer wins.
+    """
+    folder, name = os.path.split(os.path.abspath(path))
+    claim = os.path.join(folder, f".{name}.replacing-{stale.st_ino}")
+    try:
+        os.link(path, claim)
+    except FileExistsError:
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - os.stat(claim).st_ctime > CLAIM_TIMEOUT_S:
+                os.remove(claim)
+        return False
+    except FileNotFoundError:  # removed meanwhile: the caller finds it missing and creates it
+        return False
+    except OSError:  # no hard links on this file system
+        write_json_atomic(obj, path)
+        return True
+    try:
+        if os.stat(claim).st_ino != stale.st_ino:  # another run replaced it before this one linked
+            return False
+        write_json_atomic(obj, path)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):  # taken over after CLAIM_TIMEOUT_S, or cleared
+            os.remove(claim)

@@ -6,14 +6,24 @@ where its files are and how to read them when ``split_zhou_<Name>.json`` is miss
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import random
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from yacs.config import CfgNode
 
 from dpt.data.datum import Datum
 from dpt.data.fewshot import load_or_create_fewshot
-from dpt.data.splits import read_and_split_data, read_split, save_split, subsample_classes
+from dpt.data.splits import (
+    fallback_source,
+    load_split_file,
+    read_and_split_data,
+    save_split,
+    split_items,
+    subsample_classes,
+)
 
 Split = List[Datum]
 
@@ -29,6 +39,10 @@ class DatasetBase:
         dataset_dir: absolute dataset folder (``<ROOT>/<folder_name>``), "" if none.
         image_dir: folder the split files' relative paths start from.
     """
+
+    # Files or folders (relative to the dataset folder) a reader needs besides its image folder and split file;
+    # the preflight checks them before a run starts (readers that list folders instead of a split JSON).
+    required_files: ClassVar[Tuple[str, ...]] = ()
 
     def __init__(
         self, train_x: Sequence[Datum], val: Sequence[Datum], test: Sequence[Datum],
@@ -144,13 +158,48 @@ class SplitDataset(DatasetBase):
         return os.path.join(dataset_dir, f"split_zhou_{self.name}.json")
 
     def read_full_split(self, dataset_dir: str, image_dir: str) -> Tuple[Split, Split, Split]:
-        """The JSON split if present, else the fallback (then saved as the JSON, as CoOp does)."""
+        """The JSON split if present, else the fallback (then saved as the JSON, as CoOp does).
+
+        A JSON the fallback wrote records what it was made from; on each use the fallback's images are listed
+        again and, when they changed, the split is made again and replaced (with a note). A JSON without that
+        record (CoOp's download) is used as it is.
+        """
         split_path = self.split_path(dataset_dir)
-        if os.path.exists(split_path):
-            return read_split(split_path, image_dir, self.name)
-        train, val, test = self.read_fallback(dataset_dir, image_dir, split_path)
-        save_split(train, val, test, split_path, image_dir)
-        return train, val, test
+        if not os.path.exists(split_path):
+            train, val, test = self.read_fallback(dataset_dir, image_dir, split_path)
+            save_split(train, val, test, split_path, image_dir, fallback_source(train, val, test, image_dir))
+            return train, val, test
+        print(f"Reading split from {split_path}")
+        split = load_split_file(split_path)
+        if "source" in split:
+            remade = self._remake_if_changed(split["source"], dataset_dir, image_dir, split_path)
+            if remade is not None:
+                return remade
+        return split_items(split, split_path, image_dir, self.name)
+
+    def _remake_if_changed(
+        self, recorded: Any, dataset_dir: str, image_dir: str, split_path: str
+    ) -> Optional[Tuple[Split, Split, Split]]:
+        """The fallback split made again and saved when its images differ from ``recorded``, else None.
+
+        The check runs the fallback with the RNG state restored afterwards, so a run that keeps the file draws
+        the same few-shot subset as before; a remade split draws exactly as a first run would.
+        """
+        state = random.getstate()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                fresh = self.read_fallback(dataset_dir, image_dir, split_path)
+        except (FileNotFoundError, ValueError):  # the original files are gone: the split file is all there is
+            random.setstate(state)
+            return None
+        source = fallback_source(*fresh, image_dir)
+        if source == recorded:
+            random.setstate(state)
+            return None
+        print(f"Note: split file {split_path} was made by the fallback from images that changed since; "
+              f"splitting them again and replacing it")
+        save_split(*fresh, split_path, image_dir, source)
+        return fresh
 
     def read_fallback(self, dataset_dir: str, image_dir: str, split_path: str) -> Tuple[Split, Split, Split]:
         """Build the split from the original files (REFERENCE 2.2); overridden per dataset."""

@@ -8,9 +8,11 @@
   crop: everything before ToTensor) stored once on disk as uint8 ``[N, H, W, 3]`` ``.npy`` and
   memory-mapped in each worker; ToTensor and normalisation still run per sample. The file name
   carries a hash of the dataset, the transform's repr, the torchvision / Pillow versions and every
-  image's (path, size, mtime), so changed images or settings select a new file. Concurrent
-  creators each write a private temporary file and ``os.replace`` it into place (same contents;
-  the last one wins). Stale files are not deleted.
+  image's (path, size, mtime), so changed images or settings select a new file: a cache is never
+  used for other sources. Concurrent creators each write a private temporary file and
+  ``os.replace`` it into place (same contents; the last one wins). Superseded files are not
+  deleted (a running job may still map them); each use refreshes a file's modification time, and
+  ``dpt-cache clear --older-than DAYS`` removes the ones no run used for DAYS days.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import torchvision
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from dpt.data.atomic import atomic_path
+from dpt.data.atomic import atomic_path, mark_used
 from dpt.data.datum import Datum
 from dpt.data.images import read_image
 
@@ -172,6 +174,7 @@ def load_test_cache(
     path = cache_file(cache_dir, dataset, items, prefix)
     if os.path.exists(path):
         print(f"Loading {split} image cache from {path}")
+        mark_used(path)
     else:
         print(f"Building {split} image cache {path} ({len(items):,} images)")
         _write_cache(path, items, prefix, num_workers)

@@ -7,6 +7,7 @@ numbers with published ones.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -21,6 +22,8 @@ Split = List[Datum]
 Entry = List[Any]
 
 SPLIT_NAMES = ("train", "val", "test")
+# Recorded in split files the fallback writes; bump when a fallback splitter changes which images go where.
+SPLITTER_VERSION = 1
 
 
 def load_json(path: str, what: str) -> Any:
@@ -48,27 +51,73 @@ def items_from_entries(entries: Any, image_dir: str, source: str) -> Split:
     return items
 
 
+def _relative(path: str, folder: str, prefix: str) -> str:
+    """``path`` relative to ``folder``; ``prefix`` is ``folder`` + separator (computed once per list: ImageNet)."""
+    return path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, folder)
+
+
 def entries_from_items(items: Iterable[Datum], image_dir: str) -> List[Entry]:
     """Datums -> ``[path relative to image_dir, label, classname]`` lists (the JSON layout)."""
-    return [[os.path.relpath(item.impath, image_dir), item.label, item.classname] for item in items]
+    prefix = os.path.join(image_dir, "")
+    return [[_relative(item.impath, image_dir, prefix), item.label, item.classname] for item in items]
 
 
-def read_split(split_path: str, image_dir: str, dataset: str) -> Tuple[Split, Split, Split]:
-    """Read a ``split_zhou_<Name>.json`` (REFERENCE 2.3) into train, val and test Datums."""
-    print(f"Reading split from {split_path}")
+def items_sha256(items: Iterable[Datum], image_dir: str) -> str:
+    """SHA-256 of the items' (path relative to image_dir, label, classname), in order.
+
+    Why relative paths: a cache made from a list stays valid when the data folder moves.
+    """
+    prefix = os.path.join(image_dir, "")
+    text = "".join(f"{_relative(i.impath, image_dir, prefix)}\t{i.label}\t{i.classname}\n" for i in items)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_split_file(split_path: str) -> Dict[str, Any]:
+    """Parse a split JSON and check it has the keys train, val and test (extra keys are allowed)."""
     split = load_json(split_path, "split file")
     if not isinstance(split, dict) or any(name not in split for name in SPLIT_NAMES):
         found = sorted(split) if isinstance(split, dict) else type(split).__name__
         raise ValueError(f"{split_path}: expected keys train, val, test; found {found}")
+    return split
+
+
+def split_items(split: Mapping[str, Any], split_path: str, image_dir: str, dataset: str) -> Tuple[Split, Split, Split]:
+    """The train, val and test Datums of a parsed split file."""
     return tuple(  # type: ignore[return-value]
         items_from_entries(split[name], image_dir, f"{split_path} [{name}] of dataset {dataset}")
         for name in SPLIT_NAMES
     )
 
 
-def save_split(train: Split, val: Split, test: Split, split_path: str, image_dir: str) -> None:
-    """Write the split as CoOp does after a fallback, so later runs reuse the same split."""
-    split = {name: entries_from_items(items, image_dir) for name, items in zip(SPLIT_NAMES, (train, val, test))}
+def read_split(split_path: str, image_dir: str, dataset: str) -> Tuple[Split, Split, Split]:
+    """Read a ``split_zhou_<Name>.json`` (REFERENCE 2.3) into train, val and test Datums."""
+    print(f"Reading split from {split_path}")
+    return split_items(load_split_file(split_path), split_path, image_dir, dataset)
+
+
+def fallback_source(train: Split, val: Split, test: Split, image_dir: str) -> Dict[str, Any]:
+    """What a fallback split was made from: the splitter version and a digest of every image it divided.
+
+    The images are digested in sorted order, so the record does not depend on the random division and can
+    be recomputed by running the fallback again with any RNG state.
+    """
+    everything = sorted([*train, *val, *test], key=lambda item: (item.impath, item.label, item.classname))
+    return {"splitter": SPLITTER_VERSION, "images_sha256": items_sha256(everything, image_dir)}
+
+
+def save_split(
+    train: Split, val: Split, test: Split, split_path: str, image_dir: str, source: Optional[Dict[str, Any]] = None
+) -> None:
+    """Write the split as CoOp does after a fallback, so later runs reuse the same split.
+
+    ``source`` (``fallback_source``) is stored under the extra key "source"; CoOp's readers ignore it, ours
+    compare it with the original files on each use.
+    """
+    split: Dict[str, Any] = {
+        name: entries_from_items(items, image_dir) for name, items in zip(SPLIT_NAMES, (train, val, test))
+    }
+    if source is not None:
+        split["source"] = source
     write_json_atomic(split, split_path)
     print(f"Saved split to {split_path}")
 

@@ -19,6 +19,7 @@ class FGVCAircraft(SplitDataset):
     folder_name = "fgvc_aircraft"
     image_subdir = "images"
     layout = "images/, variants.txt and images_variant_{train,val,test}.txt"
+    required_files = ("variants.txt", "images_variant_train.txt", "images_variant_val.txt", "images_variant_test.txt")
 
     def read_full_split(self, dataset_dir: str, image_dir: str) -> Tuple[list, list, list]:
         files = [os.path.join(dataset_dir, f) for f in (

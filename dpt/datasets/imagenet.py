@@ -70,6 +70,7 @@ class ImageNet(SplitDataset):
     image_subdir = "images"
     layout = "images/train/<wnid>/, images/val/ and classnames.txt"
     sample_val = False
+    required_files = ("classnames.txt", "images/train", "images/val")
 
     def read_full_split(self, dataset_dir: str, image_dir: str) -> Tuple[list, list, list]:
         classnames = read_classnames(os.path.join(dataset_dir, "classnames.txt"), self.name)
@@ -98,6 +99,7 @@ class ImageNetVariant(DatasetBase):
 
     folder_name: ClassVar[str] = ""
     image_subdir: ClassVar[str] = ""
+    required_files = ("classnames.txt",)
 
     def __init__(self, cfg: CfgNode) -> None:
         layout = f"{self.image_subdir}/ and classnames.txt"

@@ -12,6 +12,9 @@ import torch
 
 CHECKPOINT_POINTER = "checkpoint"
 BEST_NAME = "model-best.pth.tar"
+# ``<name>.tmp<pid>``: the temporary files a run writes before renaming them onto checkpoints, their pointer,
+# config.yaml and cmat.pt. Only these names are ever removed as leftovers.
+_RUN_TEMPORARY = re.compile(r"(model\.pth\.tar-\d+|model-best\.pth\.tar|checkpoint|config\.yaml|cmat\.pt)\.tmp\d+")
 
 
 def checkpoint_name(epoch: Optional[int]) -> str:
@@ -46,6 +49,24 @@ def save_checkpoint(state: Dict[str, Any], model_dir: str, is_best: bool = False
     _atomic_write_text(os.path.join(model_dir, CHECKPOINT_POINTER), fname + "\n")
     print(f"Checkpoint saved to {path}")
     return path
+
+
+def remove_stale_temporaries(run_dir: str) -> List[str]:
+    """Delete the ``<name>.tmp<pid>`` files a killed save left in ``run_dir`` and its model folders; returns them.
+
+    Why: a kill between writing a temporary file and renaming it leaves the (possibly huge) temporary file
+    behind; the next start of the same run removes it. Call before this run saves anything.
+    """
+    if not os.path.isdir(run_dir):
+        return []
+    folders = [run_dir] + [e.path for e in os.scandir(run_dir) if e.is_dir()]
+    removed = []
+    for folder in folders:
+        for entry in os.scandir(folder):
+            if entry.is_file() and _RUN_TEMPORARY.fullmatch(entry.name):
+                os.remove(entry.path)
+                removed.append(entry.path)
+    return sorted(removed)
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:

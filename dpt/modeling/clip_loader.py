@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Mapping, NamedTuple, Union
+from typing import Dict, Mapping, NamedTuple, Tuple, Union
 
 from dpt.modeling.clip_import import clip
 from dpt.modeling.open_clip_adapter import OPENAI_MEAN, OPENAI_STD, ImagePreprocess, OpenCLIP
-from dpt.modeling.open_clip_loader import is_open_clip_name, load_open_clip, open_clip_backbone_id
+from dpt.modeling.open_clip_loader import is_open_clip_name, load_open_clip, open_clip_backbone_id, resolve_open_clip
 from dpt.modeling.weights_file import file_sha256, read_state_dict
 
 _URL_ROOT = "https://openaipublic.azureedge.net/clip/models"
@@ -53,8 +53,35 @@ def clip_cache_dir() -> Path:
     return Path(os.environ.get("DPT_CLIP_CACHE") or os.path.expanduser("~/.cache/clip"))
 
 
-def _resolve(name_or_path: str) -> Path:
-    """Map a known model name to its verified cache file, or return an existing file path."""
+# Files verified in this process: path -> (size, mtime, inode, expected hash) at the time.
+_VERIFIED: Dict[Path, Tuple[int, int, int, str]] = {}
+
+
+def _verify_sha256(path: Path, name: str, weights: ClipWeights) -> None:
+    """Check ``path`` against the table's hash, once per process and file state (hashing takes ~1 s per 350 MB)."""
+    stat = path.stat()
+    state = (stat.st_size, stat.st_mtime_ns, stat.st_ino, weights.sha256)
+    if _VERIFIED.get(path) == state:
+        return
+    actual = file_sha256(path)
+    if actual != weights.sha256:
+        raise ValueError(
+            f"{path}: SHA-256 mismatch for CLIP {name!r}: expected {weights.sha256}, got {actual}; "
+            f"the file is corrupt or incomplete, delete it and re-download from {weights.url}"
+        )
+    _VERIFIED[path] = state
+
+
+def resolve_weights(name_or_path: str) -> Path:
+    """The weights file for MODEL.BACKBONE.NAME: a known model's verified cache file, an existing file path, or
+    the file an ``open_clip:ARCH:PRETRAINED`` name resolves to (open_clip's caches or a path).
+
+    Raises FileNotFoundError (named model not downloaded: where it was looked for and how to fetch it) or
+    ValueError (hash mismatch, neither a known name nor a file). The preflight calls this before anything
+    heavy is built; ``load_clip`` calls it again at no extra cost (the hash is checked once per process).
+    """
+    if is_open_clip_name(name_or_path):
+        return resolve_open_clip(name_or_path)[1]
     if name_or_path in CLIP_MODELS:
         weights = CLIP_MODELS[name_or_path]
         path = clip_cache_dir() / weights.file_name
@@ -65,12 +92,7 @@ def _resolve(name_or_path: str) -> Path:
                 f"or `curl -L -o {path} {weights.url}` (or set DPT_CLIP_CACHE to the folder holding "
                 f"{weights.file_name})"
             )
-        actual = file_sha256(path)
-        if actual != weights.sha256:
-            raise ValueError(
-                f"{path}: SHA-256 mismatch for CLIP {name_or_path!r}: expected {weights.sha256}, got {actual}; "
-                f"the file is corrupt or incomplete, delete it and re-download from {weights.url}"
-            )
+        _verify_sha256(path, name_or_path, weights)
         return path
     path = Path(name_or_path).expanduser()
     if path.is_file():
@@ -99,7 +121,7 @@ def load_clip(name_or_path: str, precision: str = "fp32") -> Union[clip.model.CL
         raise ValueError(f"TRAINER.COOP.PREC: expected one of {PRECISIONS}, got {precision!r}")
     if is_open_clip_name(name_or_path):
         return load_open_clip(name_or_path, precision)
-    path = _resolve(name_or_path)
+    path = resolve_weights(name_or_path)
     state_dict = read_state_dict(path)
     if not isinstance(state_dict, Mapping) or "text_projection" not in state_dict:
         raise ValueError(f"{path}: no 'text_projection' tensor, so this is not a CLIP state dict")

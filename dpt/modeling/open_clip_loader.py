@@ -284,6 +284,24 @@ def _preprocess(model: nn.Module, *overrides: Mapping[str, Any]) -> ImagePreproc
                            values["resize_mode"])
 
 
+def resolve_open_clip(name: str) -> Tuple[OpenClipArch, Path, Dict[str, Any]]:
+    """The architecture, weights file and tag config of ``open_clip:ARCH:PRETRAINED``, checked, nothing built.
+
+    Raises ValueError (open_clip missing, bad name, unsupported tower) or FileNotFoundError (weights not in the
+    caches: where they were looked for and how to fetch them); the preflight calls it through
+    ``clip_loader.resolve_weights``.
+    """
+    import_open_clip(f"MODEL.BACKBONE.NAME {name!r}")
+    spec = parse_open_clip_name(name)
+    arch = open_clip_arch(spec.arch)
+    reason = unsupported_reason(arch.name, arch.config)
+    if reason:
+        raise ValueError(f"MODEL.BACKBONE.NAME {name!r}: open_clip model {arch.name} is not supported: {reason}; "
+                         f"{SUPPORTED}")
+    path, tag_cfg = pretrained_file(arch, spec.pretrained)
+    return arch, path, tag_cfg
+
+
 def load_open_clip(name: str, precision: str = "fp32") -> OpenCLIP:
     """Build the ``OpenCLIP`` adapter for ``open_clip:ARCH:PRETRAINED`` on the CPU in eval mode.
 
@@ -296,13 +314,7 @@ def load_open_clip(name: str, precision: str = "fp32") -> OpenCLIP:
         ``OpenCLIP`` (``.dtype`` fp16 or fp32, ``.preprocess`` the input its weights expect).
     """
     open_clip = import_open_clip(f"MODEL.BACKBONE.NAME {name!r}")
-    spec = parse_open_clip_name(name)
-    arch = open_clip_arch(spec.arch)
-    reason = unsupported_reason(arch.name, arch.config)
-    if reason:
-        raise ValueError(f"MODEL.BACKBONE.NAME {name!r}: open_clip model {arch.name} is not supported: {reason}; "
-                         f"{SUPPORTED}")
-    path, tag_cfg = pretrained_file(arch, spec.pretrained)
+    arch, path, tag_cfg = resolve_open_clip(name)
     model = build_open_clip(arch.config, precision)
     _load_weights(model, path, arch.name)
     if precision == "fp16":

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from dpt.modeling.clip_import import clip
+from dpt.modeling.prompt_tokens import tokenize_class_prompts
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
@@ -49,6 +50,8 @@ class PromptLearner(nn.Module):
         image_conditioned: CoCoOp's meta-net Linear(E, E // 16) -> ReLU -> Linear(E // 16, D), E = CLIP's
             output dim; its output is added to every context vector (``conditioned_context``). Needs the
             shared context (no ``csc``) and the class token at the end, as CoCoOp.
+
+    Raises ``ClassNameTooLong`` (a ValueError) when a class name does not fit beside the context.
 
     State dict (CoOp's / CoCoOp's keys, so official checkpoints load unchanged): ``ctx`` [n_ctx, D] or
     [n_cls, n_ctx, D], ``meta_net.linear1.{weight,bias}`` and ``meta_net.linear2.{weight,bias}`` (CoCoOp),
@@ -112,10 +115,9 @@ class PromptLearner(nn.Module):
             ])).to(device)
 
         names = [name.replace("_", " ") for name in classnames]
+        tokenized = tokenize_class_prompts(names, "{}.", context_length, prompt_prefix, n_ctx).to(device)
         name_tokens = clip.tokenize(names, context_length=context_length)
         self.name_lens: List[int] = [int((row != 0).sum()) - 2 for row in name_tokens]  # minus SOS and EOT
-        tokenized = clip.tokenize([f"{prompt_prefix} {name}." for name in names], context_length=context_length)
-        tokenized = tokenized.to(device)
         with torch.no_grad():
             token_embeds = embedding(tokenized).type(dtype)  # [n_cls, 77, D]
         self.register_buffer("token_prefix", token_embeds[:, :1].clone())  # SOS

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from dpt.modeling.cavpt import ClassAwarePromptGenerator
 from dpt.modeling.clip_import import clip
 from dpt.modeling.prompt_learner import PromptLearner
+from dpt.modeling.prompt_tokens import tokenize_class_prompts
 from dpt.modeling.prompted_vit import PromptedVisionEncoder, VisualPrompts
 from dpt.modeling.text_encoder import TextEncoder
 
@@ -64,6 +65,7 @@ class PromptedCLIP(nn.Module):
         text_chunk_size: prompts per text-encoder chunk (bounds memory for 1000 classes; CoCoOp: image x
             class prompts, TRAINER.COCOOP.CHUNK_SIZE).
 
+    Raises ``ClassNameTooLong`` (a ValueError) when a class name does not fit the template or the context.
     Learnable submodules (None when switched off): ``prompt_learner``, ``visual_prompts``, ``cavpt``.
     Non-persistent buffer ``zs_text_features`` [n_cls, E] (normalised) is computed once here under no_grad.
     """
@@ -110,7 +112,7 @@ class PromptedCLIP(nn.Module):
         device = clip_model.text_projection.device
 
         names = [name.replace("_", " ") for name in classnames]
-        tokens = clip.tokenize([template.format(name) for name in names]).to(device)
+        tokens = tokenize_class_prompts(names, template, clip_model.context_length).to(device)
         with torch.no_grad():
             zs_text = F.normalize(self.text_encoder.encode_text_tokens(tokens), dim=-1)  # [n_cls, E]
         self.register_buffer("zs_text_features", zs_text, persistent=False)

@@ -1,11 +1,13 @@
 """``dpt-check-data [DATASET ...]``: is each dataset folder complete and readable before a run starts?
 
 Why: a missing split file or one broken JPEG otherwise surfaces minutes into a run (or in the middle
-of a seed sweep). The listing comes from the real readers in ``dpt/datasets`` (REFERENCE.md 2.2): the
-split JSON's entries when present, else the reader's fallback from the original files, which is run
-without saving anything, so checking never creates the split file a later run would make. Every listed
-image is then checked to exist and to open (``--decode``: fully decoded, slower but catches truncated
-files). Exit status: 0 when every checked dataset is usable, 1 when one is not, 2 on bad arguments.
+of a seed sweep). The folder, split file and required files are checked by the same code as a run's
+preflight (``dpt/preflight.py``). The listing then comes from the real readers in ``dpt/datasets``
+(REFERENCE.md 2.2): the split JSON's entries when present, else the reader's fallback from the original
+files, which is run without saving anything, so checking never creates the split file a later run would
+make. Every listed image is then checked to exist and to open (``--decode``: fully decoded, slower but
+catches truncated files). Exit status: 0 when every checked dataset is usable, 1 when one is not, 2 on
+bad arguments.
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from PIL import Image
 
 from dpt.config import get_cfg_default
-from dpt.data.dataset_base import SplitDataset, dataset_folder
-from dpt.data.splits import SPLIT_NAMES, load_json
-from dpt.registry import DATASET_REGISTRY, unknown_name_message
+from dpt.data.dataset_base import SplitDataset
+from dpt.data.splits import SPLIT_NAMES, load_split_file
 from dpt.errors import error_message
+from dpt.preflight import dataset_check
+from dpt.registry import DATASET_REGISTRY, unknown_name_message
 
 SHOWN = 5  # problem files listed per kind; the rest are counted
 _COOP = "split_zhou_{name}.json from CoOp's DATASETS.md (Google Drive link)"
@@ -122,27 +125,22 @@ def _items(splits: Sequence[Sequence]) -> Listing:
 
 
 def _list_images(cls: type, root: str, report: DatasetReport) -> Listing:
-    """Each split's (path, label) pairs as the real reader lists them, without writing anything."""
+    """Each split's (path, label) pairs as the real reader lists them, without writing anything.
+
+    Runs after ``dataset_check`` found the folder, split file and required files in place.
+    """
     cfg = get_cfg_default()
     cfg.DATASET.ROOT, cfg.DATASET.NAME = root, report.name
     if not issubclass(cls, SplitDataset):  # test-only ImageNet variants: folder listings, no split file
-        report.folder = dataset_folder(cfg, cls.folder_name, report.name, f"{cls.image_subdir}/ and classnames.txt")
         return {"test": _items([[], [], cls(cfg).test])["test"]}
-    report.folder = dataset_folder(cfg, cls.folder_name, report.name, cls.layout)
     reader = cls.__new__(cls)
     image_dir = os.path.join(report.folder, cls.image_subdir) if cls.image_subdir else report.folder
     if cls.read_full_split is not SplitDataset.read_full_split:  # FGVCAircraft's txt lists, ImageNet's folders
         return _items(reader.read_full_split(report.folder, image_dir))
     split_path = reader.split_path(report.folder)
     if not os.path.exists(split_path):
-        report.notes.append(
-            f"{split_path} is missing: the first run will split the original files at random, so numbers are "
-            f"not comparable with CoOp's; download {os.path.basename(split_path)}"
-        )
         return _items(reader.read_fallback(report.folder, image_dir, split_path))
-    split = load_json(split_path, "split file")
-    if not isinstance(split, dict) or any(k not in split for k in SPLIT_NAMES):
-        raise ValueError(f"{split_path}: expected keys train, val, test")
+    split = load_split_file(split_path)
     listing: Listing = {}
     for name in SPLIT_NAMES:
         entries = split[name]
@@ -169,6 +167,11 @@ def check_dataset(root: str, name: str, decode: bool = False) -> DatasetReport:
     """List ``name``'s images with its reader, then check that each exists and opens."""
     cls = DATASET_REGISTRY.get(name)
     report = DatasetReport(name)
+    check = dataset_check(root, name)
+    report.folder, report.notes = check.folder, check.notes
+    if check.problems:
+        report.error = "; ".join(check.problems)
+        return report
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             listing = _list_images(cls, root, report)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from dpt.engine.trainer import TrainerX
 from dpt.modeling.clip_loader import backbone_id, image_preprocess, load_clip
 from dpt.modeling.open_clip_adapter import ImagePreprocess
+from dpt.modeling.prompt_tokens import ClassNameTooLong
 from dpt.modeling.prompted_clip import PromptedCLIP, TextFeatures
 from dpt.modeling.templates import CUSTOM_TEMPLATES
 
@@ -48,10 +49,21 @@ class PromptTrainer(TrainerX):
 
         CLIP moves to the device first, so the zero-shot text features are computed there (fp16 is GPU-only).
         """
-        model = PromptedCLIP(clip_model.to(self.device), list(self.classnames), self.template(), **switches)
+        try:
+            model = PromptedCLIP(clip_model.to(self.device), list(self.classnames), self.template(), **switches)
+        except ClassNameTooLong as err:
+            raise self.class_name_error(err) from err
         model.freeze_clip()
         self.model = model.to(self.device)
         return self.model
+
+    def class_name_error(self, err: ClassNameTooLong) -> ValueError:
+        """``err`` with the dataset and the remedy, which the modules cannot name (they do not read the config)."""
+        remedy = "shorten the class name where the dataset lists it (split or class-name file)"
+        if err.n_ctx:
+            coop = self.cfg.TRAINER.COOP
+            remedy += " or shorten TRAINER.COOP.CTX_INIT" if coop.CTX_INIT else f" or lower TRAINER.COOP.N_CTX ({err.n_ctx})"
+        return ValueError(f"dataset {self.cfg.DATASET.NAME}: {err}; {remedy}")
 
     def text_prompt_switches(self) -> Dict:
         """CoOp text-prompt switches from TRAINER.COOP."""

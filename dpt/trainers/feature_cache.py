@@ -5,7 +5,9 @@ output never changes for a deterministic test transform; computing it once saves
 forwards per evaluated image (DESIGN "Speed lives in the same places"). Features are kept in memory
 for the run and on disk as ``<cache_dir>/selector_<digest>.pt``; the digest covers the dataset, split,
 backbone (``clip_loader.backbone_id``: a name, or the SHA-256 of a weights file), precision, the transform's
-repr and every image's (path, size, mtime), so changed images or settings select a new file. Writes are atomic.
+repr and every image's (path, size, mtime), so changed images or settings select a new file (a cache is never
+used for other sources; the features do not depend on class names). Writes are atomic; each use refreshes the
+file's modification time for ``dpt-cache clear --older-than``.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from dpt.data.atomic import atomic_path
+from dpt.data.atomic import atomic_path, mark_used
 from dpt.data.datum import Datum
 
 
@@ -69,6 +71,7 @@ class SelectorFeatureCache:
         self.saved = False
         if path is not None and os.path.isfile(path):
             self._load(path)
+            mark_used(path)
 
     def _load(self, path: str) -> None:
         try:

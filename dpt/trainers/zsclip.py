@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from dpt.registry import TRAINER_REGISTRY
-from dpt.modeling.clip_import import clip
+from dpt.modeling.prompt_tokens import ClassNameTooLong, tokenize_class_prompts
 from dpt.modeling.prompted_clip import TextFeatures
 from dpt.modeling.templates import IMAGENET_TEMPLATES_SELECT
 from dpt.trainers.base import PromptTrainer
@@ -30,7 +30,10 @@ class ZeroshotCLIP2(ZeroshotCLIP):
         names = [c.replace("_", " ") for c in self.classnames]
         features = []
         for template in templates:
-            tokens = clip.tokenize([template.format(n) for n in names]).to(self.device)
+            try:
+                tokens = tokenize_class_prompts(names, template).to(self.device)
+            except ClassNameTooLong as err:
+                raise self.class_name_error(err) from err
             with self.autocast():
                 features.append(F.normalize(self.model.text_encoder.encode_text_tokens(tokens).float(), dim=-1))
         ensemble = F.normalize(torch.stack(features).mean(dim=0), dim=-1)  # [n_cls, E]

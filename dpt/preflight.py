@@ -1,0 +1,193 @@
+"""One preflight before a run builds anything heavy: every problem found is reported together, one line each.
+
+Why: a run missing several things (the dataset folder, the CLIP weights, a writable output folder) used to
+stop on the first one, after loading torch and the data, and leave a run folder behind; fixing them one
+round trip at a time costs minutes each. Each check below is independent and returns problem lines;
+``preflight`` runs them all before the run folder is created (train.py), and ``dpt-check-data`` reuses
+``dataset_check``. Nothing here writes a file, decodes an image or loads a model; the RNG state is kept.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import torch
+from yacs.config import CfgNode
+
+from dpt.config import PRECISION_KEYS, get_cfg_default
+from dpt.data.dataset_base import SplitDataset, dataset_folder
+from dpt.data.splits import load_split_file
+from dpt.engine.checkpoint import checkpoint_name
+from dpt.errors import error_message
+from dpt.modeling.clip_loader import resolve_weights
+from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
+
+
+class PreflightError(ValueError):
+    """The problems found before a run, one line each (train.py prints each as ``error: <line>``)."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass
+class DatasetCheck:
+    """What ``dataset_check`` found: the dataset folder ("" if none), problem lines and notes."""
+
+    folder: str = ""
+    problems: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+
+def device_problems(cfg: CfgNode) -> List[str]:
+    """Precision and process placement the GPU cannot serve (USE_CUDA, TRAINER.COOP/COCOOP.PREC, LOCAL_RANK).
+
+    fp16 without a GPU is no problem: ``setup_cfg`` already runs it as fp32.
+    """
+    if not (cfg.USE_CUDA and torch.cuda.is_available()):
+        return []
+    problems = []
+    local_rank, visible = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+    if local_rank >= visible:
+        problems.append(f"LOCAL_RANK {local_rank} has no GPU: {visible} visible (CUDA_VISIBLE_DEVICES="
+                        f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); start at most {visible} processes per node")
+    for key in PRECISION_KEYS:
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        if node == "bf16" and not torch.cuda.is_bf16_supported():
+            problems.append(f"config key {key!r} is bf16, which {torch.cuda.get_device_name()} does not support; "
+                            f"use amp or fp16")
+    return problems
+
+
+def trainer_problems(name: str) -> List[str]:
+    """TRAINER.NAME must be registered (the message lists the valid names and the closest)."""
+    try:
+        TRAINER_REGISTRY.get(name)
+    except KeyError as err:
+        return [error_message(err)]
+    return []
+
+
+def _layout(cls: type) -> str:
+    """What the dataset folder should hold, for messages (ImageNet variants: their image folder, classnames.txt)."""
+    return getattr(cls, "layout", "") or f"{cls.image_subdir}/ and classnames.txt"
+
+
+def dataset_check(root: str, name: str) -> DatasetCheck:
+    """Is dataset ``name`` in place under DATASET.ROOT ``root``: registered, folder and image folder present,
+    required files present, split JSON readable (or, without it, the fallback's original files usable)?
+
+    Images are neither listed one by one nor opened (``dpt-check-data`` does that).
+    """
+    check = DatasetCheck()
+    if not name:
+        check.problems.append("DATASET.NAME is empty; pass --dataset-config-file configs/datasets/<dataset>.yaml")
+        return check
+    try:
+        cls = DATASET_REGISTRY.get(name)
+        if not getattr(cls, "folder_name", ""):  # a reader that finds its files its own way checks them itself
+            return check
+        cfg = get_cfg_default()
+        cfg.DATASET.ROOT = root
+        check.folder = dataset_folder(cfg, cls.folder_name, name, _layout(cls))
+    except (KeyError, FileNotFoundError) as err:
+        check.problems.append(error_message(err))
+        return check
+    subdir = getattr(cls, "image_subdir", "")
+    image_dir = os.path.join(check.folder, subdir) if subdir else check.folder
+    missing = [p for p in [image_dir, *(os.path.join(check.folder, f) for f in cls.required_files)]
+               if not os.path.exists(p)]
+    if missing:
+        check.problems.append(f"dataset {name}: missing {', '.join(missing)}; expected {_layout(cls)} (see README)")
+        return check
+    if not issubclass(cls, SplitDataset) or cls.read_full_split is not SplitDataset.read_full_split:
+        return check  # the reader lists folders or text files named in required_files
+    reader = cls.__new__(cls)
+    split_path = reader.split_path(check.folder)
+    try:
+        if os.path.exists(split_path):
+            load_split_file(split_path)
+        else:
+            _dry_fallback(reader, check.folder, image_dir, split_path)
+            check.notes.append(
+                f"{split_path} is missing: the first run will split the original files at random, so numbers are "
+                f"not comparable with CoOp's; download {os.path.basename(split_path)}"
+            )
+    except (FileNotFoundError, ValueError, KeyError, TypeError, OSError) as err:
+        check.problems.append(error_message(err))
+    return check
+
+
+def _dry_fallback(reader: SplitDataset, folder: str, image_dir: str, split_path: str) -> None:
+    """Run the reader's fallback split without printing, saving or changing the RNG state (a seeded run must
+    draw the same split afterwards)."""
+    state = random.getstate()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            reader.read_fallback(folder, image_dir, split_path)
+    finally:
+        random.setstate(state)
+
+
+def weights_problems(name_or_path: str) -> List[str]:
+    """MODEL.BACKBONE.NAME resolves to a weights file (named models: present and SHA-256 verified, once)."""
+    if not name_or_path:
+        return ["MODEL.BACKBONE.NAME is empty; set it in the config file or pass --backbone (e.g. ViT-B/32)"]
+    try:
+        resolve_weights(name_or_path)
+    except (FileNotFoundError, ValueError) as err:
+        return [error_message(err)]
+    return []
+
+
+def output_problems(output_dir: str) -> List[str]:
+    """OUTPUT_DIR (or the log file it names, Dassl's .txt/.log rule) can be created and written; creates nothing."""
+    folder = os.path.dirname(output_dir) if output_dir.endswith((".txt", ".log")) else output_dir
+    existing = os.path.abspath(folder or ".")
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return [f"cannot write the output folder {output_dir}: {existing} is a file, not a folder"]
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return [f"cannot write the output folder {output_dir}: no write permission on {existing}"]
+    return []
+
+
+def model_dir_problems(model_dir: str, load_epoch: Optional[int]) -> List[str]:
+    """For --eval-only: ``--model-dir`` exists and a model folder in it holds the file --load-epoch asks for."""
+    if not model_dir:
+        return []
+    if not os.path.isdir(model_dir):
+        return [f"--model-dir {model_dir}: folder not found"]
+    expected = checkpoint_name(load_epoch)
+    folders = sorted(e.name for e in os.scandir(model_dir) if e.is_dir())
+    if not any(os.path.isfile(os.path.join(model_dir, f, expected)) for f in folders):
+        which = "--load-epoch not given, so the best model" if load_epoch is None else f"--load-epoch {load_epoch}"
+        found = ", ".join(f"{f}/" for f in folders) or "no model folders"
+        return [f"--model-dir {model_dir}: no model folder holds {expected} ({which}); found {found}"]
+    return []
+
+
+def preflight(cfg: CfgNode, eval_only: bool = False, model_dir: str = "", load_epoch: Optional[int] = None) -> None:
+    """Run every check; raise ``PreflightError`` listing all problems found.
+
+    Config keys read: USE_CUDA, TRAINER.NAME, TRAINER.COOP.PREC, TRAINER.COCOOP.PREC, DATASET.ROOT, DATASET.NAME,
+    MODEL.BACKBONE.NAME, OUTPUT_DIR.
+    """
+    problems = [
+        *device_problems(cfg),
+        *trainer_problems(cfg.TRAINER.NAME),
+        *dataset_check(cfg.DATASET.ROOT, cfg.DATASET.NAME).problems,
+        *weights_problems(cfg.MODEL.BACKBONE.NAME),
+        *output_problems(cfg.OUTPUT_DIR),
+        *(model_dir_problems(model_dir, load_epoch) if eval_only else []),
+    ]
+    if problems:
+        raise PreflightError(problems)

@@ -1,0 +1,169 @@
+"""``dpt-cache list|clear [ROOT] [--cache-dir DIR] [--older-than DAYS] [--kind KIND]``: the caches runs keep.
+
+Why: caches are never used for other sources (their name or their record says what they were made from), so
+the ones made from older images, splits or settings only take space, and an ImageNet test-image cache is
+~7.5 GB. Found under every dataset folder of ROOT (``split_fewshot/``, ``image_cache/``) and in each
+``--cache-dir`` (DATALOADER.CACHE_DIR):
+
+- fewshot: ``shot_N-seed_S.json`` few-shot subsets (cleared ones are drawn again, the same for the same split);
+- images: ``<Dataset>_<digest>.npy`` resized test images (DATALOADER.CACHE_TEST);
+- selector: ``selector_<Dataset>_<split>_<digest>.pt`` DPT's zero-shot image features;
+- temporary: ``.<name>.<random>.tmp`` files and ``.<name>.replacing-<inode>`` claims of writers.
+
+A cache's age counts from its last use (each run that reads it refreshes its modification time). ``clear``
+removes what ``list`` shows for the same options and prints it, except that a temporary file is only removed
+once untouched for a day (or DAYS, if longer): a younger one may be a running job's file being written.
+Clear image caches while no run uses them: a running job reads its memory-mapped test images until it ends.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+from tabulate import tabulate
+
+from dpt.errors import error_message
+from dpt.registry import DATASET_REGISTRY
+
+KINDS = ("fewshot", "images", "selector", "temporary")
+_PATTERNS: Dict[str, "re.Pattern[str]"] = {
+    "fewshot": re.compile(r"shot_\d+-seed_-?\d+\.json"),
+    "images": re.compile(r"(?P<dataset>.+)_[0-9a-f]{20}\.npy"),
+    "selector": re.compile(r"selector_(?P<dataset>.+)_[a-z]+_[0-9a-f]{24}\.pt"),
+    "temporary": re.compile(r"\..+\.([A-Za-z0-9_]+\.tmp|replacing-\d+)"),
+}
+TEMPORARY_MIN_AGE_DAYS = 1.0
+DAY_S = 86400.0
+
+
+@dataclass
+class CacheFile:
+    """One cache (or temporary) file: its kind, the dataset it belongs to, path, size in bytes, mtime."""
+
+    kind: str
+    dataset: str
+    path: str
+    size: int
+    mtime: float
+
+    def age_days(self, now: float) -> float:
+        return max(0.0, now - self.mtime) / DAY_S
+
+
+def _folders(root: Optional[str], cache_dirs: Sequence[str]) -> List[tuple]:
+    """``(folder, dataset name or "")`` to scan, each once; a dataset folder is named as DATASET.NAME spells it."""
+    names = {DATASET_REGISTRY.get(n).folder_name: n for n in DATASET_REGISTRY.names()}
+    folders = []
+    if root:
+        for entry in sorted(os.scandir(root), key=lambda e: e.name):
+            if entry.is_dir():
+                dataset = names.get(entry.name, entry.name)
+                folders += [(os.path.join(entry.path, sub), dataset) for sub in ("split_fewshot", "image_cache")]
+    folders += [(os.path.abspath(d), "") for d in cache_dirs]
+    seen, unique = set(), []
+    for folder, dataset in folders:
+        key = os.path.realpath(folder)
+        if os.path.isdir(folder) and key not in seen:
+            seen.add(key)
+            unique.append((folder, dataset))
+    return unique
+
+
+def find_caches(root: Optional[str], cache_dirs: Sequence[str] = ()) -> List[CacheFile]:
+    """Every cache and temporary file under ROOT's dataset folders and in ``cache_dirs``, sorted by path."""
+    found = []
+    for folder, dataset_name in _folders(root, cache_dirs):
+        for entry in os.scandir(folder):
+            if not entry.is_file():
+                continue
+            for kind, pattern in _PATTERNS.items():
+                match = pattern.fullmatch(entry.name)
+                if match:
+                    dataset = match.groupdict().get("dataset") or dataset_name
+                    stat = entry.stat()
+                    found.append(CacheFile(kind, dataset, entry.path, stat.st_size, stat.st_mtime))
+                    break
+    return sorted(found, key=lambda c: c.path)
+
+
+def select(caches: Sequence[CacheFile], older_than: Optional[float], kinds: Sequence[str], now: float,
+           clearing: bool = False) -> List[CacheFile]:
+    """The caches of ``kinds`` unused for more than ``older_than`` days (temporaries: at least a day when clearing)."""
+    chosen = []
+    for cache in caches:
+        min_age = older_than or 0.0
+        if clearing and cache.kind == "temporary":
+            min_age = max(min_age, TEMPORARY_MIN_AGE_DAYS)
+        if cache.kind in kinds and cache.age_days(now) >= min_age:
+            chosen.append(cache)
+    return chosen
+
+
+def human_size(n_bytes: float) -> str:
+    """1234567 -> "1.2 MB" (decimal units)."""
+    if n_bytes < 1000:
+        return f"{n_bytes:.0f} B"
+    for unit in ("KB", "MB"):
+        n_bytes /= 1000
+        if n_bytes < 1000:
+            return f"{n_bytes:.1f} {unit}"
+    return f"{n_bytes / 1000:.1f} GB"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dpt-cache", description="List or clear the caches runs keep")
+    parser.add_argument("command", choices=("list", "clear"))
+    parser.add_argument("root", nargs="?", default=None,
+                        help="DATASET.ROOT, the folder holding the dataset folders (default: $DATA or ./data)")
+    parser.add_argument("--cache-dir", action="append", default=[], metavar="DIR",
+                        help="also scan this folder (DATALOADER.CACHE_DIR); may be repeated")
+    parser.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+                        help="only caches not used for more than DAYS days")
+    parser.add_argument("--kind", action="append", choices=KINDS, default=None,
+                        help="only this kind (may be repeated; default: all)")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """List (or clear) the selected caches with size and age; 0 on success, 2 on bad arguments."""
+    args = build_parser().parse_args(argv)
+    root = args.root if args.root is not None else os.environ.get("DATA", "./data")
+    try:
+        if args.older_than is not None and args.older_than < 0:
+            raise ValueError(f"--older-than {args.older_than}: expected a number of days >= 0")
+        if not os.path.isdir(root):
+            if args.root is not None or not args.cache_dir:
+                raise FileNotFoundError(f"{root}: folder not found (pass ROOT, set $DATA, or use --cache-dir)")
+            root = None
+        missing = [d for d in args.cache_dir if not os.path.isdir(d)]
+        if missing:
+            raise FileNotFoundError(f"--cache-dir {missing[0]}: folder not found")
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {error_message(err)}", file=sys.stderr)
+        return 2
+    now = time.time()
+    chosen = select(find_caches(root, args.cache_dir), args.older_than, args.kind or KINDS, now,
+                    clearing=args.command == "clear")
+    rows = [[c.kind, c.dataset, human_size(c.size), f"{c.age_days(now):.1f}", c.path] for c in chosen]
+    if rows:
+        print(tabulate(rows, headers=["kind", "dataset", "size", "unused (days)", "path"], disable_numparse=True))
+    total = human_size(sum(c.size for c in chosen))
+    if args.command == "list":
+        print(f"{len(chosen)} cache file(s), {total}")
+        return 0
+    for cache in chosen:
+        try:
+            os.remove(cache.path)
+        except FileNotFoundError:  # removed meanwhile (another clear, or a writer renamed its temporary)
+            pass
+    print(f"removed {len(chosen)} cache file(s), {total}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
