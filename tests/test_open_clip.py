@@ -31,7 +31,7 @@ from dpt.tools.logparse import parse_metric
 from dpt.train import main
 from fixtures_open_clip import TINY_OPEN_CLIP_CONFIG, needs_open_clip, write_tiny_open_clip
 import test_trainers
-from test_trainers import CONFIG, LEARNED, argv, epoch_losses
+from test_trainers import CONFIG, FITTED, LEARNED, argv, epoch_losses
 
 eurosat_root = test_trainers.eurosat_root  # the module-scoped synthetic EuroSAT fixture
 CLASSNAMES = ["cat", "golden retriever", "sea urchin", "aeroplane"]
@@ -184,6 +184,13 @@ def test_fp16_mirrors_openai_fp16_and_bf16_autocast_stays_close(tiny_open_clip_n
 @pytest.mark.parametrize("trainer", sorted(CONFIG))
 def test_every_trainer_runs_on_an_open_clip_backbone(trainer, eurosat_root, tiny_open_clip_name, tmp_path):
     out = tmp_path / trainer
+    if trainer in FITTED:  # fitted once on frozen image features: one "epoch", then the usual result block
+        assert main(argv(trainer, eurosat_root, out, tiny_open_clip_name, epochs=1)) == 0
+        assert 0.0 <= parse_metric(str(out / "log.txt")) <= 100.0
+        for name in FITTED[trainer]:
+            assert load_checkpoint(str(out / name / "model.pth.tar-1"))["meta"]["backbone"] == backbone_id(
+                tiny_open_clip_name)
+        return
     if trainer not in LEARNED:
         assert main(argv(trainer, eurosat_root, out, tiny_open_clip_name, extra=["--eval-only"])) == 0
         assert 0.0 <= parse_metric(str(out / "log.txt"), end_signal="=> result") <= 100.0

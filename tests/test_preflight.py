@@ -129,7 +129,7 @@ def test_preflight_raises_one_error_listing_every_problem(tmp_path):
     with pytest.raises(PreflightError) as info:
         preflight(cfg)
     problems = info.value.problems
-    assert len(problems) == 3 and problems[0].startswith("unknown trainer ''; valid: CoOp, DPT")
+    assert len(problems) == 3 and problems[0].startswith("unknown trainer ''; valid: CoCoOp, CoOp, DPT")
     assert problems[1:] == [
         "DATASET.NAME is empty; pass --dataset-config-file configs/datasets/<dataset>.yaml",
         "MODEL.BACKBONE.NAME is empty; set it in the config file or pass --backbone (e.g. ViT-B/32)",

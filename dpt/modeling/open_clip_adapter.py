@@ -87,6 +87,7 @@ class OpenCLIPVisionTower(nn.Module):
     ln_pre = property(lambda self: self.tower.ln_pre)
     ln_post = property(lambda self: self.tower.ln_post)
     proj = property(lambda self: self.tower.proj)
+    output_dim = property(lambda self: self.tower.output_dim)  # E, read by CoCoOp's meta-net
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """image [B, 3, H, W] -> [B, E] (open_clip's forward)."""
