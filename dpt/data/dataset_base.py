@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 from yacs.config import CfgNode
 
 from dpt.data.datum import Datum
-from dpt.data.fewshot import load_or_create_fewshot
+from dpt.data.fewshot import fewshot_cache_path, load_or_create_fewshot
 from dpt.data.splits import read_and_split_data, read_split, save_split, subsample_classes
 
 Split = List[Datum]
@@ -28,16 +28,20 @@ class DatasetBase:
         test: test items.
         dataset_dir: absolute dataset folder (``<ROOT>/<folder_name>``), "" if none.
         image_dir: folder the split files' relative paths start from.
+        subsample: DATASET.SUBSAMPLE_CLASSES: "all", or keep the "base" / "new" classes of train_x
+            (REFERENCE 9.2); ``subsampled_from`` then holds the class count before (else 0).
     """
 
     def __init__(
         self, train_x: Sequence[Datum], val: Sequence[Datum], test: Sequence[Datum],
-        dataset_dir: str = "", image_dir: str = "",
+        dataset_dir: str = "", image_dir: str = "", subsample: str = "all",
     ) -> None:
         for split_name, split in (("train_x", train_x), ("test", test)):
             if not split:
                 raise ValueError(f"dataset {self.name}: the {split_name} split is empty (folder {dataset_dir or '?'})")
-        self._train_x, self._val, self._test = list(train_x), list(val or []), list(test)
+        self.subsampled_from = 0 if subsample == "all" else len({item.label for item in train_x})
+        train_x, val, test = subsample_classes(train_x, val or [], test, subsample=subsample)
+        self._train_x, self._val, self._test = list(train_x), list(val), list(test)
         self.dataset_dir = dataset_dir
         self.image_dir = image_dir
         self._num_classes = max(item.label for item in self._train_x) + 1
@@ -93,6 +97,21 @@ def dataset_folder(cfg: CfgNode, folder_name: str, dataset: str, layout: str) ->
     return path
 
 
+def check_subset(subset: Sequence[Datum], full: Sequence[Datum], cache_path: str, split: str) -> None:
+    """Raise when a few-shot cache lists images that the current full split does not hold.
+
+    Why: the cache is named by shots and seed only; after a split file changes (a re-split of one's
+    own images, a replaced JSON) an old cache would silently train on images now in val or test.
+    """
+    stale = set(subset) - set(full)
+    if stale:
+        example = min(stale, key=lambda d: d.impath)
+        raise ValueError(
+            f"{cache_path}: {len(stale)} {split} image(s) of this few-shot cache are not in the current "
+            f"{split} split (e.g. {example.impath}); it was sampled from another split, delete it to resample"
+        )
+
+
 def require_fallback_files(split_path: str, dataset: str, paths: Sequence[str]) -> None:
     """Raise naming the split JSON and the fallback files when any fallback file is missing."""
     missing = [p for p in paths if not os.path.exists(p)]
@@ -131,14 +150,23 @@ class SplitDataset(DatasetBase):
     sample_val: ClassVar[bool] = True
 
     def __init__(self, cfg: CfgNode) -> None:
-        dataset_dir = dataset_folder(cfg, self.folder_name, self.name, self.layout)
-        image_dir = os.path.join(dataset_dir, self.image_subdir) if self.image_subdir else dataset_dir
-        train, val, test = self.read_full_split(dataset_dir, image_dir)
+        dataset_dir, image_dir = self.locate(cfg)
+        full_train, full_val, test = self.read_full_split(dataset_dir, image_dir)
         train, val = load_or_create_fewshot(
-            train, val, cfg.DATASET.NUM_SHOTS, cfg.SEED, dataset_dir, image_dir, self.name, self.sample_val
+            full_train, full_val, cfg.DATASET.NUM_SHOTS, cfg.SEED, dataset_dir, image_dir, self.name, self.sample_val
         )
-        train, val, test = subsample_classes(train, val, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
-        super().__init__(train, val, test, dataset_dir=dataset_dir, image_dir=image_dir)
+        if cfg.DATASET.NUM_SHOTS >= 1:
+            cache = fewshot_cache_path(dataset_dir, cfg.DATASET.NUM_SHOTS, cfg.SEED)
+            check_subset(train, full_train, cache, "train")
+            if self.sample_val:
+                check_subset(val, full_val, cache, "val")
+        super().__init__(train, val, test, dataset_dir=dataset_dir, image_dir=image_dir,
+                         subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
+
+    def locate(self, cfg: CfgNode) -> Tuple[str, str]:
+        """(dataset folder ``<ROOT>/<folder_name>`` checked to exist, folder the split's paths start from)."""
+        dataset_dir = dataset_folder(cfg, self.folder_name, self.name, self.layout)
+        return dataset_dir, os.path.join(dataset_dir, self.image_subdir) if self.image_subdir else dataset_dir
 
     def split_path(self, dataset_dir: str) -> str:
         return os.path.join(dataset_dir, f"split_zhou_{self.name}.json")
