@@ -204,6 +204,8 @@ def test_csv_labels_order_numerically_and_name_classes(tmp_path):
                                                 r"relative to the CSV file's folder"),
     ("path,label,classname\na.jpg,1,cat\nb.jpg,1,dog\n", r"labels.csv line 3: label 1 is named 'dog' here but 'cat' "
                                                           r"on line 2"),
+    ("path,label\na.jpg,cat\nb.jpg,dog\n./a.jpg,dog\n", r"labels.csv line 4: path './a.jpg' is listed again \(first on "
+                                                        r"line 2\)"),
     ("path,label\na.jpg,cat\nmissing.jpg,dog\n", r"image not found: .*missing.jpg \(listed in .*labels.csv line 3\)"),
 ])
 def test_bad_csv_rows_name_the_line(tmp_path, text, message):

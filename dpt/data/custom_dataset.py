@@ -80,10 +80,6 @@ def class_table(listed: Sequence[Listed], names: Dict[ClassKey, str], source: st
     return table
 
 
-def _relative(path: str, image_dir: str) -> str:
-    return os.path.relpath(path, image_dir)
-
-
 class CustomDataset(SplitDataset):
     """A dataset listed by ``list_images`` (a folder tree or a CSV file) instead of a CoOp split file.
 
@@ -132,7 +128,7 @@ class CustomDataset(SplitDataset):
         splits = {name: [Labelled(d.impath, d.label, d.classname, where[d.impath]) for d in items]
                   for name, items in zip(SPLIT_NAMES, drawn)}
         if save:
-            json_splits = {name: [[_relative(e.path, image_dir), e.label, e.classname] for e in splits[name]]
+            json_splits = {name: [[os.path.relpath(e.path, image_dir), e.label, e.classname] for e in splits[name]]
                            for name in SPLIT_NAMES}
             if write_json_once(json_splits, split_path):
                 print(f"Saved split to {split_path}")
@@ -144,10 +140,11 @@ class CustomDataset(SplitDataset):
         split = load_json(split_path, "split file")
         if not isinstance(split, dict) or any(not isinstance(split.get(n), list) for n in SPLIT_NAMES):
             raise ValueError(f"{split_path}: expected lists under train, val, test; delete it to split again")
-        current = {(_relative(e.path, image_dir), e.label, e.classname): e for e in entries}
+        current = {(os.path.relpath(e.path, image_dir), e.label, e.classname): e for e in entries}
         saved: Dict[str, list] = {}
         for name in SPLIT_NAMES:
-            bad = [x for x in split[name] if not (isinstance(x, list) and len(x) == 3 and isinstance(x[0], str))]
+            bad = [x for x in split[name] if not (isinstance(x, list) and len(x) == 3 and isinstance(x[0], str)
+                                                  and isinstance(x[1], int) and isinstance(x[2], str))]
             if bad:
                 raise ValueError(f"{split_path} [{name}]: expected entries [path, label, classname], got {bad[0]!r}")
             saved[name] = [tuple(x) for x in split[name]]

@@ -30,9 +30,8 @@ def _is_int(text: str) -> bool:
     return True
 
 
-def read_listing(csv_path: str) -> Tuple[List[Listed], Dict[ClassKey, str]]:
-    """The rows of ``csv_path`` as Listed entries (where = "<file> line N") and the class names by key."""
-    folder = os.path.dirname(csv_path)
+def _read_rows(csv_path: str) -> Tuple[List[str], List[Tuple[int, Dict[str, str]]]]:
+    """(lower-cased header, [(line number, {column: stripped value})]) of the non-blank rows."""
     with open(csv_path, "rb") as f:
         data = f.read()
     try:
@@ -56,14 +55,22 @@ def read_listing(csv_path: str) -> Tuple[List[Listed], Dict[ClassKey, str]]:
             rows.append((reader.line_num, {h: cell.strip() for h, cell in zip(header, row)}))
     except csv.Error as err:
         raise ValueError(f"{csv_path} line {reader.line_num}: unreadable row ({err})") from None
+    return header, rows
+
+
+def read_listing(csv_path: str) -> Tuple[List[Listed], Dict[ClassKey, str]]:
+    """The rows of ``csv_path`` as Listed entries (where = "<file> line N") and the class names by key."""
+    folder = os.path.dirname(csv_path)
+    header, rows = _read_rows(csv_path)
     class_column = "label" if "label" in header else "classname"
     numeric = all(_is_int(values[class_column]) for _, values in rows)
     listed: List[Listed] = []
     names: Dict[ClassKey, str] = {}
     named_at: Dict[ClassKey, int] = {}
+    path_at: Dict[str, int] = {}
     for line, values in rows:
         where = f"{csv_path} line {line}"
-        empty = [h for h in ("path", class_column, "split") if h in values and not values[h]]
+        empty = [h for h in ("path", "label", "classname", "split") if h in values and not values[h]]
         if empty:
             raise ValueError(f"{where}: empty {empty[0]}")
         split = values.get("split", "")
@@ -73,6 +80,9 @@ def read_listing(csv_path: str) -> Tuple[List[Listed], Dict[ClassKey, str]]:
         if not path.startswith(folder + os.sep):
             raise ValueError(f"{where}: path {values['path']!r} is outside {folder} (paths are relative to the "
                              f"CSV file's folder and must stay inside it)")
+        if path in path_at:
+            raise ValueError(f"{where}: path {values['path']!r} is listed again (first on line {path_at[path]})")
+        path_at[path] = line
         key: ClassKey = int(values[class_column]) if numeric else values[class_column]
         if "classname" in values and class_column == "label":
             if key in names and names[key] != values["classname"]:
