@@ -72,23 +72,25 @@ def test_b2n_zero_shot_clip_on_base_and_new(workspace):
         assert re.search(rf"^# classes +{classes}$", log, re.M) and re.search(r"^\* accuracy: ", log, re.M)
 
 
-def test_xd_trains_the_source_once_and_evaluates_each_target(workspace):
-    done = script(workspace, "xd.sh", "coop", "eurosat", "dtd", "--", *TINY, SEEDS="1")
+def test_xd_trains_on_own_images_and_evaluates_each_target(workspace):
+    """The source is one's own image folder (the method script trains it), the targets are datasets under data/."""
+    env = dict(SEEDS="1", DATA="photos", TARGET_DATA="data")
+    done = script(workspace, "xd.sh", "coop", "image_folder", "dtd", "eurosat", "--", *TINY, **env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     group = "CoOp/vit_b32_16shots/nctx16_cscFalse_ctpend_tiny"
-    assert (workspace / "out/eurosat" / group / "seed1/prompt_learner/model.pth.tar-1").is_file()
-    log = (workspace / "out/xd/eurosat" / group / "dtd/seed1/log.txt").read_text()
-    assert re.search(r"^Dataset +DescribableTextures$", log, re.M) and re.search(r"^# classes +3$", log, re.M)
-    assert re.search(r'^Loading weights to prompt_learner from "(.*/)?out/eurosat/CoOp/.*/seed1/prompt_learner/'
-                     r'model\.pth\.tar-1"', log, re.M)
-    assert re.search(r"^  TEMPLATE: $", log, re.M)  # the target's own template, not the source's
-
-    own = script(workspace, "xd.sh", "coop", "eurosat", "image_folder", "--", *TINY, SEEDS="1", TARGET_DATA="photos")
-    assert own.returncode == 0, own.stderr[-3000:]
-    assert "Skip: the results exist" in own.stdout  # the finished source run is reused
-    log = (workspace / "out/xd/eurosat" / group / "image_folder/seed1/log.txt").read_text()
-    assert re.search(r"^Dataset +ImageFolder$", log, re.M) and re.search(r"^# classes +3$", log, re.M)
-    assert re.search(r"^\* accuracy: ", log, re.M)
+    source = (workspace / "out/image_folder" / group / "seed1/log.txt").read_text()
+    assert re.search(r"^Dataset +ImageFolder$", source, re.M) and re.search(r"^# classes +3$", source, re.M)
+    assert (workspace / "photos/split_ImageFolder.json").is_file()
+    assert (workspace / "photos/split_fewshot/shot_16-seed_1.json").is_file()
+    for target, name, classes in (("dtd", "DescribableTextures", 3), ("eurosat", "EuroSAT", 5)):
+        log = (workspace / "out/xd/image_folder" / group / target / "seed1/log.txt").read_text()
+        assert re.search(rf"^Dataset +{name}$", log, re.M) and re.search(rf"^# classes +{classes}$", log, re.M)
+        assert re.search(r'^Loading weights to prompt_learner from "(.*/)?out/image_folder/CoOp/.*/seed1/'
+                         r'prompt_learner/model\.pth\.tar-1"', log, re.M)
+        assert re.search(r"^  TEMPLATE: $", log, re.M)  # the target's own template
+        assert re.search(r"^\* accuracy: ", log, re.M)
+    again = script(workspace, "xd.sh", "coop", "image_folder", "dtd", "--", *TINY, **env)
+    assert again.returncode == 0 and again.stdout.count("Skip: the results exist") == 2
 
 
 @pytest.mark.parametrize("args, message", [
