@@ -29,6 +29,8 @@ setup(
             "dpt-attention=dpt.tools.attention:main",
             "dpt-check-data=dpt.tools.check_data:main",
             "dpt-demo=dpt.tools.demo:main",
+            "dpt-convert=dpt.tools.convert:main",
+            "dpt-interpret=dpt.tools.interpret:main",
         ]
     },
 )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
 from typing import Any, Dict, List, Optional
@@ -53,7 +54,12 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, foreign pickle, ...
+    except pickle.UnpicklingError as err:  # pickled objects: Dassl's schedulers, or anything else
+        raise RuntimeError(
+            f"cannot load checkpoint {path}: it holds pickled objects (Dassl / the official code writes them); "
+            f"such a run is evaluated with --eval-only --model-dir or converted with dpt-convert, not resumed"
+        ) from err
+    except Exception as err:  # truncated zip, ...
         raise RuntimeError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
 
 

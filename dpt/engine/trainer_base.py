@@ -21,11 +21,12 @@ from dpt.engine.checkpoint import (
     same_epoch_checkpoints,
     save_checkpoint,
     set_rng_state,
-    strip_module_prefix,
 )
 from dpt.engine.distributed import all_reduce_gradients, is_main_process
 from dpt.engine.optim import OptimSpec, build_lr_scheduler, build_optimizer
+from dpt.engine.official import describe_layout, layout_text
 from dpt.engine.precision import autocast
+from dpt.engine.weights import Weights, check_layout, load_into, read_weights
 
 
 class TrainerBase:
@@ -112,8 +113,7 @@ class TrainerBase:
                 state["scaler"] = self.scaler.state_dict()
             save_checkpoint(state, os.path.join(directory, name), is_best=is_best)
 
-    def _check_meta(self, checkpoint: Dict[str, Any], path: str) -> None:
-        stored = checkpoint.get("meta") or {}
+    def _check_meta(self, stored: Dict[str, Any], path: str) -> None:
         for key, expected in self.checkpoint_meta().items():
             if key in stored and stored[key] != expected:
                 raise ValueError(
@@ -133,7 +133,7 @@ class TrainerBase:
         for name, path in zip(names, paths):
             print(f"Loading checkpoint from {path}")
             ckpt = load_checkpoint(path)
-            self._check_meta(ckpt, path)
+            self._check_meta(ckpt.get("meta") or {}, path)
             self._models[name].load_state_dict(ckpt["state_dict"])
             if self._optims[name] is not None and ckpt.get("optimizer") is not None:
                 self._optims[name].load_state_dict(ckpt["optimizer"])
@@ -152,25 +152,51 @@ class TrainerBase:
         return []
 
     def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
-        """Load weights for evaluation: ``model-best.pth.tar`` or ``model.pth.tar-<epoch>`` per registered model."""
+        """Load weights for evaluation: ``model-best.pth.tar`` or ``model.pth.tar-<epoch>`` per registered model.
+
+        Our runs and runs of the official CoOp / CoCoOp / DPT code (Dassl-written, ``weights.py``) both load;
+        a run of another method or layout is refused in one line.
+        """
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
-        for name in self.get_model_names():
-            path = os.path.join(directory, name, checkpoint_name(epoch))
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"--model-dir {directory} is not a folder")
+        names, fname = self.get_model_names(), checkpoint_name(epoch)
+        weights: Dict[str, Weights] = {}
+        for name in names:
+            path = os.path.join(directory, name, fname)
             if not os.path.isfile(path):
-                raise FileNotFoundError(f'model not found at "{path}" (expected {checkpoint_name(epoch)} for {name})')
-            ckpt = load_checkpoint(path)
-            self._check_meta(ckpt, path)
-            skip = set(self.keys_to_skip_on_load(name))
-            state = {k: v for k, v in strip_module_prefix(ckpt["state_dict"]).items() if k not in skip}
-            missing, unexpected = self._models[name].load_state_dict(state, strict=False)
-            if unexpected or set(missing) - skip:
-                raise KeyError(
-                    f"checkpoint {path} does not match model {name}: missing {sorted(set(missing) - skip)}, "
-                    f"unexpected {sorted(unexpected)}"
-                )
-            print(f'Loading weights to {name} from "{path}" (epoch = {ckpt["epoch"]})')
+                raise FileNotFoundError(f'model not found at "{path}" (expected {fname} for {name})')
+            weights[name] = read_weights(path, name)
+            self._check_meta(weights[name].meta, path)
+        self._check_parts(directory, fname)
+        check_layout(directory, {n: w.state_dict for n, w in weights.items()},
+                     {n: self._models[n].state_dict() for n in names})
+        if any(w.foreign for w in weights.values()):
+            facts = describe_layout({n: w.state_dict for n, w in weights.items()})
+            print(f"Dassl-written checkpoints (official names translated, fp32): {layout_text(facts)}")
+        for name, loaded in weights.items():
+            path = os.path.join(directory, name, fname)
+            load_into(self._models[name], loaded.state_dict, self.keys_to_skip_on_load(name), path, name)
+            print(f'Loading weights to {name} from "{path}" (epoch = {loaded.epoch})')
+
+    def _check_parts(self, directory: str, fname: str) -> None:
+        """Every folder of ``directory`` holding ``fname`` must be a registered part (else: another method's run).
+
+        An official DPT run with BOTTOMLIMIT 1 keeps an empty visual-prompt tensor in a part we do not register.
+        """
+        names = self.get_model_names()
+        for entry in sorted(os.listdir(directory)):
+            path = os.path.join(directory, entry, fname)
+            if entry in names or not os.path.isfile(path):
+                continue
+            if all(t.numel() == 0 for t in read_weights(path, entry).state_dict.values()):
+                continue
+            raise ValueError(
+                f"{directory} holds {entry}/{fname}, which trainer {self.cfg.TRAINER.NAME} does not learn "
+                f"(its parts: {', '.join(names) or 'none'}): a run of another method; pass its --trainer"
+            )
 
     # ----------------------------------------------------------------- optimisation
     def autocast(self):

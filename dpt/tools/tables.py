@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from tabulate import tabulate
 
 from dpt.tools.logparse import mean_and_spread
-from dpt.tools.runs import ZEROSHOT, Run
+from dpt.tools.runs import ZEROSHOT, Run, method_of, trainer_label
 
 FEWSHOT_DATASETS = (
     "imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
@@ -88,7 +88,10 @@ class Table:
 
 
 def _method_rank(trainer: str) -> Tuple[int, str]:
-    return (METHOD_ORDER.index(trainer), "") if trainer in METHOD_ORDER else (len(METHOD_ORDER), trainer)
+    """Methods in METHOD_ORDER first; an official trainer name (MyCoOp) right after its method's own rows."""
+    method = method_of(trainer)
+    rank = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    return rank, ("" if trainer in METHOD_ORDER else trainer)
 
 
 def _build_table(name: str, runs: Sequence[Run], columns: List[str], average: Tuple[str, List[str]],
@@ -104,7 +107,7 @@ def _build_table(name: str, runs: Sequence[Run], columns: List[str], average: Tu
     settings: Dict[str, set] = {}
     for row in rows:
         settings.setdefault(row.trainer, set()).add(row.setting)
-    labels = {r: r.trainer if len(settings[r.trainer]) == 1 else f"{r.trainer} [{r.setting}]" for r in rows}
+    labels = {r: trainer_label(r.trainer) + ("" if len(settings[r.trainer]) == 1 else f" [{r.setting}]") for r in rows}
     return Table(name, columns, average[1], average[0], rows, labels, cells)
 
 

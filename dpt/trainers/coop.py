@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 
-from dpt.engine.checkpoint import load_checkpoint
+from dpt.engine.official import TEXT_PROMPTS
+from dpt.engine.weights import check_layout, load_into, read_weights
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy
 
@@ -16,19 +17,17 @@ class CoOp(PromptTrainer):
         model = self.build_prompted_clip(self.build_clip(), **self.text_prompt_switches())
         if self.cfg.MODEL.INIT_WEIGHTS:
             self._load_init_weights(self.cfg.MODEL.INIT_WEIGHTS)
-        self.register_learnable("prompt_learner", model.prompt_learner, self.optim_spec())
+        self.register_learnable(TEXT_PROMPTS, model.prompt_learner, self.optim_spec())
 
     def _load_init_weights(self, path: str) -> None:
+        """Our checkpoint, a Dassl-written one (e.g. CoOp's released prompt_learner/model.pth.tar-50) or a plain
+        state dict; the class-name dependent buffers are not loaded."""
         if not os.path.isfile(path):
             raise FileNotFoundError(f"config key 'MODEL.INIT_WEIGHTS': file not found: {path}")
-        state = load_checkpoint(path)
-        state = state.get("state_dict", state)
-        skip = set(self.keys_to_skip_on_load("prompt_learner"))
-        state = {k: v for k, v in state.items() if k not in skip}
-        missing, unexpected = self.model.prompt_learner.load_state_dict(state, strict=False)
-        if unexpected or set(missing) - skip:
-            raise KeyError(f"MODEL.INIT_WEIGHTS {path} does not fit the prompt learner: missing "
-                           f"{sorted(set(missing) - skip)}, unexpected {sorted(unexpected)}")
+        weights = read_weights(path, TEXT_PROMPTS)
+        learner = self.model.prompt_learner
+        check_layout(path, {TEXT_PROMPTS: weights.state_dict}, {TEXT_PROMPTS: learner.state_dict()})
+        load_into(learner, weights.state_dict, self.keys_to_skip_on_load(TEXT_PROMPTS), path, "the prompt learner")
         print(f"Initialized prompt_learner from {path}")
 
     def forward_backward(self, batch):

@@ -7,12 +7,11 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from dpt.engine.official import CAVPT
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.feature_cache import SelectorFeatureCache, backbone_id, cache_key
 from dpt.trainers.vlp import VLP
 from dpt.trainers.vpt import check_length
-
-CAVPT = "image_encoder.transformer.extractor"
 
 
 def cavpt_loss(layer_logits: List[torch.Tensor], topk: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

@@ -6,11 +6,10 @@ from typing import Dict, Sequence
 import torch
 import torch.nn.functional as F
 
+from dpt.engine.official import TEXT_PROMPTS, VISUAL_PROMPTS
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
-from dpt.trainers.vpt import VISUAL_PROMPTS, check_length
-
-TEXT_PROMPTS = "prompt_learner"
+from dpt.trainers.vpt import check_length
 
 
 @TRAINER_REGISTRY.register()

@@ -1,10 +1,9 @@
 """VPT: deep visual prompts in every block, frozen hand-crafted text (REFERENCE.md 7.4)."""
 from __future__ import annotations
 
+from dpt.engine.official import VISUAL_PROMPTS
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
-
-VISUAL_PROMPTS = "image_encoder.transformer.ctx_learner"
 
 
 def check_length(cfg, key: str) -> None:
