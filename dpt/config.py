@@ -70,6 +70,11 @@ _C.DATASET.CIFAR_C_LEVEL = 1
 _C.DATASET.ALL_AS_UNLABELED = False
 # all / base / new (base = first ceil(n/2) labels).
 _C.DATASET.SUBSAMPLE_CLASSES = "all"
+# Prompt template with one "{}" for the class name; empty: the dataset's own (dpt/modeling/templates.py;
+# ImageFolder and CSV: "a photo of a {}."). A non-empty value replaces it for every dataset.
+_C.DATASET.TEMPLATE = ""
+# CSV dataset: the file listing path,label (or path,classname) [,split]; relative to DATASET.ROOT.
+_C.DATASET.CSV = "labels.csv"
 
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 4
@@ -338,6 +343,14 @@ def _check_choices(cfg: CN) -> None:
             raise ValueError(f"config key {key!r}: expected one of {', '.join(valid)}, got {node!r}")
 
 
+def _check_template(cfg: CN) -> None:
+    template = cfg.DATASET.TEMPLATE
+    if template and template.count("{}") != 1:
+        raise ValueError(
+            f"config key 'DATASET.TEMPLATE': expected one '{{}}' where the class name goes, got {template!r}"
+        )
+
+
 def reset_cfg(cfg: CN, args: argparse.Namespace) -> None:
     """Copy truthy CLI flags into the config, as CoOp's train.py does (so ``--seed 0`` is ignored)."""
     mapping = {
@@ -400,6 +413,7 @@ def setup_cfg(args: argparse.Namespace, notes: Optional[List[str]] = None) -> CN
     reset_cfg(cfg, args)
     merge_from_list(cfg, list(getattr(args, "opts", None) or []))
     _check_choices(cfg)
+    _check_template(cfg)
     for line in fp16_to_fp32_without_gpu(cfg):
         if notes is None:
             print(line)

@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import numpy as np
 import torch
+import yaml
 
 from dpt.config import save_cfg, setup_cfg
 from dpt.engine.build import build_trainer
@@ -49,6 +50,29 @@ def set_random_seed(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
+def check_new_classes(cfg, args: argparse.Namespace, learnable: bool) -> None:
+    """DATASET.SUBSAMPLE_CLASSES new only evaluates a model trained on the base classes (REFERENCE 9.2).
+
+    Args:
+        learnable: whether the trainer has learned parts (zero-shot CLIP evaluates new classes as they are).
+    """
+    if cfg.DATASET.SUBSAMPLE_CLASSES != "new":
+        return
+    hint = ("train with DATASET.SUBSAMPLE_CLASSES base, then evaluate with --eval-only --model-dir <that run> "
+            "(scripts/b2n.sh)")
+    if not args.eval_only:
+        raise ValueError(f"DATASET.SUBSAMPLE_CLASSES new is for evaluation only: {hint}")
+    if learnable and not args.model_dir:
+        raise ValueError(f"DATASET.SUBSAMPLE_CLASSES new needs a model trained on the base classes: {hint}")
+    trained = os.path.join(args.model_dir, "config.yaml")
+    if args.model_dir and os.path.isfile(trained):
+        with open(trained) as f:
+            dataset = (yaml.safe_load(f) or {}).get("DATASET", {})
+        if dataset.get("NAME") == cfg.DATASET.NAME and dataset.get("SUBSAMPLE_CLASSES", "all") != "base":
+            raise ValueError(f"--model-dir {args.model_dir} was trained with DATASET.SUBSAMPLE_CLASSES "
+                             f"{dataset.get('SUBSAMPLE_CLASSES', 'all')}, so its new classes are not new: {hint}")
+
+
 def run(args: argparse.Namespace) -> None:
     stop_signals = stop_signals_from_env()
     with raise_on_signals(stop_signals):
@@ -60,6 +84,8 @@ def _run(args: argparse.Namespace, keep_last_epoch: bool) -> None:
     notes: List[str] = []
     cfg = setup_cfg(args, notes)
     preflight(cfg, eval_only=args.eval_only, model_dir=args.model_dir, load_epoch=args.load_epoch)
+    if not args.eval_only:
+        check_new_classes(cfg, args, learnable=True)
     init_distributed()
     if not is_main_process():  # torchrun: rank 0 alone prints, logs and writes files
         sys.stdout = open(os.devnull, "w")
@@ -89,6 +115,7 @@ def _run(args: argparse.Namespace, keep_last_epoch: bool) -> None:
         if not args.eval_only and is_main_process():
             save_cfg(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
         trainer = build_trainer(cfg)
+        check_new_classes(cfg, args, learnable=bool(trainer.get_model_names()))
         if args.eval_only:
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
             trainer.test()

@@ -81,9 +81,11 @@ run_job() {
 }
 
 # train_seeds TRAINER CFG RUN_ROOT EXTRA_OPTS...: one run per seed under RUN_ROOT/seed<S>.
+# PRINT_RUN_ROOT=1 prints RUN_ROOT and runs nothing (scripts/xd.sh finds a method's runs that way).
 train_seeds() {
   local trainer=$1 cfg=$2 run_root=$3
   shift 3
+  if [ "${PRINT_RUN_ROOT:-0}" = 1 ]; then echo "$run_root"; return 0; fi
   local seed
   for seed in "${SEEDS[@]}"; do
     run_job "$run_root/seed$seed" "Finish training" \

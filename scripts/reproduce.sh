@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # One command for the paper's tables: bash scripts/reproduce.sh
-#  1. few-shot matrix: every METHOD x DATASET x SHOTS x SEED through scripts/<method>.sh (zero-shot: one run
-#     per dataset), finished runs skipped and unfinished ones resumed by those scripts;
-#  2. domain generalisation: the 16-shot ImageNet runs evaluated on DG_TARGETS (scripts/eval_dg.sh; zero-shot
-#     CLIP through scripts/zeroshot.sh), when imagenet is in DATASETS and 16 in SHOTS;
-#  3. REPORT/report.md with the dpt-results tables (few-shot and DG), results.csv and accuracy_vs_shots.png.
+# PROTOCOLS picks the phases, run in this order (default "fewshot dg"):
+#  fewshot  every METHOD x DATASET x SHOTS x SEED through scripts/<method>.sh (zero-shot: one run per dataset),
+#           finished runs skipped and unfinished ones resumed by those scripts;
+#  dg       the 16-shot ImageNet runs evaluated on DG_TARGETS (scripts/eval_dg.sh; zero-shot CLIP through
+#           scripts/zeroshot.sh), when imagenet is in DATASETS and 16 in SHOTS;
+#  b2n      base-to-novel: scripts/b2n.sh METHOD DATASET SEED for every METHOD x DATASET x SEED (zero-shot: once
+#           per dataset);
+#  xd       cross-dataset: scripts/xd.sh METHOD XD_SOURCE XD_TARGETS... per METHOD x SEED (it trains the 16-shot
+#           source run unless finished); zero-shot CLIP on the source and every target;
+# then REPORT/report.md with the dpt-results tables, results.csv (results_b2n.csv), accuracy_vs_shots.png
+# (base_vs_new.png).
 # Environment (defaults in brackets):
-#   DATASETS [the 11 datasets]  SHOTS [1 2 4 8 16]  SEEDS [1 2 3]  METHODS [zeroshot coop vpt vlp dpt]
-#             (also available: cocoop, linear_probe)
-#   DG_TARGETS [imagenetv2 imagenet_sketch imagenet_a imagenet_r]  DATA [./data]  OUTPUT [./output]
+#   PROTOCOLS [fewshot dg]  DATASETS [the 11 datasets]  SHOTS [1 2 4 8 16]  SEEDS [1 2 3]
+#   METHODS [zeroshot coop vpt vlp dpt] (also available: cocoop, linear_probe)
+#   DG_TARGETS [imagenetv2 imagenet_sketch imagenet_a imagenet_r]
+#   XD_SOURCE [imagenet]  XD_TARGETS [DATASETS without XD_SOURCE]  DATA [./data]  OUTPUT [./output]
 #   REPORT [$OUTPUT/report]  PYTHON [python]  BACKBONE [vit_b32]
 #   GPUS      e.g. "0 1 2 3": one job per listed GPU at a time (CUDA_VISIBLE_DEVICES); empty: one job at a time
 #   EXTRA_OPTS  yacs overrides given to every job after "--", split at spaces, so write values without spaces:
@@ -29,6 +36,9 @@ SHOTS=${SHOTS:-"1 2 4 8 16"}
 SEEDS=${SEEDS:-"1 2 3"}
 METHODS=${METHODS:-"zeroshot coop vpt vlp dpt"}
 DG_TARGETS=${DG_TARGETS-"imagenetv2 imagenet_sketch imagenet_a imagenet_r"}
+PROTOCOLS=${PROTOCOLS:-"fewshot dg"}
+XD_SOURCE=${XD_SOURCE:-imagenet}
+XD_TARGETS=${XD_TARGETS:-$(for d in $DATASETS; do [ "$d" = "$XD_SOURCE" ] || printf '%s ' "$d"; done)}
 GPUS=${GPUS:-}
 EXTRA_OPTS=${EXTRA_OPTS:-}
 export DATA=${DATA:-./data}
@@ -45,7 +55,11 @@ for method in $METHODS; do
   [ "$method" = zeroshot ] || [ -n "${TRAINER_OF[$method]-}" ] || {
     echo "error: METHODS: unknown method '$method'; valid: zeroshot coop vpt vlp dpt cocoop linear_probe" >&2; exit 2; }
 done
-for dataset in $DATASETS $DG_TARGETS; do
+for protocol in $PROTOCOLS; do
+  [[ " fewshot dg b2n xd " == *" $protocol "* ]] || {
+    echo "error: PROTOCOLS: unknown protocol '$protocol'; valid: fewshot dg b2n xd" >&2; exit 2; }
+done
+for dataset in $DATASETS $DG_TARGETS $XD_SOURCE $XD_TARGETS; do
   [ -f "$REPO/configs/datasets/$dataset.yaml" ] || {
     echo "error: unknown dataset '$dataset'; valid: $(ls "$REPO/configs/datasets" | sed 's/\.yaml$//' | tr '\n' ' ')" >&2
     exit 2; }
@@ -98,9 +112,32 @@ dg_jobs() {
   done
 }
 
+b2n_jobs() {
+  local method dataset seed
+  for method in $METHODS; do
+    for dataset in $DATASETS; do
+      if [ "$method" = zeroshot ]; then job "$REPO/scripts/b2n.sh" zeroshot "$dataset"; continue; fi
+      for seed in $SEEDS; do job "$REPO/scripts/b2n.sh" "$method" "$dataset" "$seed"; done
+    done
+  done
+}
+
+xd_jobs() {
+  local method target seed
+  for method in $METHODS; do
+    if [ "$method" = zeroshot ]; then
+      for target in $XD_SOURCE $XD_TARGETS; do job "$REPO/scripts/zeroshot.sh" "$target"; done
+      continue
+    fi
+    for seed in $SEEDS; do
+      printf '%s ' env "SEEDS=$seed"
+      job "$REPO/scripts/xd.sh" "$method" "$XD_SOURCE" $XD_TARGETS
+    done
+  done
+}
+
 if [ "${DRY_RUN:-0}" = 1 ]; then
-  fewshot_jobs
-  dg_jobs
+  for protocol in $PROTOCOLS; do "${protocol}_jobs"; done
   exit 0
 fi
 
@@ -139,17 +176,22 @@ run_phase() {
 mkdir -p "$LOGS"
 JOBS=$LOGS
 if [ "${REPORT_ONLY:-0}" = 1 ]; then JOBS=$(mktemp -d); trap 'rm -rf "$JOBS"' EXIT; else rm -f "$LOGS/failed"; fi
-fewshot_jobs | awk '{print NR, $0}' > "$JOBS/jobs_fewshot.txt"
-offset=$(wc -l < "$JOBS/jobs_fewshot.txt")
-dg_jobs | awk -v o="$offset" '{print NR + o, $0}' > "$JOBS/jobs_dg.txt"
-total=$(( offset + $(wc -l < "$JOBS/jobs_dg.txt") ))
+total=0
+JOB_FILES=()
+for protocol in $PROTOCOLS; do  # numbered job lists, one per phase
+  "${protocol}_jobs" | awk -v o="$total" '{print NR + o, $0}' > "$JOBS/jobs_$protocol.txt"
+  total=$(( total + $(wc -l < "$JOBS/jobs_$protocol.txt") ))
+  JOB_FILES+=("$JOBS/jobs_$protocol.txt")
+done
 if [ "${REPORT_ONLY:-0}" = 1 ]; then
   echo "reproduce: report only, $total jobs listed"
   failed="- (REPORT_ONLY=1: nothing was run)"
 else
   echo "reproduce: $total jobs (launcher $LAUNCHER, ${GPUS:+GPUs $GPUS, }logs in $LOGS)"
-  run_phase "$JOBS/jobs_fewshot.txt"
-  run_phase "$JOBS/jobs_dg.txt" --single-task  # after the ImageNet runs it evaluates; eval only: one GPU
+  for protocol in $PROTOCOLS; do  # in order: dg after the ImageNet runs it evaluates have finished
+    if [ "$protocol" = dg ]; then run_phase "$JOBS/jobs_dg.txt" --single-task  # evaluation only: one GPU
+    else run_phase "$JOBS/jobs_$protocol.txt"; fi
+  done
   failed=$( [ -f "$LOGS/failed" ] && wc -l < "$LOGS/failed" || echo 0)
 fi
 
@@ -160,8 +202,10 @@ tables=$("$PYTHON" -m dpt.tools.results "$OUTPUT" --seeds "${seed_list[@]}" --fo
   || tables="dpt-results failed: $tables"
 "$PYTHON" -m dpt.tools.results "$OUTPUT" --seeds "${seed_list[@]}" --format csv > "$REPORT/results.csv" 2>/dev/null \
   || rm -f "$REPORT/results.csv"
+"$PYTHON" -m dpt.tools.results "$OUTPUT" --seeds "${seed_list[@]}" --table b2n --format csv \
+  > "$REPORT/results_b2n.csv" 2>/dev/null || rm -f "$REPORT/results_b2n.csv"
 plot_note=$("$PYTHON" -m dpt.tools.plots "$OUTPUT" --seeds "${seed_list[@]}" --out "$REPORT" 2>&1) || true
-missing=$("$PYTHON" -m dpt.tools.jobs "$JOBS/jobs_fewshot.txt" "$JOBS/jobs_dg.txt" --ledger "$OUTPUT/submitit" 2>&1) \
+missing=$("$PYTHON" -m dpt.tools.jobs "${JOB_FILES[@]}" --ledger "$OUTPUT/submitit" 2>&1) \
   || missing="listing the jobs failed: $missing"
 {
   echo "# DPT reproduction report"
@@ -170,6 +214,7 @@ missing=$("$PYTHON" -m dpt.tools.jobs "$JOBS/jobs_fewshot.txt" "$JOBS/jobs_dg.tx
   echo
   echo "- datasets: $DATASETS"
   echo "- shots: $SHOTS; seeds: $SEEDS; methods: $METHODS"
+  echo "- protocols: $PROTOCOLS"
   echo "- domain generalisation targets: ${DG_TARGETS:-none}"
   echo "- extra overrides: ${EXTRA_OPTS:-none}"
   echo "- jobs: $total, failed: $failed (logs: \`$LOGS\`, launcher $LAUNCHER)"
@@ -186,6 +231,12 @@ missing=$("$PYTHON" -m dpt.tools.jobs "$JOBS/jobs_fewshot.txt" "$JOBS/jobs_dg.tx
   echo
   if [ -f "$REPORT/accuracy_vs_shots.png" ]; then echo "![accuracy vs shots](accuracy_vs_shots.png)"
   else echo "No plot: $plot_note"; fi
+  if [ -f "$REPORT/base_vs_new.png" ]; then
+    echo
+    echo "## Base vs new accuracy"
+    echo
+    echo "![base vs new](base_vs_new.png)"
+  fi
 } > "$REPORT/report.md.tmp"
 mv "$REPORT/report.md.tmp" "$REPORT/report.md"
 echo "reproduce: wrote $REPORT/report.md"

@@ -19,6 +19,7 @@ from test_fewshot import reference_fewshot
 ALL_NAMES = {
     "OxfordPets", "OxfordFlowers", "FGVCAircraft", "DescribableTextures", "EuroSAT", "StanfordCars", "Food101",
     "SUN397", "Caltech101", "UCF101", "ImageNet", "ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR",
+    "ImageFolder", "CSV",
 }
 
 
@@ -317,7 +318,7 @@ def test_subsample_classes(tmp_path, subsample, labels, names):
 
 
 def test_unknown_name_lists_valid_and_closest(tmp_path):
-    with pytest.raises(KeyError, match="unknown dataset 'OxfordPet'; valid: Caltech101, .*UCF101; did you mean 'OxfordPets'"):
+    with pytest.raises(KeyError, match="unknown dataset 'OxfordPet'; valid: CSV, Caltech101, .*UCF101; did you mean 'OxfordPets'"):
         build_dataset(make_data_cfg(tmp_path, "OxfordPet"))
 
 

@@ -127,15 +127,37 @@ def test_cocoop_and_linear_probe_scripts_then_dg_and_tables(tmp_path, tiny_clip_
         assert len([line for line in table if line.startswith(f"| {method} ")]) == 2  # few-shot and DG rows
 
 
-def test_eval_dg_needs_one_finished_imagenet_run(tmp_path):
+def test_eval_dg_needs_the_finished_imagenet_run(tmp_path):
+    """The run is the folder scripts/dpt.sh imagenet 16 writes for the same overrides (not a look-alike)."""
     env = {**os.environ, "OUTPUT": str(tmp_path / "out")}
     cmd = ["bash", str(REPO / "scripts/eval_dg.sh"), "DPT", "imagenet_r", "1"]
-    none = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-    assert none.returncode == 2 and "found 0" in none.stderr
     seed = tmp_path / "out/imagenet/DPT/vit_b32_16shots/nctx16_vctx10_cpn10/seed1"
+    (tmp_path / "out/imagenet/DPT/vit_b32_16shots/nctx16_vctx10_cpn10_OPTIM.LR-0.1/seed1").mkdir(parents=True)
+    none = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert none.returncode == 2 and none.stderr.strip().startswith(f"error: no trained run at {seed}; train it first")
     seed.mkdir(parents=True)
     (seed / "log.txt").write_text("epoch [1/20] batch [1/1]\n")  # interrupted: no "Finish training"
-    (tmp_path / "out/imagenet/DPT/vit_b32_16shots/nctx16_vctx10_cpn10_OPTIM.LR-0.1").mkdir()  # other overrides
     unfinished = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert unfinished.returncode == 2 and f"{seed} has not finished training" in unfinished.stderr
     assert not (tmp_path / "out/evaluation").exists()
+
+
+def test_dry_run_lists_base_to_novel_and_cross_dataset_jobs(tmp_path):
+    done = reproduce(tmp_path, DRY_RUN="1", PROTOCOLS="b2n xd", DATASETS="imagenet eurosat dtd", SEEDS="1 2",
+                     METHODS="zeroshot dpt", EXTRA_OPTS="OPTIM.LR 0.1")
+    assert done.returncode == 0, done.stderr
+    jobs = [shlex.split(line) for line in done.stdout.splitlines()]
+    assert all(j[-3:] == ["--", "OPTIM.LR", "0.1"] for j in jobs)
+    calls = [tuple(Path(w).name if w.endswith(".sh") else w for w in j[:-3]) for j in jobs]
+    datasets = ("imagenet", "eurosat", "dtd")
+    expected = [("bash", "b2n.sh", "zeroshot", d) for d in datasets]
+    expected += [("bash", "b2n.sh", "dpt", d, seed) for d in datasets for seed in ("1", "2")]
+    expected += [("bash", "zeroshot.sh", d) for d in datasets]  # XD_SOURCE imagenet, then the other datasets
+    expected += [("env", f"SEEDS={seed}", "bash", "xd.sh", "dpt", "imagenet", "eurosat", "dtd") for seed in ("1", "2")]
+    assert calls == expected
+    custom = reproduce(tmp_path, DRY_RUN="1", PROTOCOLS="xd", METHODS="coop", SEEDS="3", XD_SOURCE="eurosat",
+                       XD_TARGETS="dtd image_folder")
+    assert [shlex.split(line)[3:] for line in custom.stdout.splitlines()] == [
+        [str(REPO / "scripts/xd.sh"), "coop", "eurosat", "dtd", "image_folder"]]
+    bad = reproduce(tmp_path, DRY_RUN="1", PROTOCOLS="fewshot b2m")
+    assert bad.returncode == 2 and "unknown protocol 'b2m'; valid: fewshot dg b2n xd" in bad.stderr

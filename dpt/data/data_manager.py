@@ -209,7 +209,8 @@ class DataManager:
         )
 
     def show_dataset_summary(self) -> None:
-        """Print Dassl's two-column table: Dataset, # classes, # train_x, # val, # test."""
+        """Print Dassl's two-column table: Dataset, # classes, # train_x, # val, # test (after the class subset,
+        plus a Subsample row naming it)."""
         cfg, ds = self.cfg, self.dataset
         table: List[List[str]] = [["Dataset", cfg.DATASET.NAME]]
         if cfg.DATASET.SOURCE_DOMAINS:
@@ -217,6 +218,8 @@ class DataManager:
         if cfg.DATASET.TARGET_DOMAINS:
             table.append(["Target", str(list(cfg.DATASET.TARGET_DOMAINS))])
         table.append(["# classes", f"{self.num_classes:,}"])
+        if ds.subsampled_from:
+            table.append(["Subsample", f"{cfg.DATASET.SUBSAMPLE_CLASSES} classes of {ds.subsampled_from:,}"])
         table.append(["# train_x", f"{len(ds.train_x):,}"])
         if ds.val:
             table.append(["# val", f"{len(ds.val):,}"])

@@ -38,6 +38,8 @@ class DatasetBase:
         test: test items.
         dataset_dir: absolute dataset folder (``<ROOT>/<folder_name>``), "" if none.
         image_dir: folder the split files' relative paths start from.
+        subsample: DATASET.SUBSAMPLE_CLASSES: "all", or keep the "base" / "new" classes of train_x
+            (REFERENCE 9.2); ``subsampled_from`` then holds the class count before (else 0).
     """
 
     # Files or folders (relative to the dataset folder) a reader needs besides its image folder and split file;
@@ -46,12 +48,14 @@ class DatasetBase:
 
     def __init__(
         self, train_x: Sequence[Datum], val: Sequence[Datum], test: Sequence[Datum],
-        dataset_dir: str = "", image_dir: str = "",
+        dataset_dir: str = "", image_dir: str = "", subsample: str = "all",
     ) -> None:
         for split_name, split in (("train_x", train_x), ("test", test)):
             if not split:
                 raise ValueError(f"dataset {self.name}: the {split_name} split is empty (folder {dataset_dir or '?'})")
-        self._train_x, self._val, self._test = list(train_x), list(val or []), list(test)
+        self.subsampled_from = 0 if subsample == "all" else len({item.label for item in train_x})
+        train_x, val, test = subsample_classes(train_x, val or [], test, subsample=subsample)
+        self._train_x, self._val, self._test = list(train_x), list(val), list(test)
         self.dataset_dir = dataset_dir
         self.image_dir = image_dir
         self._num_classes = max(item.label for item in self._train_x) + 1
@@ -145,14 +149,18 @@ class SplitDataset(DatasetBase):
     sample_val: ClassVar[bool] = True
 
     def __init__(self, cfg: CfgNode) -> None:
-        dataset_dir = dataset_folder(cfg, self.folder_name, self.name, self.layout)
-        image_dir = os.path.join(dataset_dir, self.image_subdir) if self.image_subdir else dataset_dir
-        train, val, test = self.read_full_split(dataset_dir, image_dir)
+        dataset_dir, image_dir = self.locate(cfg)
+        full_train, full_val, test = self.read_full_split(dataset_dir, image_dir)
         train, val = load_or_create_fewshot(
-            train, val, cfg.DATASET.NUM_SHOTS, cfg.SEED, dataset_dir, image_dir, self.name, self.sample_val
+            full_train, full_val, cfg.DATASET.NUM_SHOTS, cfg.SEED, dataset_dir, image_dir, self.name, self.sample_val
         )
-        train, val, test = subsample_classes(train, val, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
-        super().__init__(train, val, test, dataset_dir=dataset_dir, image_dir=image_dir)
+        super().__init__(train, val, test, dataset_dir=dataset_dir, image_dir=image_dir,
+                         subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
+
+    def locate(self, cfg: CfgNode) -> Tuple[str, str]:
+        """(dataset folder ``<ROOT>/<folder_name>`` checked to exist, folder the split's paths start from)."""
+        dataset_dir = dataset_folder(cfg, self.folder_name, self.name, self.layout)
+        return dataset_dir, os.path.join(dataset_dir, self.image_subdir) if self.image_subdir else dataset_dir
 
     def split_path(self, dataset_dir: str) -> str:
         return os.path.join(dataset_dir, f"split_zhou_{self.name}.json")

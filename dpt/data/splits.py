@@ -13,7 +13,8 @@ import math
 import os
 import random
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from types import ModuleType
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from dpt.data.atomic import write_json_atomic
 from dpt.data.datum import Datum
@@ -148,7 +149,8 @@ def split_trainval(trainval: Split, p_val: float = 0.2) -> Tuple[Split, Split]:
 
 
 def split_groups(
-    groups: Iterable[Tuple[int, str, List[str]]], p_trn: float = 0.5, p_val: float = 0.2
+    groups: Iterable[Tuple[int, str, List[str]]], p_trn: float = 0.5, p_val: float = 0.2,
+    rng: Union[random.Random, ModuleType] = random,
 ) -> Tuple[Split, Split, Split]:
     """Split each class's image paths by shuffling and ``round()``-ed proportions.
 
@@ -156,12 +158,14 @@ def split_groups(
         groups: ``(label, classname, image paths)`` per class, in the order classes are processed
             (the order fixes the RNG stream).
         p_trn, p_val: train and val fractions; test gets the rest.
+        rng: what shuffles: Python's global ``random`` (CoOp's fallbacks) or a private seeded
+            ``random.Random`` (a split that does not depend on, nor change, the run's RNG state).
     """
     print(f"Splitting into {p_trn:.0%} train, {p_val:.0%} val, and {1 - p_trn - p_val:.0%} test")
     train, val, test = [], [], []
     for label, classname, paths in groups:
         paths = list(paths)
-        random.shuffle(paths)
+        rng.shuffle(paths)
         n_train, n_val = round(len(paths) * p_trn), round(len(paths) * p_val)
         if min(n_train, n_val, len(paths) - n_train - n_val) <= 0:
             raise ValueError(

@@ -1,10 +1,13 @@
-"""The 11 few-shot datasets and 4 ImageNet variants; importing this package registers them all."""
+"""The 11 few-shot datasets, 4 ImageNet variants and one's own images (ImageFolder, CSV); importing this
+package registers them all."""
 from dpt.datasets import (  # noqa: F401
     caltech101,
+    csv_file,
     dtd,
     eurosat,
     fgvc_aircraft,
     food101,
+    image_folder,
     imagenet,
     imagenet_a,
     imagenet_r,

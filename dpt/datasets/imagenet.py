@@ -94,7 +94,8 @@ class ImageNetVariant(DatasetBase):
     """A test-only ImageNet variant: ``train_x = test`` = every image, no val (REFERENCE 2.2).
 
     Reads ``<ROOT>/<folder_name>/classnames.txt`` and ``<image_subdir>/<wnid>/`` (sorted wnids ->
-    labels 0..n-1). Config key read: DATASET.ROOT.
+    labels 0..n-1), then keeps DATASET.SUBSAMPLE_CLASSES' base or new half of them. Config keys read:
+    DATASET.ROOT, DATASET.SUBSAMPLE_CLASSES.
     """
 
     folder_name: ClassVar[str] = ""
@@ -107,7 +108,8 @@ class ImageNetVariant(DatasetBase):
         image_dir = os.path.join(dataset_dir, self.image_subdir)
         classnames = read_classnames(os.path.join(dataset_dir, "classnames.txt"), self.name)
         data = self.read_data(image_dir, classnames)
-        super().__init__(data, [], data, dataset_dir=dataset_dir, image_dir=image_dir)
+        super().__init__(data, [], data, dataset_dir=dataset_dir, image_dir=image_dir,
+                         subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
 
     def read_data(self, image_dir: str, classnames: "OrderedDict[str, str]") -> List[Datum]:
         return read_wnid_folders(image_dir, classnames, f"dataset {self.name}")

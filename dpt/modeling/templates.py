@@ -22,6 +22,8 @@ CUSTOM_TEMPLATES: Dict[str, str] = {
     "ImageNetV2": _PHOTO,
     "ImageNetA": _PHOTO,
     "ImageNetR": _PHOTO,
+    "ImageFolder": _PHOTO,
+    "CSV": _PHOTO,
 }
 
 # The 7-template ensemble of ZeroshotCLIP2 (plus the dataset's own template unless ImageNet).

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from PIL import Image
 
 from dpt.config import get_cfg_default
+from dpt.data.custom_dataset import CustomDataset
 from dpt.data.dataset_base import SplitDataset
 from dpt.data.splits import SPLIT_NAMES, load_split_file
 from dpt.errors import error_message
@@ -52,6 +53,8 @@ SOURCES: Dict[str, str] = {
     "ImageNetSketch": "https://github.com/HaohanWang/ImageNet-Sketch; classnames.txt copied from imagenet/",
     "ImageNetA": "https://github.com/hendrycks/natural-adv-examples; classnames.txt copied from imagenet/",
     "ImageNetR": "https://github.com/hendrycks/imagenet-r; classnames.txt copied from imagenet/",
+    "ImageFolder": "your own images: --root is their folder, one sub-folder per class (README 'Your own images')",
+    "CSV": "your own images: --csv names the CSV file (path,label[,split]) under --root (README 'Your own images')",
 }
 
 Listing = Dict[str, List[Tuple[str, int]]]  # split -> [(absolute image path, label)]
@@ -104,7 +107,8 @@ def resolve_names(names: Sequence[str]) -> List[str]:
     aliases: Dict[str, str] = {}
     for registered in DATASET_REGISTRY.names():
         aliases[_normalise(registered)] = registered
-        aliases[_normalise(DATASET_REGISTRY.get(registered).folder_name)] = registered
+        if DATASET_REGISTRY.get(registered).folder_name:
+            aliases[_normalise(DATASET_REGISTRY.get(registered).folder_name)] = registered
     resolved = []
     for name in names:
         if _normalise(name) not in aliases:
@@ -116,25 +120,33 @@ def resolve_names(names: Sequence[str]) -> List[str]:
 
 
 def present_datasets(root: str) -> List[str]:
-    """Registered datasets whose folder exists under ``root``."""
-    return [n for n in DATASET_REGISTRY.names() if os.path.isdir(os.path.join(root, DATASET_REGISTRY.get(n).folder_name))]
+    """Registered datasets whose folder exists under ``root`` (one's own images are checked only when named)."""
+    return [n for n in DATASET_REGISTRY.names() if DATASET_REGISTRY.get(n).folder_name
+            and os.path.isdir(os.path.join(root, DATASET_REGISTRY.get(n).folder_name))]
 
 
 def _items(splits: Sequence[Sequence]) -> Listing:
     return {name: [(d.impath, d.label) for d in items] for name, items in zip(SPLIT_NAMES, splits)}
 
 
-def _list_images(cls: type, root: str, report: DatasetReport) -> Listing:
+def _list_images(cls: type, root: str, report: DatasetReport, csv_file: str) -> Listing:
     """Each split's (path, label) pairs as the real reader lists them, without writing anything.
 
     Runs after ``dataset_check`` found the folder, split file and required files in place.
     """
     cfg = get_cfg_default()
-    cfg.DATASET.ROOT, cfg.DATASET.NAME = root, report.name
+    cfg.DATASET.ROOT, cfg.DATASET.NAME, cfg.DATASET.CSV = root, report.name, csv_file
     if not issubclass(cls, SplitDataset):  # test-only ImageNet variants: folder listings, no split file
         return {"test": _items([[], [], cls(cfg).test])["test"]}
     reader = cls.__new__(cls)
-    image_dir = os.path.join(report.folder, cls.image_subdir) if cls.image_subdir else report.folder
+    report.folder, image_dir = reader.locate(cfg)
+    if issubclass(cls, CustomDataset):  # one's own images: listed from the folder tree or the CSV file
+        dataset_dir, report.folder = report.folder, reader.source
+        split_path = reader.split_path(dataset_dir)
+        splits = reader.labelled_splits(dataset_dir, image_dir, save=False)
+        if not os.path.exists(split_path) and not any(item.split for item in reader.list_images(image_dir)[0]):
+            report.notes.append(f"the first run splits the images 50/20/30 per class (fixed seed) into {split_path}")
+        return {name: [(e.path, e.label) for e in splits[name]] for name in SPLIT_NAMES}
     if cls.read_full_split is not SplitDataset.read_full_split:  # FGVCAircraft's txt lists, ImageNet's folders
         return _items(reader.read_full_split(report.folder, image_dir))
     split_path = reader.split_path(report.folder)
@@ -163,8 +175,12 @@ def image_problem(path: str, decode: bool = False) -> Optional[str]:
     return None
 
 
-def check_dataset(root: str, name: str, decode: bool = False) -> DatasetReport:
-    """List ``name``'s images with its reader, then check that each exists and opens."""
+def check_dataset(root: str, name: str, decode: bool = False, csv_file: str = "labels.csv") -> DatasetReport:
+    """List ``name``'s images with its reader, then check that each exists and opens.
+
+    Args:
+        csv_file: DATASET.CSV for the CSV dataset (relative to ``root``).
+    """
     cls = DATASET_REGISTRY.get(name)
     report = DatasetReport(name)
     check = dataset_check(root, name)
@@ -174,7 +190,7 @@ def check_dataset(root: str, name: str, decode: bool = False) -> DatasetReport:
         return report
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            listing = _list_images(cls, root, report)
+            listing = _list_images(cls, root, report, csv_file)
     except (FileNotFoundError, ValueError, KeyError, TypeError, OSError) as err:
         report.error = error_message(err)
         return report
@@ -209,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "default: every dataset folder present under --root")
     parser.add_argument("--root", default=os.environ.get("DATA", "./data"),
                         help="DATASET.ROOT, the folder holding the dataset folders (default: $DATA or ./data)")
+    parser.add_argument("--csv", default=get_cfg_default().DATASET.CSV, metavar="FILE",
+                        help="DATASET.CSV for the csv dataset, relative to --root (default: %(default)s)")
     parser.add_argument("--decode", action="store_true",
                         help="fully decode every image (slow; also catches truncated files)")
     return parser
@@ -230,7 +248,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         folders = ", ".join(DATASET_REGISTRY.get(n).folder_name for n in DATASET_REGISTRY.names())
         print(f"no dataset folder found under {root}; expected any of: {folders}")
         return 1
-    reports = [check_dataset(root, name, args.decode) for name in names]
+    reports = [check_dataset(root, name, args.decode, args.csv) for name in names]
     for report in reports:
         print("\n".join(report.lines()))
     bad = [r.name for r in reports if not r.usable]

@@ -1,8 +1,10 @@
-"""Figures: accuracy vs shots per dataset (like the paper's Fig. 4) and the training curves of one run.
+"""Figures: accuracy vs shots per dataset (like the paper's Fig. 4), base vs new accuracy of base-to-novel runs,
+and the training curves of one run.
 
-``dpt-plot OUTPUT_ROOT --out DIR`` writes ``accuracy_vs_shots.png``; ``dpt-plot --run RUN_DIR --out DIR``
-writes ``training_curves.png``. Figures use the Agg canvas directly (no pyplot global state) and are
-written atomically (temporary file + ``os.replace``), so a reader never sees half a PNG.
+``dpt-plot OUTPUT_ROOT --out DIR`` writes ``accuracy_vs_shots.png`` (few-shot runs) and ``base_vs_new.png``
+(base-to-novel runs); ``dpt-plot --run RUN_DIR --out DIR`` writes ``training_curves.png``. Figures use the
+Agg canvas directly (no pyplot global state) and are written atomically (temporary file + ``os.replace``),
+so a reader never sees half a PNG.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from dpt.tools.base2new import AVERAGE, B2NTable, build_b2n_table
 from dpt.tools.logparse import EpochCurve, mean_and_spread, parse_training_curves
 from dpt.tools.runs import collect_runs
 from dpt.tools.tables import Table, build_tables
@@ -108,6 +111,37 @@ def plot_accuracy_vs_shots(table: Table, out_path: str, metric: str = "accuracy"
     return save_atomic(fig, out_path)
 
 
+def plot_base_vs_new(table: B2NTable, out_path: str, metric: str = "accuracy") -> str:
+    """One panel per dataset plus "Average": a point per method at (base, new) mean accuracy, with the diagonal.
+
+    Points above the diagonal generalise better to the new classes than they fit the base ones. Figure size as
+    ``plot_accuracy_vs_shots``. Raises ValueError when no method has both values anywhere.
+    """
+    panels = [*table.datasets, AVERAGE]
+    points = {p: [(table.labels[r], *table.means(r, p)) for r in table.rows] for p in panels}
+    points = {p: [(label, b, n) for label, b, n in found if None not in (b, n)] for p, found in points.items()}
+    if not any(points.values()):
+        raise ValueError(f"no method has both a base and a new result to plot into {out_path}")
+    labels = list(dict.fromkeys(table.labels[r] for r in table.rows))
+    colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    fig, axes = _new_figure(len(panels), MAX_COLUMNS)
+    for ax, panel in zip(axes, panels):
+        values = [v for _, b, n in points[panel] for v in (b, n)]
+        low, high = (min(values) - 5, max(values) + 5) if values else (0, 100)
+        ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8)
+        for label, base, new in points[panel]:
+            ax.plot([base], [new], marker="o", linestyle="", color=colours[label], label=label)
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        ax.set_title(panel)
+        ax.set_xlabel(f"base {metric} (%)")
+        ax.set_ylabel(f"new {metric} (%)")
+        ax.grid(True, alpha=0.3)
+    handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
+    axes[-1].legend(handles.values(), handles.keys(), fontsize="small")
+    return save_atomic(fig, out_path)
+
+
 def plot_training_curves(curves: Sequence[EpochCurve], out_path: str, title: str = "") -> str:
     """One panel per logged meter (loss, acc, ...) plus lr, against the epoch; raises ValueError on no epochs."""
     if not curves:
@@ -138,6 +172,13 @@ def write_shot_plot(root: str, out_dir: str, seeds: Sequence[int] = (1, 2, 3), m
     return plot_accuracy_vs_shots(fewshot, os.path.join(out_dir, "accuracy_vs_shots.png"), metric)
 
 
+def write_b2n_plot(root: str, out_dir: str, seeds: Sequence[int] = (1, 2, 3), metric: str = "accuracy",
+                   select: Sequence[str] = ()) -> Optional[str]:
+    """``out_dir/base_vs_new.png`` for the base-to-novel runs of ``root``; None when it holds none."""
+    table = build_b2n_table(collect_runs(root, seeds, select), metric)
+    return None if table is None else plot_base_vs_new(table, os.path.join(out_dir, "base_vs_new.png"), metric)
+
+
 def write_run_plot(run_dir: str, out_dir: str) -> str:
     """``out_dir/training_curves.png`` from ``run_dir/log.txt`` (or ``run_dir`` itself when it is a log file)."""
     log = run_dir if os.path.isfile(run_dir) else os.path.join(run_dir, "log.txt")
@@ -148,7 +189,8 @@ def write_run_plot(run_dir: str, out_dir: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dpt-plot", description="Accuracy-vs-shots plot of an output tree, or the training curves of one run."
+        prog="dpt-plot",
+        description="Accuracy-vs-shots and base-vs-new plots of an output tree, or the training curves of one run."
     )
     parser.add_argument("output_root", nargs="?", help="output tree (as for dpt-results)")
     parser.add_argument("--run", metavar="RUN_DIR", help="plot the training curves of this run instead")
@@ -166,13 +208,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if (args.output_root is None) == (args.run is None):
             raise ValueError("give exactly one of OUTPUT_ROOT or --run RUN_DIR")
         if args.run is not None:
-            path = write_run_plot(args.run, args.out)
+            paths = [write_run_plot(args.run, args.out)]
         else:
-            path = write_shot_plot(args.output_root, args.out, args.seeds, args.metric, args.select)
+            plot_args = (args.output_root, args.out, args.seeds, args.metric, args.select)
+            paths = [p for p in [write_b2n_plot(*plot_args)] if p]
+            try:
+                paths.insert(0, write_shot_plot(*plot_args))
+            except ValueError:
+                if not paths:  # neither few-shot nor base-to-novel results
+                    raise
     except (FileNotFoundError, ValueError) as err:
         print(f"dpt-plot: {err}", file=sys.stderr)
         return 1
-    print(f"Wrote {path}")
+    print("\n".join(f"Wrote {path}" for path in paths))
     return 0
 
 

@@ -1,5 +1,5 @@
-"""``dpt-results``: the result tables of an output tree (few-shot, domain generalisation), the missing runs,
-and optionally the comparison with the paper and the accuracy-vs-shots plot.
+"""``dpt-results``: the result tables of an output tree (few-shot, domain generalisation, cross-dataset,
+base-to-novel), the missing runs, and optionally the comparison with the paper and the plots.
 """
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ from typing import List, Optional, Sequence
 from tabulate import tabulate
 
 from dpt.tools import paper
-from dpt.tools.plots import plot_accuracy_vs_shots
+from dpt.tools.base2new import B2NTable, build_b2n_table, render_b2n
+from dpt.tools.plots import plot_accuracy_vs_shots, plot_base_vs_new
 from dpt.tools.runs import Run, collect_runs
-from dpt.tools.tables import DG_SOURCE, DG_TARGETS, FORMATS, Table, build_tables, issues, render_table, tables_csv
+from dpt.tools.tables import (
+    DG_SOURCE, DG_TARGETS, FORMATS, Table, build_tables, build_xd_tables, issues, render_table, tables_csv,
+)
+
+TABLES = ("all", "fewshot", "dg", "xd", "b2n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,25 +30,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy", help="value to tabulate")
     parser.add_argument("--select", nargs="+", default=[], metavar="GLOB",
                         help="keep only runs whose Trainer/<cfg>_<N>shots/<variant> (ZeroshotCLIP/<cfg>) matches")
+    parser.add_argument("--table", choices=TABLES, default="all",
+                        help="which tables to print (default all); with --format csv, b2n gives base,new,hm columns")
     parser.add_argument("--compare-paper", action="store_true", help="add ours-vs-paper accuracy rows")
     parser.add_argument("--paper-csv", default=paper.PAPER_CSV, help="paper results CSV (default: the packaged one)")
-    parser.add_argument("--plots", metavar="DIR", help="also write DIR/accuracy_vs_shots.png")
+    parser.add_argument("--plots", metavar="DIR",
+                        help="also write DIR/accuracy_vs_shots.png (and DIR/base_vs_new.png with base-to-novel runs)")
     return parser
 
 
+def _title(table: Table, args: argparse.Namespace) -> str:
+    """The line printed above a few-shot, DG or cross-dataset table."""
+    if table.name == "fewshot":
+        spread = "ci95 (1.96*std/sqrt(n))" if args.ci95 else "population std"
+        return (f"Few-shot test {args.metric}: mean +- {spread} over seeds {args.seeds}; "
+                "(k/n) = k of n expected seeds finished")
+    if table.name == "dg":
+        return f"Domain generalisation ({DG_SOURCE} -> {', '.join(DG_TARGETS)}), test {args.metric}"
+    return f"Cross-dataset transfer ({table.columns[0]} -> {', '.join(table.columns[1:])}), test {args.metric}"
+
+
 def _sections(args: argparse.Namespace, runs: Sequence[Run], tables: Sequence[Optional[Table]],
-              claims: Sequence[paper.PaperClaim]) -> List[str]:
+              xd: Sequence[Table], b2n: Optional[B2NTable], claims: Sequence[paper.PaperClaim]) -> List[str]:
     """The printed blocks: the tables (one CSV in csv format), then the paper comparison."""
     fewshot, dg = tables
-    if args.format == "csv":
-        sections = [tables_csv([t for t in tables if t is not None], args.ci95)]
+    wanted = {name for name in TABLES[1:] if args.table in ("all", name)}
+    long_tables = [t for name, t in (("fewshot", fewshot), ("dg", dg)) if name in wanted and t is not None and t.rows]
+    long_tables += [t for t in xd if "xd" in wanted]
+    if args.format == "csv" and args.table == "b2n":
+        sections = [render_b2n(b2n, "csv", args.ci95)] if b2n is not None else []
+    elif args.format == "csv":
+        long_tables += [b2n.base, b2n.new] if b2n is not None and args.table == "all" else []
+        sections = [tables_csv(long_tables, args.ci95)] if long_tables else []
     else:
-        spread = "ci95 (1.96*std/sqrt(n))" if args.ci95 else "population std"
-        sections = [f"Few-shot test {args.metric}: mean +- {spread} over seeds {args.seeds}; "
-                    "(k/n) = k of n expected seeds finished", render_table(fewshot, args.format, args.ci95)]
-        if dg is not None:
-            sections += [f"Domain generalisation ({DG_SOURCE} -> {', '.join(DG_TARGETS)}), test {args.metric}",
-                         render_table(dg, args.format, args.ci95)]
+        sections = []
+        for table in long_tables:
+            sections += [_title(table, args), render_table(table, args.format, args.ci95)]
+        if b2n is not None and "b2n" in wanted:
+            sections += [f"Base-to-novel generalisation, test {args.metric} on the base and the new classes "
+                         f"(HM: harmonic mean; Average: means over datasets, HM of the means)",
+                         render_b2n(b2n, args.format, args.ci95)]
     if args.compare_paper:
         acc_few, acc_dg = (fewshot, dg) if args.metric == "accuracy" else build_tables(runs, "accuracy")
         compared = paper.compare(claims, {"fewshot": acc_few, "dg": acc_dg})
@@ -69,20 +95,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"dpt-results: {err}", file=sys.stderr)
         return 1
     tables = build_tables(runs, args.metric)
-    print("\n\n".join(_sections(args, runs, tables, claims)))
+    xd, b2n = build_xd_tables(runs, args.metric), build_b2n_table(runs, args.metric)
+    sections = _sections(args, runs, tables, xd, b2n, claims)
+    if not sections:
+        print(f"dpt-results: no {args.table} runs under {args.output_root!r}", file=sys.stderr)
+        return 1
+    print("\n\n".join(sections))
     side = sys.stderr if args.format == "csv" else sys.stdout
-    problems = issues(runs, [t for t in tables if t is not None], args.metric)
+    listed = [t for t in (*tables, *xd) if t is not None] + ([b2n.base, b2n.new] if b2n is not None else [])
+    problems = issues(runs, listed, args.metric)
     headers = ["status", "dataset", "run / method", "shots", "seed", "where"]
     listing = tabulate(problems, headers=headers, tablefmt=FORMATS.get(args.format, "simple"))
     report = f"Missing and unfinished runs ({len(problems)}):\n{listing}" if problems else "All expected runs finished."
     print("\n" + report, file=side)
     if args.plots:
         try:
-            path = plot_accuracy_vs_shots(tables[0], os.path.join(args.plots, "accuracy_vs_shots.png"), args.metric)
+            paths = []
+            if tables[0].rows or b2n is None:
+                paths.append(plot_accuracy_vs_shots(tables[0], os.path.join(args.plots, "accuracy_vs_shots.png"),
+                                                     args.metric))
+            if b2n is not None:
+                paths.append(plot_base_vs_new(b2n, os.path.join(args.plots, "base_vs_new.png"), args.metric))
         except ValueError as err:
             print(f"dpt-results: {err}", file=sys.stderr)
             return 1
-        print(f"Wrote {path}", file=side)
+        print("\n".join(f"Wrote {path}" for path in paths), file=side)
     return 0
 
 

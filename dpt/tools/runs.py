@@ -4,8 +4,12 @@ Layouts read (REFERENCE.md 6; written by ``scripts/*.sh``):
 
 - trained: ``<root>/<dataset>/<Trainer>/<cfg>_<N>shots/<variant>/seed<S>/log.txt``
 - zero-shot: ``<root>/ZeroshotCLIP/<cfg>/<dataset>/log.txt`` (shots 0, no seeds)
-- domain generalisation: ``<root>/evaluation/<Trainer>/<cfg>_<N>shots/<variant>/<dataset>/seed<S>/log.txt``
+- evaluations of ImageNet runs (domain generalisation, cross-dataset):
+  ``<root>/evaluation/<Trainer>/<cfg>_<N>shots/<variant>/<dataset>/seed<S>/log.txt``
 - official CoCoOp (scripts/cocoop/xd_*.sh): the same two trained layouts without the ``<variant>`` level
+- cross-dataset from another source: ``<root>/xd/<source>/<Trainer>/<cfg>_<N>shots/<variant>/<dataset>/seed<S>/``
+- base-to-novel (CoCoOp's layout): ``<root>/base2new/{train_base,test_new}/<dataset>/shots_<N>/<Trainer>/<cfg>/
+  seed<S>/log.txt``; zero-shot CLIP has its log.txt in ``<cfg>/`` itself (no seeds)
 - a run folder with any name, as the official DPT script writes (``--output-dir ./output``): ``<root>/log.txt``
   or ``<root>/<name>/log.txt``, identified by the arguments and config its log prints (``logged_run.py``)
 
@@ -18,7 +22,7 @@ import fnmatch
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from dpt.tools.logged_run import logged_run
 from dpt.tools.logparse import parse_final_result
@@ -26,6 +30,11 @@ from dpt.tools.logparse import parse_final_result
 ZEROSHOT = "ZeroshotCLIP"
 OFFICIAL_TRAINERS = {"MyCoOp": "CoOp"}  # trainer names of the official code -> the method they run
 EVALUATION_DIR = "evaluation"
+XD_DIR = "xd"
+B2N_DIR = "base2new"
+# base2new sub-folder -> Run.kind
+B2N_PHASES = {"train_base": "b2n_base", "test_new": "b2n_new"}
+_B2N_SHOTS_DIR = re.compile(r"^shots_(\d+)$")
 _SHOTS_DIR = re.compile(r"^(.+)_(\d+)shots$")
 _SEED_DIR = re.compile(r"^seed(\d+)$")
 _EPOCH_TAG = re.compile(r"_ep\d+")
@@ -35,8 +44,9 @@ _EPOCH_TAG = re.compile(r"_ep\d+")
 class Run:
     """One run folder (or an expected, absent one) and the numbers its log.txt holds.
 
-    ``kind``: "trained", "zeroshot" or "dg"; ``seed`` is None for zero-shot runs; ``status``:
-    "finished", "unfinished", "missing" (expected seed folder absent) or "ignored" (seed not expected).
+    ``kind``: "trained", "zeroshot", "dg" (evaluations of ImageNet runs), "xd" (evaluations of runs trained on
+    ``source``), "b2n_base" or "b2n_new"; ``seed`` is None for zero-shot runs; ``status``: "finished",
+    "unfinished", "missing" (expected seed folder absent) or "ignored" (seed not expected).
     """
 
     kind: str
@@ -50,6 +60,7 @@ class Run:
     status: str
     metrics: Dict[str, float]
     note: str = ""
+    source: str = ""
 
     @property
     def group_id(self) -> str:
@@ -199,8 +210,42 @@ def _named_runs(folders: Sequence[str], seeds: Sequence[int]) -> List[Run]:
     return out
 
 
+def _nested(folder: str, depth: int) -> Iterator[Tuple[str, ...]]:
+    """Every chain of ``depth`` nested sub-folder names below ``folder`` (none if it does not exist)."""
+    if depth == 0:
+        yield ()
+        return
+    if os.path.isdir(folder):
+        for name in _subdirs(folder):
+            for rest in _nested(os.path.join(folder, name), depth - 1):
+                yield (name, *rest)
+
+
+def _b2n_runs(folder: str, seeds: Sequence[int]) -> List[Run]:
+    """Runs under ``base2new/<phase>/<dataset>/shots_<N>/<Trainer>/<cfg>/[seed<S>/]`` (CoCoOp's layout)."""
+    runs = []
+    for phase, kind in B2N_PHASES.items():
+        for dataset, shots_dir, trainer, cfg in _nested(os.path.join(folder, phase), 4):
+            match = _B2N_SHOTS_DIR.match(shots_dir)
+            if not match:
+                continue
+            group = os.path.join(folder, phase, dataset, shots_dir, trainer, cfg)
+            key = dict(kind=kind, dataset=dataset, trainer=trainer, cfg=cfg, shots=int(match.group(1)), variant="")
+            found = _seed_runs(group, seeds, **key)
+            if not found and _holds_log(group):  # zero-shot: no seeds
+                found = [_read_run(group, seed=None, **key)]
+            runs += found
+    return runs
+
+
+def _xd_runs(folder: str, seeds: Sequence[int]) -> List[Run]:
+    """Runs under ``xd/<source>/<Trainer>/<cfg>_<N>shots/<variant>/<target>/seed<S>``."""
+    return [replace(run, source=source) for source in _subdirs(folder)
+            for run in _trained_groups(os.path.join(folder, source), seeds, "xd", None)]
+
+
 def collect_runs(root: str, seeds: Sequence[int] = (1, 2, 3), select: Sequence[str] = ()) -> List[Run]:
-    """Every run of the three layouts under ``root``, expected-but-absent seeds included as "missing".
+    """Every run of the layouts above under ``root``, expected-but-absent seeds included as "missing".
 
     Args:
         select: fnmatch patterns on ``Run.group_id``; when given, runs matching none are dropped.
@@ -223,6 +268,10 @@ def collect_runs(root: str, seeds: Sequence[int] = (1, 2, 3), select: Sequence[s
                     runs.append(_read_run(os.path.join(folder, cfg, dataset), seed=None, **key))
         elif top == EVALUATION_DIR:
             runs += _trained_groups(folder, seeds, "dg", None)
+        elif top == XD_DIR:
+            runs += _xd_runs(folder, seeds)
+        elif top == B2N_DIR:
+            runs += _b2n_runs(folder, seeds)
         else:
             runs += _trained_groups(folder, seeds, "trained", top)
     return _select(runs, select)

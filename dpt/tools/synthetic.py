@@ -43,6 +43,8 @@ CARS = ["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Acura TL Sedan 201
 FLOWERS = ["pink primrose", "hard-leaved pocket orchid", "canterbury bells", "sweet pea", "english marigold",
            "tiger lily", "moon orchid", "bird of paradise", "monkshood", "globe thistle", "snapdragon",
            "colt's foot"]
+# One's own images (ImageFolder, CSV): sorted folder names, with "_" that the readers turn into spaces.
+OWN = ["barn_owl", "golden_retriever", "red_fox", "tabby_cat", "tree_frog", "zebra"]
 IMAGENET = [("n01440764", "tench"), ("n01443537", "goldfish"), ("n01484850", "great white shark"),
             ("n01491361", "tiger shark"), ("n01494475", "hammerhead shark"), ("n01496331", "electric ray"),
             ("n01498041", "stingray"), ("n01514668", "rooster"), ("n01514859", "hen"), ("n01518878", "ostrich"),
@@ -133,7 +135,7 @@ VARIANTS = {
     "ImageNetR": ("imagenet-rendition", "imagenet-r"),
     "ImageNetV2": ("imagenetv2", "imagenetv2-matched-frequency-format-val"),
 }
-SYNTHETIC_DATASETS = tuple(SPLIT_LAYOUT) + ("ImageNet",) + tuple(VARIANTS)
+SYNTHETIC_DATASETS = tuple(SPLIT_LAYOUT) + ("ImageNet",) + tuple(VARIANTS) + ("ImageFolder", "CSV")
 
 
 def make_dataset(
@@ -147,7 +149,8 @@ def make_dataset(
         n_train, n_val, n_test: images per class in each split (ImageNet: train and val(=test)).
         learnable: a distinct mean colour per class (else uniform noise).
         with_split: write ``split_zhou_<name>.json``; the fallback files are written regardless
-            (except for the .mat-based OxfordFlowers / StanfordCars fallbacks).
+            (except for the .mat-based OxfordFlowers / StanfordCars fallbacks). ImageFolder: train/, val/,
+            test/ folders (else class folders only); CSV: a split column (else none).
         val_layout: ImageNet only: "folders" (val/<wnid>/), "flat" (+ val_labels.txt),
             "ground_truth" (+ ILSVRC2012_validation_ground_truth.txt, ILSVRC2012_id_to_wnid.txt)
             or "kaggle" (+ LOC_val_solution.csv).
@@ -160,6 +163,8 @@ def make_dataset(
     def image(path: str, label: int) -> None:
         write_image(path, rng, size, class_color(label, n_classes) if learnable else None)
 
+    if name in ("ImageFolder", "CSV"):
+        return _make_own(Path(root), name, n_classes, dict(zip(SPLITS, (n_train, n_val, n_test))), image, with_split)
     if name == "ImageNet":
         return _make_imagenet(Path(root), n_classes, n_train, n_test, image, val_layout, rng)
     if name in VARIANTS:
@@ -276,3 +281,30 @@ def _make_variant(root: Path, name: str, n_classes: int, n_test: int,
         (image_dir / "README.txt").write_text("synthetic\n")
     return {"name": name, "dataset_dir": str(dataset_dir), "image_dir": str(image_dir),
             "classnames": [c for _, c in chosen], "wnids": [w for w, _ in chosen]}
+
+
+def _make_own(root: Path, name: str, n_classes: int, counts: Dict[str, int], image: Callable[[str, int], None],
+              with_split: bool) -> Dict[str, Any]:
+    """ImageFolder: ``root/[<split>/]<class>/<k>.jpg``; CSV: ``root/images/<class>_<k>.jpg`` + ``root/labels.csv``
+    (path,classname[,split]). Splits are entries ``[path relative to root, label, class name]``."""
+    if n_classes > len(OWN):
+        raise ValueError(f"synthetic {name}: at most {len(OWN)} classes, asked for {n_classes}")
+    splits: Dict[str, List[List[Any]]] = {s: [] for s in SPLITS}
+    for label, folder in enumerate(OWN[:n_classes]):
+        k = 0
+        for split in SPLITS:
+            for _ in range(counts[split]):
+                if name == "CSV":
+                    rel = f"images/{folder}_{k}.jpg"
+                else:
+                    rel = f"{split}/{folder}/{k:03d}.jpg" if with_split else f"{folder}/{k:03d}.jpg"
+                image(str(root / rel), label)
+                splits[split].append([rel, label, folder.replace("_", " ")])
+                k += 1
+    if name == "CSV":
+        header = "path,classname,split" if with_split else "path,classname"
+        rows = [f"{rel},{OWN[label]}" + (f",{split}" if with_split else "")
+                for split in SPLITS for rel, label, _ in splits[split]]
+        _write_lines(root / "labels.csv", [header] + rows)
+    return {"name": name, "dataset_dir": str(root), "image_dir": str(root),
+            "classnames": [c.replace("_", " ") for c in OWN[:n_classes]], **splits}

@@ -118,10 +118,9 @@ def build_tables(runs: Sequence[Run], metric: str = "accuracy") -> Tuple[Table, 
     """
     counted = [r for r in runs if r.status != "ignored"]
     few = [r for r in counted if r.kind == "trained" or (r.kind == "zeroshot" and r.dataset not in DG_TARGETS)]
-    seen = {r.dataset for r in few}
-    columns = [d for d in FEWSHOT_DATASETS if d in seen] + sorted(seen - set(FEWSHOT_DATASETS))
+    columns = dataset_order({r.dataset for r in few})
     fewshot = _build_table("fewshot", few, columns, ("Average", columns), metric)
-    evaluated = [r for r in counted if r.kind == "dg"]
+    evaluated = [r for r in counted if r.kind == "dg" and r.dataset in DG_TARGETS]
     zeroshots = [r for r in counted if r.kind == "zeroshot" and r.dataset in (DG_SOURCE,) + DG_TARGETS]
     if not evaluated and not any(r.dataset in DG_TARGETS for r in zeroshots):
         return fewshot, None
@@ -131,6 +130,34 @@ def build_tables(runs: Sequence[Run], metric: str = "accuracy") -> Tuple[Table, 
     dg_rows = evaluated + sources + zeroshots
     dg_average = ("Average (targets)", list(DG_TARGETS))
     return fewshot, _build_table("dg", dg_rows, [DG_SOURCE, *DG_TARGETS], dg_average, metric)
+
+
+def dataset_order(datasets) -> List[str]:
+    """The paper's dataset order, then any others sorted."""
+    return [d for d in FEWSHOT_DATASETS if d in datasets] + sorted(set(datasets) - set(FEWSHOT_DATASETS))
+
+
+def build_xd_tables(runs: Sequence[Run], metric: str = "accuracy") -> List[Table]:
+    """One cross-dataset table per source: the source's trained 16-shot run, each target, the targets' average.
+
+    Evaluations of ImageNet runs on datasets other than the DG variants (``evaluation/``) have source ImageNet;
+    those under ``xd/<source>/`` name theirs. Zero-shot CLIP rows come from its runs on the source and targets.
+    """
+    counted = [r for r in runs if r.status != "ignored"]
+    by_source: Dict[str, List[Run]] = {}
+    for r in counted:
+        if r.kind == "xd" or (r.kind == "dg" and r.dataset not in DG_TARGETS):
+            by_source.setdefault(r.source or DG_SOURCE, []).append(r)
+    out = []
+    for source, evaluated in sorted(by_source.items()):
+        targets = dataset_order({r.dataset for r in evaluated})
+        keys = {(r.trainer, r.setting, r.shots) for r in evaluated}
+        sources = [r for r in counted if r.kind == "trained" and r.dataset == source
+                   and (r.trainer, r.setting, r.shots) in keys]
+        zeroshots = [r for r in counted if r.kind == "zeroshot" and r.dataset in (source, *targets)]
+        average = ("Average (targets)", targets)
+        out.append(_build_table(f"xd_{source}", evaluated + sources + zeroshots, [source, *targets], average, metric))
+    return out
 
 
 def issues(runs: Sequence[Run], tables: Sequence[Table], metric: str) -> List[List[str]]:

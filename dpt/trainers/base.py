@@ -29,10 +29,13 @@ class PromptTrainer(TrainerX):
     model: PromptedCLIP
 
     def template(self) -> str:
-        """The dataset's hand-crafted template (REFERENCE.md 7.2)."""
+        """DATASET.TEMPLATE if set, else the dataset's hand-crafted template (REFERENCE.md 7.2)."""
+        if self.cfg.DATASET.TEMPLATE:
+            return self.cfg.DATASET.TEMPLATE
         name = self.cfg.DATASET.NAME
         if name not in CUSTOM_TEMPLATES:
-            raise KeyError(f"no prompt template for dataset {name!r}; add it to dpt/modeling/templates.py")
+            raise KeyError(f"no prompt template for dataset {name!r}; set DATASET.TEMPLATE or add it to "
+                           f"dpt/modeling/templates.py")
         return CUSTOM_TEMPLATES[name]
 
     def build_clip(self):

@@ -1,0 +1,108 @@
+"""scripts/b2n.sh and scripts/xd.sh end to end on a tiny CLIP and synthetic data (one seed, one epoch)."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dpt.tools import results
+from dpt.tools.base2new import harmonic_mean
+from dpt.tools.logparse import parse_metric
+from fixtures_data import make_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["MODEL.BACKBONE.NAME", "tiny.pt", "INPUT.SIZE", "(32,32)", "TRAINER.COOP.PREC", "fp32",
+        "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, tiny_clip_path):
+    """EuroSAT (5 classes) and DTD (3) under data/, an ImageFolder of 3 classes in photos/, the tiny CLIP."""
+    work = tmp_path_factory.mktemp("protocols")
+    make_dataset(work / "data", "EuroSAT", n_classes=5, n_train=4, n_val=1, n_test=2, learnable=True, seed=1)
+    make_dataset(work / "data", "DescribableTextures", n_classes=3, n_train=2, n_val=1, n_test=2, learnable=True)
+    make_dataset(work / "photos", "ImageFolder", n_classes=3, n_train=3, n_val=1, n_test=2, learnable=True,
+                 with_split=False)
+    shutil.copy(tiny_clip_path, work / "tiny.pt")
+    return work
+
+
+def script(work, name, *args, **env):
+    full = {**os.environ, "PYTHON": sys.executable, "DATA": "data", "OUTPUT": "out", "TAG": "tiny", **env}
+    return subprocess.run(["bash", str(REPO / "scripts" / name), *args], cwd=work, env=full, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_b2n_trains_on_base_then_evaluates_new(workspace, capsys):
+    done = script(workspace, "b2n.sh", "dpt", "eurosat", "1", "--", *TINY)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    group = "eurosat/shots_16/DPT/vit_b32_ep100_tiny/seed1"
+    base_dir, new_dir = workspace / "out/base2new/train_base" / group, workspace / "out/base2new/test_new" / group
+    base, new = (base_dir / "log.txt").read_text(), (new_dir / "log.txt").read_text()
+    assert re.search(r"^# classes +3$", base, re.M) and "Subsample  base classes of 5" in base
+    assert re.search(r"^# classes +2$", new, re.M) and "Subsample  new classes of 5" in new
+    assert "capped at the number of classes 2" in new  # the selector and CAVPT run on the two new classes
+    assert re.search(r'^Loading weights to image_encoder\.transformer\.extractor from ".*/train_base/eurosat/.*/seed1/'
+                     r'image_encoder\.transformer\.extractor/model\.pth\.tar-1"', new, re.M)
+    config = (base_dir / "config.yaml").read_text()
+    assert "SUBSAMPLE_CLASSES: base" in config and "NUM_SHOTS: 16" in config and "MAX_EPOCH: 1" in config
+
+    again = script(workspace, "b2n.sh", "dpt", "eurosat", "1", "--", *TINY)
+    assert again.returncode == 0 and again.stdout.count("Skip: the results exist") == 2
+    assert not list(new_dir.glob("log.txt-*"))
+    assert results.main([str(workspace / "out"), "--seeds", "1", "--table", "b2n", "--format", "csv"]) == 0
+    row = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    b, n = parse_metric(str(base_dir / "log.txt")), parse_metric(str(new_dir / "log.txt"), end_signal="=> result")
+    assert (row["dataset"], row["base"], row["new"]) == ("eurosat", f"{b:.2f}", f"{n:.2f}")
+    assert row["hm"] == f"{harmonic_mean(b, n):.2f}"
+
+
+def test_b2n_zero_shot_clip_on_base_and_new(workspace):
+    done = script(workspace, "b2n.sh", "zeroshot", "eurosat", "--", *TINY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for phase, classes in (("train_base", 3), ("test_new", 2)):
+        log = (workspace / f"out/base2new/{phase}/eurosat/shots_0/ZeroshotCLIP/vit_b32_tiny/log.txt").read_text()
+        assert re.search(rf"^# classes +{classes}$", log, re.M) and re.search(r"^\* accuracy: ", log, re.M)
+
+
+def test_xd_trains_on_own_images_and_evaluates_each_target(workspace):
+    """The source is one's own image folder (the method script trains it), the targets are datasets under data/."""
+    env = dict(SEEDS="1", DATA="photos", TARGET_DATA="data")
+    done = script(workspace, "xd.sh", "coop", "image_folder", "dtd", "eurosat", "--", *TINY, **env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    group = "CoOp/vit_b32_16shots/nctx16_cscFalse_ctpend_tiny"
+    source = (workspace / "out/image_folder" / group / "seed1/log.txt").read_text()
+    assert re.search(r"^Dataset +ImageFolder$", source, re.M) and re.search(r"^# classes +3$", source, re.M)
+    assert (workspace / "photos/split_ImageFolder.json").is_file()
+    assert (workspace / "photos/split_fewshot/shot_16-seed_1.json").is_file()
+    for target, name, classes in (("dtd", "DescribableTextures", 3), ("eurosat", "EuroSAT", 5)):
+        log = (workspace / "out/xd/image_folder" / group / target / "seed1/log.txt").read_text()
+        assert re.search(rf"^Dataset +{name}$", log, re.M) and re.search(rf"^# classes +{classes}$", log, re.M)
+        assert re.search(r'^Loading weights to prompt_learner from "(.*/)?out/image_folder/CoOp/.*/seed1/'
+                         r'prompt_learner/model\.pth\.tar-1"', log, re.M)
+        assert re.search(r"^  TEMPLATE: $", log, re.M)  # the target's own template
+        assert re.search(r"^\* accuracy: ", log, re.M)
+    again = script(workspace, "xd.sh", "coop", "image_folder", "dtd", "--", *TINY, **env)
+    assert again.returncode == 0 and again.stdout.count("Skip: the results exist") == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (("b2n.sh", "linear_probe", "eurosat"), "error: linear_probe has no classifier for classes it was not trained on"),
+    (("b2n.sh", "cocop", "eurosat"), "error: unknown method 'cocop'; valid: coop vpt vlp dpt"),
+    (("b2n.sh", "dpt", "eurosat1"), "error: unknown dataset 'eurosat1'"),
+    (("xd.sh", "dpt", "eurosat"), "usage: bash"),
+    (("xd.sh", "dpt", "eurosat", "--", "OPTIM.LR", "0.1"), "error: give at least one TARGET dataset"),
+    (("xd.sh", "vpt", "eurosat", "dtd", "caltech"), "error: unknown dataset 'caltech'"),
+    (("eval_dg.sh", "MyCoOp", "imagenet_a"), "error: unknown trainer 'MyCoOp'; valid: CoOp VPT VLP DPT"),
+])
+def test_bad_arguments_are_one_line_errors(tmp_path, args, message):
+    done = script(tmp_path, *args)
+    assert done.returncode == 2 and done.stderr.strip().startswith(message), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

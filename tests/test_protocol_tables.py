@@ -1,0 +1,177 @@
+"""dpt-results / dpt-plot on base-to-novel and cross-dataset output trees (logs in the engine's exact format).
+
+Expected numbers are recomputed here with ``statistics``, never copied from the tools' output.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import statistics
+
+import pytest
+
+from dpt.tools import plots, results, runs
+from dpt.tools.base2new import harmonic_mean
+from test_plots import assert_png, expected_size
+from test_results import COOP_VARIANT, cell_text, markdown_rows, trained_dir, write_log
+
+# (trainer, cfg, dataset) -> (base accuracies per seed 1..3, new accuracies); None = unfinished
+B2N = {
+    ("CoOp", "vit_b32_ep200", "eurosat"): ([90.1, 88.3, 89.0], [60.2, 55.1, 58.0]),
+    ("CoOp", "vit_b32_ep200", "dtd"): ([80.0, 81.0, 79.5], [50.0, 52.5]),
+    ("DPT", "vit_b32_ep100", "eurosat"): ([92.0, 91.0, 93.5], [65.0, 66.2, 64.1]),
+    ("DPT", "vit_b32_ep100", "dtd"): ([83.3, None, 82.1], [55.0, 54.0, 57.7]),
+    # an official CoCoOp tree: <Trainer>/<cfg>/seed<S>, the cfg names its own epochs
+    ("CoCoOp", "vit_b16_c4_ep10_batch1_ctxv1", "eurosat"): ([87.5, 87.2, 88.0], [60.0, 61.3, 59.9]),
+}
+ZEROSHOT_B2N = {"eurosat": (56.5, 64.1), "dtd": (53.2, 59.9)}
+
+
+def b2n_dir(root, phase, dataset, trainer, cfg, seed=None, shots=16):
+    path = os.path.join(root, "base2new", phase, dataset, f"shots_{shots}", trainer, cfg)
+    return path if seed is None else os.path.join(path, f"seed{seed}")
+
+
+@pytest.fixture
+def b2n_root(tmp_path):
+    root = str(tmp_path / "output")
+    for (trainer, cfg, dataset), (base, new) in B2N.items():
+        for seed, acc in enumerate(base, start=1):
+            write_log(b2n_dir(root, "train_base", dataset, trainer, cfg, seed), acc, finish=acc is not None)
+        for seed, acc in enumerate(new, start=1):
+            write_log(b2n_dir(root, "test_new", dataset, trainer, cfg, seed), acc, eval_only=True)
+    for dataset, (base, new) in ZEROSHOT_B2N.items():
+        write_log(b2n_dir(root, "train_base", dataset, "ZeroshotCLIP", "vit_b32", shots=0), base, eval_only=True)
+        write_log(b2n_dir(root, "test_new", dataset, "ZeroshotCLIP", "vit_b32", shots=0), new, eval_only=True)
+    return root
+
+
+def table_after(text, title):
+    """The table printed below the line starting with ``title`` (blocks are separated by blank lines)."""
+    return text[text.index(title):].split("\n\n")[1]
+
+
+def b2n_rows(text):
+    """{(dataset, method, shots): row} of the base-to-novel markdown table."""
+    lines = [ln for ln in table_after(text, "Base-to-novel").splitlines() if ln.startswith("|")]
+    headers = [h.strip() for h in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[2:]:
+        cells = dict(zip(headers, (c.strip() for c in line.strip("|").split("|"))))
+        rows[(cells["Dataset"], cells["Method"], cells["Shots"])] = cells
+    return rows
+
+
+def finished(values):
+    return [v for v in values if v is not None]
+
+
+def test_runs_of_the_cocoop_layout(b2n_root):
+    collected = runs.collect_runs(b2n_root)
+    kinds = {(r.kind, r.trainer, r.dataset, r.seed) for r in collected}
+    assert ("b2n_base", "CoCoOp", "eurosat", 3) in kinds and ("b2n_new", "ZeroshotCLIP", "dtd", None) in kinds
+    missing = [r for r in collected if r.status == "missing"]
+    assert [(r.kind, r.trainer, r.dataset, r.seed) for r in missing] == [("b2n_new", "CoOp", "dtd", 3)]
+    coop = next(r for r in collected if r.trainer == "CoOp" and r.kind == "b2n_base")
+    assert (coop.group_id, coop.setting, coop.shots) == ("CoOp/vit_b32_ep200_16shots", "vit_b32", 16)
+
+
+def test_base_to_novel_table_cells_hm_and_average(b2n_root, capsys):
+    assert results.main([b2n_root, "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    rows = b2n_rows(out)
+    base, new = B2N[("DPT", "vit_b32_ep100", "eurosat")]
+    dpt = rows[("eurosat", "DPT", "16")]
+    assert (dpt["Base"], dpt["New"]) == (cell_text(base), cell_text(new))
+    assert dpt["HM"] == f"{harmonic_mean(statistics.fmean(base), statistics.fmean(new)):.2f}"
+    assert rows[("dtd", "DPT", "16")]["Base"] == cell_text(finished(B2N[("DPT", "vit_b32_ep100", "dtd")][0]))
+    assert rows[("dtd", "CoOp", "16")]["New"].endswith("(2/3)")
+    means = {d: [statistics.fmean(finished(v)) for v in B2N[("CoOp", "vit_b32_ep200", d)]] for d in ("eurosat", "dtd")}
+    avg_base = statistics.fmean(m[0] for m in means.values())
+    avg_new = statistics.fmean(m[1] for m in means.values())
+    coop = rows[("Average", "CoOp", "16")]
+    assert coop["Base"] == f"{avg_base:.2f}" and coop["New"] == f"{avg_new:.2f} (partial seeds)"
+    assert coop["HM"] == f"{harmonic_mean(avg_base, avg_new):.2f}"  # the HM of the averages, as in CoCoOp's tables
+    zs = rows[("eurosat", "ZeroshotCLIP", "0")]
+    assert (zs["Base"], zs["New"], zs["HM"]) == ("56.50", "64.10", f"{harmonic_mean(56.5, 64.1):.2f}")
+    cocoop = rows[("Average", "CoCoOp", "16")]
+    assert (cocoop["Base"], cocoop["HM"]) == ("incomplete (1/2)", "-")
+    assert rows[("dtd", "CoCoOp", "16")]["Base"] == "-"
+    order = [key[1] for key in rows if key[0] == "eurosat"]
+    assert order == ["ZeroshotCLIP", "CoOp", "DPT", "CoCoOp"]
+    assert "Few-shot test" not in out  # no few-shot runs: no empty table
+    problems = out[out.index("Missing and unfinished runs"):]
+    assert "| missing    | dtd       | CoOp/vit_b32_ep200_16shots" in problems and "unfinished" in problems
+
+
+def test_base_to_novel_csv_columns(b2n_root, capsys):
+    assert results.main([b2n_root, "--table", "b2n", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    by_key = {(r["trainer"], r["dataset"]): r for r in rows}
+    base, new = B2N[("DPT", "vit_b32_ep100", "eurosat")]
+    dpt = by_key[("DPT", "eurosat")]
+    assert (dpt["base"], dpt["new"]) == (f"{statistics.fmean(base):.2f}", f"{statistics.fmean(new):.2f}")
+    assert dpt["base_spread"] == f"{statistics.pstdev(base):.2f}" and dpt["base_n"] == "3"
+    assert dpt["hm"] == f"{harmonic_mean(statistics.fmean(base), statistics.fmean(new)):.2f}"
+    assert (dpt["status"], by_key[("CoOp", "dtd")]["status"], by_key[("CoCoOp", "dtd")]["status"]) == (
+        "complete", "partial", "missing")
+    assert by_key[("CoCoOp", "Average")]["status"] == "incomplete" and by_key[("CoCoOp", "Average")]["hm"] == ""
+    assert by_key[("ZeroshotCLIP", "dtd")]["n_expected"] == "1"
+    assert results.main([b2n_root, "--format", "csv"]) == 0  # the long format holds the base and new cells
+    long_rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["table"] for r in long_rows} == {"b2n_base", "b2n_new"}
+
+
+def test_base_vs_new_plot(b2n_root, tmp_path, capsys):
+    assert plots.main([b2n_root, "--out", str(tmp_path / "figs")]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == f"Wrote {tmp_path / 'figs' / 'base_vs_new.png'}"  # no few-shot runs: no shots plot
+    assert_png(str(tmp_path / "figs" / "base_vs_new.png"), expected_size(3, plots.MAX_COLUMNS))
+
+
+# ---- cross-dataset ------------------------------------------------------------------------------------------
+
+# (source, target) -> accuracies of seeds 1..3 for CoOp
+XD = {("imagenet", "eurosat"): [40.1, 42.0, 41.5], ("imagenet", "dtd"): [39.0, 38.2, 40.0],
+      ("imagenet", "imagenet_a"): [30.0, 31.0, 29.0], ("eurosat", "dtd"): [20.0, 22.0, 21.0],
+      ("eurosat", "image_folder"): [70.0, 75.0, 80.0]}
+SOURCE = {"imagenet": [60.0, 61.0, 62.0], "eurosat": [85.0, 86.0, 87.0]}
+
+
+@pytest.fixture
+def xd_root(tmp_path):
+    root = str(tmp_path / "output")
+    cfgs = {"imagenet": "vit_b32_ep50", "eurosat": "vit_b32"}
+    for source, accs in SOURCE.items():
+        for seed, acc in enumerate(accs, start=1):
+            write_log(trained_dir(root, source, "CoOp", cfgs[source], 16, COOP_VARIANT, seed), acc)
+    for (source, target), accs in XD.items():
+        top = ["evaluation"] if source == "imagenet" else ["xd", source]
+        for seed, acc in enumerate(accs, start=1):
+            folder = os.path.join(root, *top, "CoOp", f"{cfgs[source]}_16shots", COOP_VARIANT, target, f"seed{seed}")
+            write_log(folder, acc, eval_only=True)
+    write_log(os.path.join(root, "ZeroshotCLIP", "vit_b32", "dtd"), 44.0, eval_only=True)
+    return root
+
+
+def test_cross_dataset_tables_per_source(xd_root, capsys):
+    assert results.main([xd_root, "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    imagenet = markdown_rows(table_after(out, "Cross-dataset transfer (imagenet -> dtd, eurosat)"))
+    assert imagenet[("CoOp", "16")]["imagenet"] == cell_text(SOURCE["imagenet"])
+    assert imagenet[("CoOp", "16")]["dtd"] == cell_text(XD[("imagenet", "dtd")])
+    expected = statistics.fmean([statistics.fmean(XD[("imagenet", t)]) for t in ("eurosat", "dtd")])
+    assert imagenet[("CoOp", "16")]["Average (targets)"] == f"{expected:.2f}"
+    assert imagenet[("ZeroshotCLIP", "0")]["dtd"] == "44.00"
+    eurosat = markdown_rows(table_after(out, "Cross-dataset transfer (eurosat -> dtd, image_folder)"))
+    assert eurosat[("CoOp", "16")]["eurosat"] == cell_text(SOURCE["eurosat"])
+    assert eurosat[("CoOp", "16")]["image_folder"] == cell_text(XD[("eurosat", "image_folder")])
+    dg = markdown_rows(table_after(out, "Domain generalisation"))  # ImageNet-A stays in the DG table only
+    assert dg[("CoOp", "16")]["imagenet_a"] == cell_text(XD[("imagenet", "imagenet_a")])
+    assert "imagenet_a" not in imagenet[("CoOp", "16")]
+    assert results.main([xd_root, "--table", "xd", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["table"] for r in rows} == {"xd_eurosat", "xd_imagenet"}
+    assert results.main([xd_root, "--table", "b2n"]) == 1
+    assert "no b2n runs" in capsys.readouterr().err
