@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence
 import torch
 from yacs.config import CfgNode
 
-from dpt.config import PRECISION_KEYS, get_cfg_default
+from dpt.config import PRECISION_KEYS
 from dpt.data.dataset_base import SplitDataset, dataset_folder
 from dpt.data.splits import load_split_file
 from dpt.engine.checkpoint import checkpoint_name
@@ -80,28 +80,30 @@ def _layout(cls: type) -> str:
     return getattr(cls, "layout", "") or f"{cls.image_subdir}/ and classnames.txt"
 
 
-def dataset_check(root: str, name: str) -> DatasetCheck:
-    """Is dataset ``name`` in place under DATASET.ROOT ``root``: registered, folder and image folder present,
-    required files present, split JSON readable (or, without it, the fallback's original files usable)?
+def dataset_check(cfg: CfgNode) -> DatasetCheck:
+    """Is dataset DATASET.NAME in place under DATASET.ROOT: registered, folder and image folder present, required
+    files present, split JSON readable (or, without it, the fallback's original files usable)?
 
-    Images are neither listed one by one nor opened (``dpt-check-data`` does that).
+    Images are neither listed one by one nor opened (``dpt-check-data`` does that). Config keys read:
+    DATASET.ROOT, DATASET.NAME, and what the reader's ``locate`` reads (DATASET.CSV).
     """
     check = DatasetCheck()
+    name = cfg.DATASET.NAME
     if not name:
         check.problems.append("DATASET.NAME is empty; pass --dataset-config-file configs/datasets/<dataset>.yaml")
         return check
     try:
         cls = DATASET_REGISTRY.get(name)
-        if not getattr(cls, "folder_name", ""):  # a reader that finds its files its own way checks them itself
+        if issubclass(cls, SplitDataset):  # the reader's own rule: <ROOT>/<folder_name>, your images, a CSV file
+            check.folder, image_dir = cls.__new__(cls).locate(cfg)
+        elif getattr(cls, "folder_name", ""):
+            check.folder = dataset_folder(cfg, cls.folder_name, name, _layout(cls))
+            image_dir = os.path.join(check.folder, cls.image_subdir) if cls.image_subdir else check.folder
+        else:  # a reader that finds its files its own way checks them itself
             return check
-        cfg = get_cfg_default()
-        cfg.DATASET.ROOT = root
-        check.folder = dataset_folder(cfg, cls.folder_name, name, _layout(cls))
     except (KeyError, FileNotFoundError) as err:
         check.problems.append(error_message(err))
         return check
-    subdir = getattr(cls, "image_subdir", "")
-    image_dir = os.path.join(check.folder, subdir) if subdir else check.folder
     missing = [p for p in [image_dir, *(os.path.join(check.folder, f) for f in cls.required_files)]
                if not os.path.exists(p)]
     if missing:
@@ -179,12 +181,12 @@ def preflight(cfg: CfgNode, eval_only: bool = False, model_dir: str = "", load_e
     """Run every check; raise ``PreflightError`` listing all problems found.
 
     Config keys read: USE_CUDA, TRAINER.NAME, TRAINER.COOP.PREC, TRAINER.COCOOP.PREC, DATASET.ROOT, DATASET.NAME,
-    MODEL.BACKBONE.NAME, OUTPUT_DIR.
+    DATASET.CSV, MODEL.BACKBONE.NAME, OUTPUT_DIR.
     """
     problems = [
         *device_problems(cfg),
         *trainer_problems(cfg.TRAINER.NAME),
-        *dataset_check(cfg.DATASET.ROOT, cfg.DATASET.NAME).problems,
+        *dataset_check(cfg).problems,
         *weights_problems(cfg.MODEL.BACKBONE.NAME),
         *output_problems(cfg.OUTPUT_DIR),
         *(model_dir_problems(model_dir, load_epoch) if eval_only else []),

@@ -147,13 +147,14 @@ def test_bad_folders_are_one_line_errors(tmp_path, capsys, layout, message):
     assert not (root / "split_ImageFolder.json").exists()
 
 
-def test_missing_root_is_one_line_error(tmp_path, capsys):
+def test_missing_root_is_one_line_error(tmp_path, tiny_clip_path, capsys):
     argv = ["--root", str(tmp_path / "nowhere"), "--trainer", "ZeroshotCLIP", "--eval-only",
             "--dataset-config-file", str(REPO / "configs/datasets/image_folder.yaml"),
-            "--output-dir", str(tmp_path / "o"), "TRAINER.COOP.PREC", "fp32"]
+            "--output-dir", str(tmp_path / "o"), "TRAINER.COOP.PREC", "fp32", "MODEL.BACKBONE.NAME", str(tiny_clip_path)]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"dataset ImageFolder: folder not found: {tmp_path / 'nowhere'}" in err[0]
+    assert not (tmp_path / "o").exists()  # found by the preflight: no run folder
 
 
 # ---- CSV --------------------------------------------------------------------------------------------------

@@ -23,6 +23,13 @@ from fixtures_data import make_dataset
 from test_trainers import argv
 
 
+def dataset_check_at(root: str, name: str):
+    """``dataset_check`` of a default config pointed at dataset ``name`` under ``root``."""
+    cfg = get_cfg_default()
+    cfg.DATASET.ROOT, cfg.DATASET.NAME = root, name
+    return dataset_check(cfg)
+
+
 def test_all_problems_at_once_and_no_run_folder(tmp_path, monkeypatch, capsys):
     """Missing dataset folder, missing CLIP weights and an empty --model-dir: three lines, one round trip."""
     monkeypatch.setenv("DPT_CLIP_CACHE", str(tmp_path / "clip"))
@@ -53,38 +60,38 @@ def test_bad_trainer_and_output_folder_are_reported_together(tmp_path, tiny_clip
 
 
 def test_dataset_check_names_what_is_missing(tmp_path):
-    assert dataset_check(str(tmp_path), "").problems == [
+    assert dataset_check_at(str(tmp_path), "").problems == [
         "DATASET.NAME is empty; pass --dataset-config-file configs/datasets/<dataset>.yaml"]
-    assert "unknown dataset 'EuroSat'" in dataset_check(str(tmp_path), "EuroSat").problems[0]
-    assert dataset_check("", "EuroSAT").problems[0].startswith("DATASET.ROOT is empty")
+    assert "unknown dataset 'EuroSat'" in dataset_check_at(str(tmp_path), "EuroSat").problems[0]
+    assert dataset_check_at("", "EuroSAT").problems[0].startswith("DATASET.ROOT is empty")
     info = make_dataset(tmp_path, "ImageNet", n_classes=2, n_train=1, n_test=1)
     os.remove(os.path.join(info["dataset_dir"], "classnames.txt"))
-    check = dataset_check(str(tmp_path), "ImageNet")
+    check = dataset_check_at(str(tmp_path), "ImageNet")
     assert check.folder == info["dataset_dir"]
     assert check.problems == [f"dataset ImageNet: missing {info['dataset_dir']}/classnames.txt; expected "
                               f"images/train/<wnid>/, images/val/ and classnames.txt (see README)"]
     info = make_dataset(tmp_path, "FGVCAircraft", n_classes=2)
     os.remove(os.path.join(info["dataset_dir"], "images_variant_val.txt"))
-    assert "images_variant_val.txt" in dataset_check(str(tmp_path), "FGVCAircraft").problems[0]
+    assert "images_variant_val.txt" in dataset_check_at(str(tmp_path), "FGVCAircraft").problems[0]
     info = make_dataset(tmp_path, "EuroSAT", n_classes=2)
     split_path = Path(info["dataset_dir"]) / "split_zhou_EuroSAT.json"
     split_path.write_text(split_path.read_text()[:40])
-    assert f"{split_path}: corrupt split file" in dataset_check(str(tmp_path), "EuroSAT").problems[0]
+    assert f"{split_path}: corrupt split file" in dataset_check_at(str(tmp_path), "EuroSAT").problems[0]
     os.rename(info["image_dir"], info["image_dir"] + "_moved")
-    assert dataset_check(str(tmp_path), "EuroSAT").problems == [
+    assert dataset_check_at(str(tmp_path), "EuroSAT").problems == [
         f"dataset EuroSAT: missing {info['image_dir']}; expected 2750/<Class>/ and split_zhou_EuroSAT.json (see README)"]
 
 
 def test_dataset_check_runs_a_fallback_without_writing_or_drawing(tmp_path):
     info = make_dataset(tmp_path, "DescribableTextures", n_classes=2, n_train=3, n_val=1, n_test=1, with_split=False)
     random.seed(5)
-    check = dataset_check(str(tmp_path), "DescribableTextures")
+    check = dataset_check_at(str(tmp_path), "DescribableTextures")
     assert random.random() == (random.seed(5), random.random())[1]  # the RNG state is untouched
     assert check.problems == [] and "split_zhou_DescribableTextures.json is missing" in check.notes[0]
     assert sorted(os.listdir(info["dataset_dir"])) == ["images"]  # no split file, no few-shot folder
     info = make_dataset(tmp_path, "OxfordPets", n_classes=2, with_split=False)
     os.remove(os.path.join(info["dataset_dir"], "annotations", "test.txt"))
-    assert "the fallback needs" in dataset_check(str(tmp_path), "OxfordPets").problems[0]
+    assert "the fallback needs" in dataset_check_at(str(tmp_path), "OxfordPets").problems[0]
 
 
 def test_weights_and_output_and_model_dir_checks(tmp_path, tiny_clip_path, monkeypatch):
@@ -144,5 +151,5 @@ def test_a_reader_without_a_dataset_folder_is_left_to_check_itself(monkeypatch):
 
     DATASET_REGISTRY.names()  # fill the registry before adding to it
     monkeypatch.setitem(DATASET_REGISTRY._entries, "MyCSV", type("MyCSV", (DatasetBase,), {}))
-    check = dataset_check("/nowhere", "MyCSV")
+    check = dataset_check_at("/nowhere", "MyCSV")
     assert (check.folder, check.problems, check.notes) == ("", [], [])

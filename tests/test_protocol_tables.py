@@ -99,7 +99,7 @@ def test_base_to_novel_table_cells_hm_and_average(b2n_root, capsys):
     assert (cocoop["Base"], cocoop["HM"]) == ("incomplete (1/2)", "-")
     assert rows[("dtd", "CoCoOp", "16")]["Base"] == "-"
     order = [key[1] for key in rows if key[0] == "eurosat"]
-    assert order == ["ZeroshotCLIP", "CoOp", "DPT", "CoCoOp"]
+    assert order == ["ZeroshotCLIP", "CoOp", "CoCoOp", "DPT"]  # METHOD_ORDER
     assert "Few-shot test" not in out  # no few-shot runs: no empty table
     problems = out[out.index("Missing and unfinished runs"):]
     assert "| missing    | dtd       | CoOp/vit_b32_ep200_16shots" in problems and "unfinished" in problems

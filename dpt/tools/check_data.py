@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from PIL import Image
+from yacs.config import CfgNode
 
 from dpt.config import get_cfg_default
 from dpt.data.custom_dataset import CustomDataset
@@ -129,13 +130,18 @@ def _items(splits: Sequence[Sequence]) -> Listing:
     return {name: [(d.impath, d.label) for d in items] for name, items in zip(SPLIT_NAMES, splits)}
 
 
-def _list_images(cls: type, root: str, report: DatasetReport, csv_file: str) -> Listing:
+def dataset_cfg(root: str, name: str, csv_file: str) -> CfgNode:
+    """The default config pointed at dataset ``name`` under ``root`` (DATASET.CSV for the CSV dataset)."""
+    cfg = get_cfg_default()
+    cfg.DATASET.ROOT, cfg.DATASET.NAME, cfg.DATASET.CSV = root, name, csv_file
+    return cfg
+
+
+def _list_images(cls: type, cfg: CfgNode, report: DatasetReport) -> Listing:
     """Each split's (path, label) pairs as the real reader lists them, without writing anything.
 
     Runs after ``dataset_check`` found the folder, split file and required files in place.
     """
-    cfg = get_cfg_default()
-    cfg.DATASET.ROOT, cfg.DATASET.NAME, cfg.DATASET.CSV = root, report.name, csv_file
     if not issubclass(cls, SplitDataset):  # test-only ImageNet variants: folder listings, no split file
         return {"test": _items([[], [], cls(cfg).test])["test"]}
     reader = cls.__new__(cls)
@@ -183,14 +189,15 @@ def check_dataset(root: str, name: str, decode: bool = False, csv_file: str = "l
     """
     cls = DATASET_REGISTRY.get(name)
     report = DatasetReport(name)
-    check = dataset_check(root, name)
+    cfg = dataset_cfg(root, name, csv_file)
+    check = dataset_check(cfg)
     report.folder, report.notes = check.folder, check.notes
     if check.problems:
         report.error = "; ".join(check.problems)
         return report
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            listing = _list_images(cls, root, report, csv_file)
+            listing = _list_images(cls, cfg, report)
     except (FileNotFoundError, ValueError, KeyError, TypeError, OSError) as err:
         report.error = error_message(err)
         return report
