@@ -196,6 +196,8 @@ class TrainerX(TrainerBase):
             self.save_model(self.epoch, self.output_dir)
 
     def after_train(self) -> None:
+        if self.scaler is not None:  # fp16 / amp on GPU
+            print(self.scaler.summary())
         print("Finish training")
         if not self.cfg.TEST.NO_TEST:
             if self.cfg.TEST.FINAL_MODEL == "best_val":
