@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -309,7 +310,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         for name, stage in (("prep", check.prep), ("b", check.logits), ("a", check.train), ("f+d", check.full_run),
                             ("c", check.bench_rows), ("e", check.memory)):
             started = time.monotonic()
-            bench_results = stage() or bench_results
+            try:
+                bench_results = stage() or bench_results
+            except Exception as err:  # a bug in one check must not hide the others' results
+                with open(os.path.join(out, "logs", f"{name}_crash.txt"), "w") as handle:
+                    traceback.print_exc(file=handle)
+                check.rows.append(Row(name, "the check itself", f"{type(err).__name__}: {err}"[:300] +
+                                      f" (traceback in logs/{name}_crash.txt)", status="FAIL"))
             seconds[name] = time.monotonic() - started
     finally:
         if not args.keep:

@@ -73,15 +73,23 @@ def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "table.md").exists()
 
 
-def test_failed_checks_set_exit_1_and_the_table_still_says_what_ran(tmp_path, capsys):
+def test_failed_checks_set_exit_1_and_the_table_still_says_what_ran(tmp_path, capsys, monkeypatch):
+    def broken(self):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(gpu_check.GpuCheck, "bench_rows", broken)  # a bug in one check
     assert gpu_check.main(["--device", "cpu", "--tiny", "--budget", "0", "--out", str(tmp_path)]) == 1  # no time
     rows = json.loads((tmp_path / "results.json").read_text())
     assert "FAILED: b (bf16 vs fp32 logits, DPT); a (" in capsys.readouterr().out
     assert rows[0]["check"] == "prep" and rows[0]["status"] == "pass"  # prep runs in-process, outside the budget
     ran = [r for r in rows[1:] if r["status"] != "skipped"]
+    assert [(r["check"], r["what"]) for r in ran][4] == ("c", "the check itself")
     assert [r["check"] for r in ran] == ["b", "a", "f", "d", "c", "e"]
     assert all(r["status"] == "FAIL" for r in ran)
-    assert all(r["result"] == "not run: the total budget of 0 s is spent (--budget)" for r in ran if r["check"] != "d")
+    spent = "not run: the total budget of 0 s is spent (--budget)"
+    assert all(r["result"] == spent for r in ran if r["check"] in ("b", "a", "f", "e"))
+    assert ran[4]["result"] == "KeyError: 'boom' (traceback in logs/c_crash.txt)"
+    assert "KeyError" in (tmp_path / "logs" / "c_crash.txt").read_text()
     assert "| FAIL |" in (tmp_path / "table.md").read_text()
 
 

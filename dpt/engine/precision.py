@@ -49,7 +49,7 @@ class CountingGradScaler(torch.amp.GradScaler):
         self.skipped += int(self.get_scale() < before)
 
     def summary(self) -> str:
-        """One log line, e.g. ``Loss scaler: 288 steps, 7 skipped (inf/NaN gradients), final scale 2048``."""
+        """One log line: ``Loss scaler: <N> steps, <K> skipped (inf/NaN gradients), final scale <S>``."""
         return (f"Loss scaler: {self.steps} steps, {self.skipped} skipped (inf/NaN gradients), "
                 f"final scale {self.get_scale():g}")
 
