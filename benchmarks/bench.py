@@ -13,19 +13,20 @@ encoded in one pass up to 256 classes and in 64-prompt recomputed chunks above, 
 classes fit in memory (same values). Each worker first warms up the kernels on a small untimed
 forward/backward.
 
-CoCoOp's text is per image, so its naive path is the official per-image loop (each image's n_cls prompts
-at 77 tokens, one text-encoder call per image) and its fast path the chunked, EOT-cut image x class prompts
-of ``PromptedCLIP``; it trains with batch 1 (its configs) and has no text to compute once per evaluation.
-
 Evaluation seconds per 1,000 images: naive = batch time x 1000 / B (the text is inside every batch);
 fast = (text once) x 1000 / N_test + warm-cache batch time x 1000 / B, with N_test the real test size
 (ImageNet 50,000, Oxford Pets 3,669). Both terms are measured; "cold" is the first evaluation that fills
 the selector cache.
 
-Usage: ``python benchmarks/bench.py [--quick] [--backbone open_clip:ARCH]``; the last line is
-``speedup train=<x> eval=<y> maxdiff=<z>`` for the first DPT row (the largest class count). ``--backbone
-open_clip:ViT-B-16`` times random weights of that open_clip architecture (nothing is downloaded), loaded
-through the same ``open_clip:ARCH:FILE`` path as real weights, at its image size and depth.
+On a GPU (``--device cuda``) every timed region ends with a device synchronise and "peak MB" is the
+process's peak allocated GPU memory; ``--prec`` runs CLIP and the forward passes in a precision of
+TRAINER.COOP.PREC (autocast and loss scaler from dpt/engine/precision.py). ``benchmarks/gpu_check.py`` calls
+``compare`` and ``run_worker`` from here.
+
+Usage: ``python benchmarks/bench.py [--quick] [--device cuda] [--prec fp16] [--backbone open_clip:ARCH]``; the
+last line is ``speedup train=<x> eval=<y> maxdiff=<z>`` for the first DPT row (the largest class count).
+``--backbone open_clip:ViT-B-16`` times random weights of that open_clip architecture (nothing is downloaded),
+loaded through the same ``open_clip:ARCH:FILE`` path as real weights, at its image size and depth.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -61,12 +62,12 @@ CLIP_ARGS = (512, 224, 12, 768, 32, 77, 49408, 512, 8, 12)  # ViT-B/32: embed, r
 
 
 # ---------------------------------------------------------------------------------------------- worker
-def _transforms(size: int):
+def _transforms(resolution: int):
     from dpt.config import get_cfg_default
     from dpt.data.transforms import build_transform, split_at_to_tensor
 
     cfg = get_cfg_default()
-    cfg.INPUT.SIZE = (size, size)
+    cfg.INPUT.SIZE = (resolution, resolution)
     cfg.INPUT.INTERPOLATION = "bicubic"
     cfg.INPUT.PIXEL_MEAN = [0.48145466, 0.4578275, 0.40821073]
     cfg.INPUT.PIXEL_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -79,9 +80,10 @@ def _loss(trainer: str, out, label: torch.Tensor) -> torch.Tensor:
     """The trainer's first-epoch loss (REFERENCE 7.5/7.6 with BETA 1, ALPHA 0.3)."""
     from dpt.trainers.dpt import cavpt_loss
 
-    loss = F.cross_entropy(out.logits, label)
+    loss = F.cross_entropy(out.logits.float(), label)
     if trainer in GUIDED:
-        loss = loss + F.cross_entropy(out.logits_zs_image, label) + F.cross_entropy(out.logits_zs_text, label)
+        guidance = (out.logits_zs_image.float(), out.logits_zs_text.float())
+        loss = loss + F.cross_entropy(guidance[0], label) + F.cross_entropy(guidance[1], label)
     if out.layer_logits and bool((out.topk_indices == label[:, None]).any()):
         loss = loss + 0.3 * cavpt_loss(out.layer_logits, out.topk_indices, label)
     return loss
@@ -104,45 +106,68 @@ def _cocoop_per_image_loop(model, image: torch.Tensor):
     return PromptedCLIPOutput(torch.stack(logits), None, None, [], None, None)
 
 
-def _warm_up(model, size: int) -> None:
+def _warm_up(model, resolution: int, autocast: Callable) -> None:
     """One small forward/backward through the text and vision towers (first-call kernel set-up, untimed)."""
-    if model.prompt_learner is not None:
-        tokens = model.prompt_learner.tokenized_prompts[:8]  # [8, 77]
-        embeds = model.clip_model.token_embedding(tokens).requires_grad_(True)
-        model.text_encoder(embeds, tokens).sum().backward()
-    image = torch.randn(2, 3, size, size, requires_grad=True)
-    model.vision(image).features.sum().backward()
-    with torch.no_grad():
-        model.vision(image)
+    device = model.zs_text_features.device
+    with autocast():
+        if model.prompt_learner is not None:
+            tokens = model.prompt_learner.tokenized_prompts[:8]  # [8, 77]
+            embeds = model.clip_model.token_embedding(tokens).detach().requires_grad_(True)
+            model.text_encoder(embeds, tokens).float().sum().backward()
+        image = torch.randn(2, 3, resolution, resolution, device=device, requires_grad=True)
+        model.vision(image).features.float().sum().backward()
+        with torch.no_grad():
+            model.vision(image)
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timed region ends when its kernels do."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_mb(device: torch.device) -> float:
+    """Peak allocated GPU memory of this process, else its peak resident set size (MiB)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
-    """Time one (trainer, classes, path) and return seconds, peak RSS and the logits it produced."""
+    """Time one (trainer, classes, path) and return seconds, peak memory and the logits it produced.
+
+    spec keys: clip, images, path (naive / fast), trainer, classes, batch, cache_dir, logits, warmup, steps,
+    eval_batches; optional device ("cpu"), precision ("fp32", a TRAINER.COOP.PREC value), resolution (224),
+    layers (12, the vision blocks).
+    """
     from PIL import Image
 
     from dpt.data.datum import Datum
     from dpt.data.image_cache import PackedImages, load_test_cache
     from dpt.data.images import read_image
+    from dpt.engine.precision import autocast, grad_scaler
     from dpt.modeling.clip_loader import load_clip
     from dpt.modeling.prompted_clip import PromptedCLIP
     from dpt.modeling.text_encoder import TextEncoder
     from dpt.trainers.feature_cache import SelectorFeatureCache
 
     naive, trainer, n_cls, batch = spec["path"] == "naive", spec["trainer"], spec["classes"], spec["batch"]
-    clip_model = load_clip(spec["clip"], precision="fp32")
+    device, prec = torch.device(spec.get("device", "cpu")), spec.get("precision", "fp32")
+    resolution = spec.get("resolution", 224)
+    clip_model = load_clip(spec["clip"], precision=prec).to(device)
     classnames = [f"class name {i}" for i in range(n_cls)]
     torch.manual_seed(0)
-    model = PromptedCLIP(clip_model, classnames, TEMPLATE, **TRAINERS[trainer](spec["layers"]))
+    model = PromptedCLIP(clip_model, classnames, TEMPLATE, **TRAINERS[trainer](spec.get("layers", 12)))
     model.freeze_clip()
     conditioned = model.image_conditioned
     if naive and not conditioned:
         model.text_encoder = TextEncoder(clip_model, truncate=False, chunk_size=n_cls if n_cls <= 256 else 64)
     forward = (lambda image, **_: _cocoop_per_image_loop(model, image)) if naive and conditioned else model
-    _warm_up(model, spec["size"])
-    tfm_train, tfm_test, (test_prefix, test_suffix) = _transforms(spec["size"])
+    _warm_up(model, resolution, lambda: autocast(prec, device))
+    tfm_train, tfm_test, (test_prefix, test_suffix) = _transforms(resolution)
     items = [Datum(p, i % n_cls) for i, p in enumerate(spec["images"][:batch])]
     train_items = items[: TRAIN_BATCH.get(trainer, batch)]
-    label = torch.tensor([d.label for d in train_items])
+    label = torch.tensor([d.label for d in train_items], device=device)
     packed = None if naive else PackedImages(items)  # decoded once (untimed set-up, as the loader's cache)
     mapped = None if naive else load_test_cache(items, test_prefix, spec["cache_dir"], "bench", "test")
 
@@ -150,94 +175,118 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         random.seed(1)
         torch.manual_seed(1)
         if naive:
-            return torch.stack([tfm_train(read_image(d.impath)) for d in train_items])
-        return torch.stack([tfm_train(Image.fromarray(packed[i])) for i in range(len(train_items))])
+            return torch.stack([tfm_train(read_image(d.impath)) for d in train_items]).to(device)
+        return torch.stack([tfm_train(Image.fromarray(packed[i])) for i in range(len(train_items))]).to(device)
 
     def test_images() -> torch.Tensor:
         if naive:
-            return torch.stack([tfm_test(read_image(d.impath)) for d in items])
-        return torch.stack([test_suffix(np.asarray(mapped[i])) for i in range(len(items))])
+            return torch.stack([tfm_test(read_image(d.impath)) for d in items]).to(device)
+        return torch.stack([test_suffix(np.asarray(mapped[i])) for i in range(len(items))]).to(device)
+
+    def timed(fn: Callable[[], Any]) -> Tuple[Any, float]:
+        _sync(device)
+        start = time.perf_counter()
+        out = fn()
+        _sync(device)
+        return out, time.perf_counter() - start
 
     result: Dict[str, Any] = {}
     logits: Dict[str, torch.Tensor] = {}
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(prec, device):
         if naive:
             times = []
             for _ in range(spec["eval_batches"]):
-                start = time.perf_counter()
-                out = forward(test_images())
-                times.append(time.perf_counter() - start)
-            logits["eval"] = out.logits
+                out, seconds = timed(lambda: forward(test_images()))
+                times.append(seconds)
+            logits["eval"] = out.logits.float().cpu()
             result["eval_batch"] = sum(times) / len(times)
         else:
-            start = time.perf_counter()
-            text = None if conditioned else model.encode_learned_text()  # CoCoOp: text depends on each image
-            result["eval_text"] = time.perf_counter() - start
+            # CoCoOp's text depends on each image: nothing to compute once per evaluation
+            text, result["eval_text"] = timed(lambda: None if conditioned else model.encode_learned_text())
             cache = SelectorFeatureCache(batch)
+
+            def fast_batch():
+                image = test_images()
+                zs = None
+                if model.cavpt is not None:
+                    zs = cache.lookup(torch.arange(batch), image, model.zero_shot_image_features)  # [B, E]
+                return model(image, text_features=text, zs_image_features=zs)
+
             for phase in ("cold", "warm"):
                 times = []
                 for _ in range(spec["eval_batches"]):
-                    start = time.perf_counter()
-                    image = test_images()
-                    zs = None
-                    if model.cavpt is not None:
-                        zs = cache.lookup(torch.arange(batch), image, model.zero_shot_image_features)  # [B, E]
-                    out = model(image, text_features=text, zs_image_features=zs)
-                    times.append(time.perf_counter() - start)
+                    out, seconds = timed(fast_batch)
+                    times.append(seconds)
                 result[f"eval_batch_{phase}"] = sum(times) / len(times)
-            logits["eval"] = out.logits
+            logits["eval"] = out.logits.float().cpu()
 
     params = [p for p in model.parameters() if p.requires_grad]
     if params:
         model.train()
         optim = torch.optim.SGD(params, lr=0.002, momentum=0.9)
+        scaler = grad_scaler(prec, device)  # fp16 / amp on GPU, as the trainers
+
+        def train_step():
+            with autocast(prec, device):
+                out = forward(train_images(), need_guidance=trainer in GUIDED)
+                loss = _loss(trainer, out, label)
+            optim.zero_grad(set_to_none=True)
+            if scaler is None:
+                loss.backward()
+                optim.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optim)
+                scaler.update()
+            return out
+
         times = []
         for step in range(spec["warmup"] + spec["steps"]):
-            start = time.perf_counter()
-            out = forward(train_images(), need_guidance=trainer in GUIDED)
-            loss = _loss(trainer, out, label)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
+            out, seconds = timed(train_step)
             if step >= spec["warmup"]:
-                times.append(time.perf_counter() - start)
+                times.append(seconds)
             if step == 0:
-                logits["train"] = out.logits.detach()
+                logits["train"] = out.logits.detach().float().cpu()
         result["train_step"] = sum(times) / len(times)
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mb"] = _peak_mb(device)
     torch.save(logits, spec["logits"])
     return result
 
 
 # ---------------------------------------------------------------------------------------------- parent
-def _write_backbone(folder: str, backbone: str) -> Dict[str, Any]:
-    """Random weights saved to a file: ViT-B/32-shaped OpenAI CLIP, or the open_clip architecture named
-    ``open_clip:ARCH`` -> the name ``load_clip`` reads, image size and number of vision blocks."""
-    torch.manual_seed(0)
-    clip_path = os.path.join(folder, "random_clip.pt")
-    if backbone == "ViT-B/32":
-        from dpt.modeling.clip_import import clip
+def write_random_clip(path: str) -> str:
+    """A random-weight ViT-B/32-shaped CLIP state dict (it costs exactly what the real one costs)."""
+    from dpt.modeling.clip_import import clip
 
-        torch.save(clip.model.CLIP(*CLIP_ARGS).state_dict(), clip_path)
-        return {"clip": clip_path, "size": 224, "layers": 12}
+    torch.manual_seed(0)
+    torch.save(clip.model.CLIP(*CLIP_ARGS).state_dict(), path)
+    return path
+
+
+def write_backbone(folder: str, backbone: str) -> Dict[str, Any]:
+    """Random weights saved to a file: ViT-B/32-shaped OpenAI CLIP, or the open_clip architecture named
+    ``open_clip:ARCH`` -> the name ``load_clip`` reads (``clip``), image size (``resolution``) and vision blocks."""
+    if backbone == "ViT-B/32":
+        return {"clip": write_random_clip(os.path.join(folder, "vit_b32_random.pt")), "resolution": 224, "layers": 12}
     from dpt.modeling.open_clip_loader import OPEN_CLIP_PREFIX, build_open_clip, open_clip_arch, unsupported_reason
 
     arch = open_clip_arch(backbone[len(OPEN_CLIP_PREFIX):])
     reason = unsupported_reason(arch.name, arch.config)
     if reason or not isinstance(arch.config["vision_cfg"].get("layers", 12), int):
         raise SystemExit(f"--backbone {backbone}: needs a CLIP-style open_clip ViT ({reason or 'a ResNet'})")
+    torch.manual_seed(0)
     model = build_open_clip(arch.config)
-    torch.save(model.state_dict(), clip_path)
-    name, layers = f"{OPEN_CLIP_PREFIX}{arch.name}:{clip_path}", len(model.visual.transformer.resblocks)
-    return {"clip": name, "size": model.visual.image_size[0], "layers": layers}
+    path = os.path.join(folder, "open_clip_random.pt")
+    torch.save(model.state_dict(), path)
+    return {"clip": f"{OPEN_CLIP_PREFIX}{arch.name}:{path}", "resolution": model.visual.image_size[0],
+            "layers": len(model.visual.transformer.resblocks)}
 
 
-def _write_inputs(folder: str, n_images: int, backbone: str) -> Dict[str, Any]:
-    """Random backbone weights (``_write_backbone``) and JPEGs of ImageNet-like sizes."""
+def write_images(folder: str, n_images: int) -> List[str]:
+    """JPEGs of ImageNet-like sizes (500x375 and 500x333, smooth random content)."""
     from PIL import Image
 
-    inputs = _write_backbone(folder, backbone)
     rng = np.random.default_rng(0)
     images = []
     for i in range(n_images):
@@ -246,23 +295,85 @@ def _write_inputs(folder: str, n_images: int, backbone: str) -> Dict[str, Any]:
         path = os.path.join(folder, f"img_{i:03d}.jpg")
         Image.fromarray(pixels).resize((width, height), Image.BICUBIC).save(path, quality=90)
         images.append(path)
-    return {**inputs, "images": images}
+    return images
 
 
-def _run(spec: Dict[str, Any], folder: str) -> Dict[str, Any]:
-    spec_path = os.path.join(folder, f"spec_{spec['trainer']}_{spec['classes']}_{spec['path']}.json")
+def run_worker(spec: Dict[str, Any], folder: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+    """``worker(spec)`` in a fresh process (its own peak memory); RuntimeError on failure or after ``timeout`` s."""
+    name = f"{spec['trainer']}_{spec['classes']}_{spec['path']}_{spec.get('precision', 'fp32')}"
+    spec_path = os.path.join(folder, f"spec_{name}.json")
     with open(spec_path, "w") as handle:
         json.dump(spec, handle)
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--worker", spec_path], capture_output=True, text=True
-    )
+    try:
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", spec_path],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise RuntimeError(f"worker {name} timed out after {err.timeout:.0f} s") from err
     if proc.returncode != 0:
-        raise RuntimeError(f"worker {spec_path} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"worker {name} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _per_1000(seconds_per_batch: float, batch: int) -> float:
     return seconds_per_batch * 1000 / batch
+
+
+def compare(trainer: str, n_cls: int, inputs: Dict[str, Any], folder: str, batch: int, warmup: Optional[int] = None,
+            steps: int = 1, eval_batches: int = 1, deadline: Optional[float] = None) -> Dict[str, Any]:
+    """Time the naive and the fast path of one (trainer, classes), each in its own process.
+
+    Args:
+        inputs: clip (state-dict path) and images (at least ``batch`` JPEGs); optionally device, precision and
+            resolution for the workers.
+        warmup, steps, eval_batches: untimed and timed training steps, timed evaluation batches
+            (warmup default: 1, or 0 above 100 classes).
+        deadline: ``time.monotonic()`` by which both workers must have finished (RuntimeError otherwise).
+    Returns:
+        seconds per training step (``train_naive`` / ``train_fast``, None without learnable parts), evaluation
+        seconds per 1,000 images (``eval_naive``, ``eval_fast``, ``eval_cold``), ``peak_naive`` / ``peak_fast``
+        MB and ``maxdiff``, the largest |logit difference| between the paths.
+    """
+    runs, logits = {}, {}
+    for path in ("naive", "fast"):
+        spec = dict(
+            inputs, path=path, trainer=trainer, classes=n_cls, batch=batch,
+            cache_dir=os.path.join(folder, "cache"), logits=os.path.join(folder, f"logits_{path}.pt"),
+            warmup=(0 if n_cls > 100 else 1) if warmup is None else warmup, steps=steps, eval_batches=eval_batches,
+        )
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 1.0)
+        runs[path] = run_worker(spec, folder, timeout)
+        logits[path] = torch.load(spec["logits"])
+    naive, fast = runs["naive"], runs["fast"]
+    n_test = TEST_SIZE.get(n_cls, 50 * n_cls)
+    return {
+        "trainer": trainer, "classes": n_cls,
+        "train_naive": naive.get("train_step"), "train_fast": fast.get("train_step"),
+        "eval_naive": _per_1000(naive["eval_batch"], batch),
+        "eval_fast": fast["eval_text"] * 1000 / n_test + _per_1000(fast["eval_batch_warm"], batch),
+        "eval_cold": fast["eval_text"] * 1000 / n_test + _per_1000(fast["eval_batch_cold"], batch),
+        "peak_naive": naive["peak_mb"], "peak_fast": fast["peak_mb"],
+        "maxdiff": max((logits["naive"][k] - logits["fast"][k]).abs().max().item() for k in logits["naive"]),
+    }
+
+
+HEADERS = [
+    "trainer", "classes", "train naive s/step", "train fast s/step", "fast/naive",
+    "eval naive s/1k img", "eval fast s/1k img", "eval fast cold", "fast/naive",
+    "naive peak MB", "fast peak MB", "max |dlogit|",
+]
+
+
+def format_row(r: Dict[str, Any]) -> List[Any]:
+    """One ``compare`` result as a table row under ``HEADERS``."""
+    train_naive, train_fast = r["train_naive"], r["train_fast"]
+    return [
+        r["trainer"], r["classes"],
+        f"{train_naive:.2f}" if train_naive else "-", f"{train_fast:.2f}" if train_fast else "-",
+        f"{train_fast / train_naive:.2f}x" if train_naive else "-",
+        f"{r['eval_naive']:.1f}", f"{r['eval_fast']:.1f}", f"{r['eval_cold']:.1f}",
+        f"{r['eval_fast'] / r['eval_naive']:.3f}x",
+        f"{r['peak_naive']:.0f}", f"{r['peak_fast']:.0f}", f"{r['maxdiff']:.1e}",
+    ]
 
 
 def _parse_row(row: str) -> Tuple[str, int]:
@@ -280,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run only these rows, e.g. DPT:1000 (the default run's headline row)")
     parser.add_argument("--backbone", default="ViT-B/32", metavar="ViT-B/32|open_clip:ARCH",
                         help="random weights of OpenAI's ViT-B/32 shape (default) or of an open_clip architecture")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the workers run")
+    parser.add_argument("--prec", choices=("fp32", "fp16", "amp", "bf16"), default="fp32",
+                        help="CLIP weights and autocast as TRAINER.COOP.PREC (fp16: CUDA only)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -292,6 +406,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     from tabulate import tabulate
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible (torch.cuda.is_available() is False)")
     batch = args.batch or (16 if args.quick else 32)
     if args.quick:
         configs = [("DPT", 100), ("DPT", 37)]
@@ -305,45 +421,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows, headline = [], None
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="dpt_bench_") as folder:
-        inputs = _write_inputs(folder, batch, args.backbone)
+        inputs = {**write_backbone(folder, args.backbone), "images": write_images(folder, batch),
+                  "device": args.device, "precision": args.prec}
         for trainer, n_cls in configs:
-            runs, logits = {}, {}
-            for path in ("naive", "fast"):
-                spec = dict(
-                    inputs, path=path, trainer=trainer, classes=n_cls, batch=batch,
-                    cache_dir=os.path.join(folder, "cache"), logits=os.path.join(folder, f"logits_{path}.pt"),
-                    warmup=0 if n_cls > 100 else 1, steps=1, eval_batches=1,
-                )
-                runs[path] = _run(spec, folder)
-                logits[path] = torch.load(spec["logits"])
-            naive, fast = runs["naive"], runs["fast"]
-            maxdiff = max((logits["naive"][k] - logits["fast"][k]).abs().max().item() for k in logits["naive"])
-            n_test = TEST_SIZE.get(n_cls, 50 * n_cls)
-            eval_naive = _per_1000(naive["eval_batch"], batch)
-            eval_fast = fast["eval_text"] * 1000 / n_test + _per_1000(fast["eval_batch_warm"], batch)
-            eval_cold = fast["eval_text"] * 1000 / n_test + _per_1000(fast["eval_batch_cold"], batch)
-            train_naive, train_fast = naive.get("train_step"), fast.get("train_step")
-            rows.append([
-                trainer, n_cls,
-                f"{train_naive:.2f}" if train_naive else "-", f"{train_fast:.2f}" if train_fast else "-",
-                f"{train_fast / train_naive:.2f}x" if train_naive else "-",
-                f"{eval_naive:.1f}", f"{eval_fast:.1f}", f"{eval_cold:.1f}", f"{eval_fast / eval_naive:.3f}x",
-                f"{naive['peak_mb']:.0f}", f"{fast['peak_mb']:.0f}", f"{maxdiff:.1e}",
-            ])
+            r = compare(trainer, n_cls, inputs, folder, batch)
+            rows.append(format_row(r))
             if headline is None or (trainer == "DPT" and headline[0] != "DPT"):
-                train_speedup = f"{train_naive / train_fast:.2f}" if train_naive else "n/a"
-                headline = (trainer, train_speedup, eval_naive / eval_fast, maxdiff)
+                train_speedup = f"{r['train_naive'] / r['train_fast']:.2f}" if r["train_naive"] else "n/a"
+                headline = (trainer, train_speedup, r["eval_naive"] / r["eval_fast"], r["maxdiff"])
             print(f"done {trainer} {n_cls} classes ({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
-    headers = [
-        "trainer", "classes", "train naive s/step", "train fast s/step", "fast/naive",
-        "eval naive s/1k img", "eval fast s/1k img", "eval fast cold", "fast/naive",
-        "naive peak MB", "fast peak MB", "max |dlogit|",
-    ]
     mode = "quick" if args.quick else "default" if not args.only else "rows " + " ".join(args.only)
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{torch.get_num_threads()} threads"
     shape = "ViT-B/32-shaped" if args.backbone == "ViT-B/32" else args.backbone
-    print(f"{shape} random CLIP, {inputs['size']} px, batch {batch}, fp32, {torch.get_num_threads()} threads "
-          f"({mode} run, {time.time() - started:.0f} s)")
-    print(tabulate(rows, headers=headers, tablefmt="github"))
+    print(f"{shape} random CLIP, {inputs['resolution']} px, batch {batch}, {args.prec}, {where} ({mode} run, "
+          f"{time.time() - started:.0f} s)")
+    print(tabulate(rows, headers=HEADERS, tablefmt="github"))
     if any(trainer in TRAIN_BATCH for trainer, _ in configs):
         print("train s/step at the configs' batch for " + ", ".join(f"{t} ({b})" for t, b in TRAIN_BATCH.items()))
     print(f"speedup train={headline[1]} eval={headline[2]:.1f} maxdiff={headline[3]:.1e}")

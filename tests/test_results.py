@@ -170,6 +170,7 @@ def test_old_dassl_batch_line_format(tmp_path):
                     "loss 1.0 (1.25)\tacc 50.0 (55.0)\tlr 2.000000e-03\n")
     (curve,) = logparse.parse_training_curves(str(path))
     assert (curve.epoch, curve.max_epoch, curve.meters, curve.lr) == (1, 4, {"loss": 1.25, "acc": 55.0}, 2e-3)
+    assert (curve.timing, curve.num_batches) == ({"time": 0.2, "data": 0.0}, 3)
 
 
 def _seed_dirs(tmp_path, accs, **kwargs):

@@ -30,8 +30,33 @@ def autocast(prec: str, device: torch.device) -> ContextManager:
     return contextlib.nullcontext()
 
 
-def grad_scaler(prec: str, device: torch.device) -> Optional[torch.amp.GradScaler]:
+class CountingGradScaler(torch.amp.GradScaler):
+    """A GradScaler that counts its updates and the skipped ones, for the end-of-training summary.
+
+    Why: a fp16 run that skips most of its steps (inf/NaN gradients) learns nothing yet finishes without an
+    error; the count makes that visible in log.txt. An update skips when the scale backs off, which
+    ``GradScaler.update`` does exactly when an optimiser's gradients held inf/NaN.
+    """
+
+    def __init__(self, device: str = "cuda", **kwargs) -> None:
+        super().__init__(device, **kwargs)
+        self.steps = 0
+        self.skipped = 0
+
+    def update(self, new_scale=None) -> None:
+        before = self.get_scale()
+        super().update(new_scale)
+        self.steps += 1
+        self.skipped += int(self.get_scale() < before)
+
+    def summary(self) -> str:
+        """One log line: ``Loss scaler: <N> steps, <K> skipped (inf/NaN gradients), final scale <S>``."""
+        return (f"Loss scaler: {self.steps} steps, {self.skipped} skipped (inf/NaN gradients), "
+                f"final scale {self.get_scale():g}")
+
+
+def grad_scaler(prec: str, device: torch.device) -> Optional[CountingGradScaler]:
     """A loss scaler shared by all optimisers when gradients flow through fp16 (fp16 and amp on GPU)."""
     if device.type == "cuda" and prec in ("fp16", "amp"):
-        return torch.amp.GradScaler("cuda")
+        return CountingGradScaler("cuda")
     return None

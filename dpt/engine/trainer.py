@@ -216,6 +216,8 @@ class TrainerX(TrainerBase):
         return epoch + 1
 
     def after_train(self) -> None:
+        if self.scaler is not None:  # fp16 / amp on GPU
+            print(self.scaler.summary())
         print("Finish training")
         if not self.cfg.TEST.NO_TEST:
             if self.cfg.TEST.FINAL_MODEL == "best_val":

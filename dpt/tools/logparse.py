@@ -25,6 +25,8 @@ _BATCH_LINE = re.compile(r"^epoch \[(\d+)/(\d+)\]\s*(?:batch )?\[(\d+)/(\d+)\]")
 _METER = re.compile(r"([A-Za-z_]\w*)\s+(\S+)\s+\(([^)\s]+)\)")
 _TIMING_METERS = ("time", "data")
 _LR = re.compile(r"(?:^|\s)lr\s+(\S+)")
+# The engine's end-of-training line under fp16 / amp on GPU (dpt/engine/precision.py CountingGradScaler).
+_SCALER = re.compile(r"^Loss scaler: (\d+) steps, (\d+) skipped .*final scale (\S+)$")
 
 
 def metric_regex(keyword: str) -> "re.Pattern[str]":
@@ -98,10 +100,31 @@ def parse_final_result(path: str, keywords: Sequence[str] = ("accuracy", "error"
 
 
 @dataclass(frozen=True)
+class LossScaler:
+    """The loss scaler's summary: optimiser steps, steps skipped for inf/NaN gradients, final scale."""
+
+    steps: int
+    skipped: int
+    final_scale: float
+
+
+def parse_loss_scaler(path: str) -> Optional[LossScaler]:
+    """The last ``Loss scaler: ...`` line of a log, or None (no scaler: fp32 / bf16, or CPU)."""
+    found = None
+    for line in _read_lines(path):
+        match = _SCALER.match(line)
+        if match:
+            found = LossScaler(int(match.group(1)), int(match.group(2)), float(match.group(3)))
+    return found
+
+
+@dataclass(frozen=True)
 class EpochCurve:
     """Training statistics of one epoch (1-based ``epoch`` of ``max_epoch``).
 
     ``meters``: running epoch means (loss, acc, ...) from the epoch's last printed batch line.
+    ``timing``: the same line's running means of the engine's ``time`` (whole step, data included) and
+    ``data`` (waiting for the batch) meters, in seconds; ``num_batches``: batches per epoch.
     ``lr``: the lr in effect during the epoch, or NaN when the log cannot tell. The engine steps the
     scheduler before printing the last batch, so that line shows the *next* epoch's lr
     (REFERENCE.md 4.2): the lr comes from an earlier line of the epoch, else from the previous
@@ -112,25 +135,25 @@ class EpochCurve:
     max_epoch: int
     meters: Dict[str, float]
     lr: float
+    timing: Dict[str, float] = field(default_factory=dict)
+    num_batches: int = 0
 
 
-def _batch_fields(line: str) -> Tuple[Dict[str, float], Optional[float]]:
-    meters = {}
+def _batch_fields(line: str) -> Tuple[Dict[str, float], Dict[str, float], Optional[float]]:
+    meters, timing = {}, {}
     for name, _, mean in _METER.findall(line):
-        if name in _TIMING_METERS:
-            continue
         try:
-            meters[name] = float(mean)
+            (timing if name in _TIMING_METERS else meters)[name] = float(mean)
         except ValueError:
             continue
     lr_match = _LR.search(line)
     lr = float(lr_match.group(1)) if lr_match else None
-    return meters, lr
+    return meters, timing, lr
 
 
 def parse_training_curves(path: str) -> List[EpochCurve]:
     """Per-epoch curves from the batch lines of one log, sorted by epoch; empty for eval-only logs."""
-    last_line: Dict[int, Tuple[int, Dict[str, float], Optional[float]]] = {}
+    last_line: Dict[int, Tuple[int, int, Dict[str, float], Dict[str, float], Optional[float]]] = {}
     lr_during: Dict[int, float] = {}
     max_epoch = 0
     for line in _read_lines(path):
@@ -138,17 +161,17 @@ def parse_training_curves(path: str) -> List[EpochCurve]:
         if not match:
             continue
         epoch, max_epoch, batch, num_batches = (int(g) for g in match.groups())
-        meters, lr = _batch_fields(line)
-        last_line[epoch] = (max_epoch, meters, lr)
+        meters, timing, lr = _batch_fields(line)
+        last_line[epoch] = (max_epoch, num_batches, meters, timing, lr)
         if batch < num_batches and lr is not None:
             lr_during.setdefault(epoch, lr)
     curves = []
     for epoch in sorted(last_line):
-        epoch_max, meters, _ = last_line[epoch]
+        epoch_max, num_batches, meters, timing, _ = last_line[epoch]
         lr = lr_during.get(epoch)
         if lr is None and epoch - 1 in last_line:
-            lr = last_line[epoch - 1][2]
-        curves.append(EpochCurve(epoch, epoch_max, meters, math.nan if lr is None else lr))
+            lr = last_line[epoch - 1][-1]
+        curves.append(EpochCurve(epoch, epoch_max, meters, math.nan if lr is None else lr, timing, num_batches))
     return curves
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import colorsys
 import json
 import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -16,7 +17,11 @@ import numpy as np
 from PIL import Image
 
 PETS = ["Abyssinian", "american_bulldog", "american_pit_bull_terrier", "basset_hound", "beagle", "Bengal",
-        "Birman", "Bombay", "boxer", "British_Shorthair", "chihuahua", "Egyptian_Mau"]
+        "Birman", "Bombay", "boxer", "British_Shorthair", "chihuahua", "Egyptian_Mau", "english_cocker_spaniel",
+        "english_setter", "german_shorthaired", "great_pyrenees", "havanese", "japanese_chin", "keeshond",
+        "leonberger", "Maine_Coon", "miniature_pinscher", "newfoundland", "Persian", "pomeranian", "pug", "Ragdoll",
+        "Russian_Blue", "saint_bernard", "samoyed", "scottish_terrier", "shiba_inu", "Siamese", "Sphynx",
+        "staffordshire_bull_terrier", "wheaten_terrier", "yorkshire_terrier"]  # all 37, in class-id order
 EUROSAT = [("AnnualCrop", "Annual Crop Land"), ("Forest", "Forest"),
            ("HerbaceousVegetation", "Herbaceous Vegetation Land"), ("Highway", "Highway or Road"),
            ("Industrial", "Industrial Buildings"), ("Pasture", "Pasture Land"),
@@ -70,6 +75,14 @@ def write_image(path: str, rng: np.random.Generator, size: Tuple[int, int] = (40
         pixels = np.clip(np.array(color)[None, None, :] + noise, 0, 255).astype(np.uint8)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     Image.fromarray(pixels).save(path, quality=90)
+
+
+ImageJob = Tuple[str, int, Tuple[int, int], Optional[Tuple[int, int, int]]]  # path, seed, size, colour
+
+
+def _write_seeded(job: ImageJob) -> None:
+    path, seed, size, color = job
+    write_image(path, np.random.default_rng(seed), size, color)
 
 
 def _write_lines(path: Path, lines: Sequence[str]) -> None:
@@ -141,7 +154,7 @@ SYNTHETIC_DATASETS = tuple(SPLIT_LAYOUT) + ("ImageNet",) + tuple(VARIANTS) + ("I
 def make_dataset(
     root: os.PathLike, name: str, n_classes: int = 3, n_train: int = 6, n_val: int = 2, n_test: int = 3,
     seed: int = 0, learnable: bool = False, size: Tuple[int, int] = (40, 32), with_split: bool = True,
-    val_layout: str = "folders",
+    val_layout: str = "folders", workers: int = 0,
 ) -> Dict[str, Any]:
     """Write dataset ``name`` under ``root`` in its real layout; returns what was written.
 
@@ -154,23 +167,43 @@ def make_dataset(
         val_layout: ImageNet only: "folders" (val/<wnid>/), "flat" (+ val_labels.txt),
             "ground_truth" (+ ILSVRC2012_validation_ground_truth.txt, ILSVRC2012_id_to_wnid.txt)
             or "kaggle" (+ LOC_val_solution.csv).
+        workers: > 0 encodes the JPEGs in that many processes (real-size datasets: thousands of images),
+            each image from its own seed drawn from ``seed``: deterministic, but not the pixels of workers=0.
     Returns:
         dict with dataset_dir, image_dir, classnames (by label), and for split datasets the
         train/val/test entries ``[relpath, label, classname]`` in the order written to the JSON.
     """
     rng = np.random.default_rng(seed)
+    jobs: List[ImageJob] = []
 
     def image(path: str, label: int) -> None:
-        write_image(path, rng, size, class_color(label, n_classes) if learnable else None)
+        color = class_color(label, n_classes) if learnable else None
+        if workers > 0:  # folders now, as the split files are written before the images
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            jobs.append((path, int(rng.integers(2**63)), size, color))
+        else:
+            write_image(path, rng, size, color)
 
     if name in ("ImageFolder", "CSV"):
         return _make_own(Path(root), name, n_classes, dict(zip(SPLITS, (n_train, n_val, n_test))), image, with_split)
     if name == "ImageNet":
-        return _make_imagenet(Path(root), n_classes, n_train, n_test, image, val_layout, rng)
-    if name in VARIANTS:
-        return _make_variant(Path(root), name, n_classes, n_test, image)
+        info = _make_imagenet(Path(root), n_classes, n_train, n_test, image, val_layout, rng)
+    elif name in VARIANTS:
+        info = _make_variant(Path(root), name, n_classes, n_test, image)
+    else:
+        info = _make_split_dataset(Path(root), name, n_classes, (n_train, n_val, n_test), with_split, image, rng)
+    if jobs:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_write_seeded, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    return info
+
+
+def _make_split_dataset(root: Path, name: str, n_classes: int, per_class: Tuple[int, int, int], with_split: bool,
+                        image: Callable[[str, int], None], rng: np.random.Generator) -> Dict[str, Any]:
+    """A dataset with a ``split_zhou_<name>.json`` (and its original files); ``per_class``: train, val, test."""
+    n_train, n_val, n_test = per_class
     folder, subdir = SPLIT_LAYOUT[name]
-    dataset_dir = Path(root) / folder
+    dataset_dir = root / folder
     image_dir = dataset_dir / subdir if subdir else dataset_dir
     classes = _classes(name, n_classes, n_train + n_val + n_test)
     counts = dict(zip(SPLITS, (n_train, n_val, n_test)))
