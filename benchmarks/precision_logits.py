@@ -44,7 +44,8 @@ def compare_precisions(clip: str, device: str, precisions: Sequence[str], classe
     for prec in ("fp32", *precisions):
         clip_model = load_clip(clip, precision=prec).to(where)
         torch.manual_seed(0)  # the same prompt initialisation for every precision
-        model = PromptedCLIP(clip_model, classnames, bench.TEMPLATE, **bench.TRAINERS["DPT"]).eval()
+        layers = len(clip_model.visual.transformer.resblocks)
+        model = PromptedCLIP(clip_model, classnames, bench.TEMPLATE, **bench.TRAINERS["DPT"](layers)).eval()
         model.freeze_clip()
         with torch.no_grad(), autocast(prec, where):
             out = model(images, need_guidance=True)

@@ -10,6 +10,7 @@
 # Environment: BACKBONE (vit_b32), CFG (zero-shot config stem, vit_b32), DATA, OUTPUT, PYTHON, TAG.
 source "$(dirname "$0")/common.sh"
 source "$(dirname "$0")/protocols.sh"
+TRAINS_FIRST=1
 [ $# -ge 2 ] || { echo "usage: bash $0 METHOD DATASET [SEEDS...] [-- KEY VALUE ...]" >&2; exit 2; }
 METHOD=$1
 shift

@@ -68,11 +68,15 @@ dataset_opts() {
 }
 
 # evaluate_run RUN OUT SEED KEY VALUE...: evaluate the finished RUN (its config.yaml and last checkpoint) into OUT,
-# the given overrides then the script's own (after --) on top.
+# the given overrides then the script's own (after --) on top. Scripts that train RUN in the same job (b2n.sh,
+# xd.sh) set TRAINS_FIRST=1, so that under RUN_STATUS=1 an untrained RUN is no error but work this job will do.
 evaluate_run() {
   local run=$1 out=$2 seed=$3 pointers last epoch
   shift 3
-  if [ "${RUN_STATUS:-0}" = 1 ]; then run_job "$out" "=> result"; return 0; fi  # the launcher asks: OUT's state
+  if [ "${RUN_STATUS:-0}" = 1 ] && [ "${TRAINS_FIRST:-0}" = 1 ] && ! run_finished "$run" "Finish training"; then
+    run_job "$out" "=> result"  # the launcher asks, and this job trains RUN before evaluating it
+    return 0
+  fi
   if [ ! -d "$run" ]; then
     echo "error: no trained run at $run; train it first (scripts/<method>.sh DATASET 16 SEED for a few-shot run)" >&2
     exit 2

@@ -11,6 +11,7 @@
 # BACKBONE, PYTHON.
 source "$(dirname "$0")/common.sh"
 source "$(dirname "$0")/protocols.sh"
+TRAINS_FIRST=1
 [ $# -ge 3 ] || { echo "usage: bash $0 METHOD SOURCE TARGET [TARGET...] [-- KEY VALUE ...]" >&2; exit 2; }
 METHOD=$1
 SOURCE_NAME=$2

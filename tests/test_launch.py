@@ -158,9 +158,22 @@ def test_eval_dg_job_without_its_imagenet_run_cannot_run_yet(tmp_path, monkeypat
     code = launch.main([str(job_file), "--launcher", "submitit-local", "--folder", str(tmp_path / "s")])
     out = capsys.readouterr().out
     assert code == 1 and "1 jobs, 0 finished, 0 still queued or running, 1 cannot run yet, 0 to submit" in out
-    assert (f"[FAILED] job 7: cannot run yet: expected one 16-shot ImageNet run group of DPT (vit_b32, overrides "
-            f"'') under {tmp_path}/out/imagenet/DPT, found 0:") in out
+    assert (f"[FAILED] job 7: cannot run yet: no trained run at "
+            f"{tmp_path}/out/imagenet/DPT/vit_b32_16shots/nctx16_vctx10_cpn10/seed1; train it first") in out
     assert not (tmp_path / "s" / "submitted.json").exists()
+
+
+@pytest.mark.parametrize("command, runs", [
+    ("b2n.sh coop eurosat 1", ["train_base/eurosat/shots_16/CoOp/vit_b32_ep200/seed1",
+                               "test_new/eurosat/shots_16/CoOp/vit_b32_ep200/seed1"]),
+    ("xd.sh coop eurosat dtd", ["eurosat/CoOp/vit_b32_16shots/nctx16_cscFalse_ctpend/seed1",
+                                "xd/eurosat/CoOp/vit_b32_16shots/nctx16_cscFalse_ctpend/dtd/seed1"]),
+])
+def test_protocol_jobs_that_train_then_evaluate_can_be_submitted(command, runs, tmp_path):
+    """b2n.sh / xd.sh train the run they evaluate in the same job: before it exists their jobs are work, not errors."""
+    state = jobs.job_state(f"SEEDS=1 OUTPUT={tmp_path}/out bash {REPO}/scripts/{command}")
+    assert state.error == "" and [s for s, _ in state.runs] == ["new", "new"]
+    assert [folder.split("/out/", 1)[1].removeprefix("base2new/") for _, folder in state.runs] == runs
 
 
 # ----------------------------------------------------------------------------- submitit's local executor
