@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence
 import torch
 from yacs.config import CfgNode
 
-from dpt.config import PRECISION_KEYS
+from dpt.config_setup import PRECISION_KEYS
 from dpt.data.dataset_base import SplitDataset, dataset_folder
 from dpt.data.splits import load_split_file
 from dpt.engine.checkpoint import checkpoint_name

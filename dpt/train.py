@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import yaml
 
-from dpt.config import save_cfg, setup_cfg
+from dpt.config_setup import save_cfg, setup_cfg
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import remove_stale_temporaries
 from dpt.engine.distributed import init_distributed, is_main_process

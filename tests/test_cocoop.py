@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dpt.config import setup_cfg
+from dpt.config_setup import setup_cfg
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import save_checkpoint
 from dpt.modeling.prompted_clip import PromptedCLIP

@@ -140,7 +140,7 @@ def batches(loader, seed):
 def fast_cfg(root, name="EuroSAT", shots=2, **keys):
     cfg = make_data_cfg(root, name, num_shots=shots, size=(12, 12), opts={"VERBOSE": False})
     for key, value in keys.items():
-        setattr(cfg.DATALOADER, key, value)  # keys the lead adds to dpt/config.py; set here until then
+        setattr(cfg.DATALOADER, key, value)
     return cfg
 
 

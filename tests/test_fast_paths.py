@@ -139,7 +139,7 @@ def test_cache_key_follows_images_backbone_and_transform(dpt_root, tiny_clip_pat
 
 
 def test_dpt_eval_with_cache_equals_uncached(dpt_root, tiny_clip_path, tmp_path) -> None:
-    from dpt.config import setup_cfg
+    from dpt.config_setup import setup_cfg
     from dpt.engine.build import build_trainer
     from dpt.train import build_parser
 

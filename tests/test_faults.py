@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dpt.config import setup_cfg
+from dpt.config_setup import setup_cfg
 from dpt.data.build import build_dataset
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
-from dpt.config import setup_cfg
+from dpt.config_setup import setup_cfg
 from dpt.engine import restricted_pickle
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import load_checkpoint

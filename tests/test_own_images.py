@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dpt.config import setup_cfg
+from dpt.config_setup import setup_cfg
 from dpt.data import build_dataset
 from dpt.data.custom_dataset import SPLIT_SEED
 from dpt.datasets.image_folder import ImageFolder

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from dpt.config import setup_cfg
+from dpt.config_setup import setup_cfg
 from dpt.engine.precision import check_precision
 from dpt.modeling.clip_loader import load_clip
 from dpt.modeling.prompted_clip import PromptedCLIP

@@ -78,7 +78,7 @@ def test_training_lowers_loss_and_writes_dassl_outputs(trainer, eurosat_root, ti
 
 @pytest.mark.parametrize("trainer", sorted(LEARNED))
 def test_only_prompts_train_and_clip_stays_bit_identical(trainer, eurosat_root, tiny_clip_path, tmp_path):
-    from dpt.config import setup_cfg
+    from dpt.config_setup import setup_cfg
     from dpt.engine.build import build_trainer
     from dpt.train import build_parser
 

@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from dpt.config import setup_cfg
+from dpt.config_setup import setup_cfg
 from dpt.data.images import read_image
 from dpt.data.transforms import build_transform, split_at_to_tensor
 from dpt.engine.build import build_trainer
