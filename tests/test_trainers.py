@@ -175,21 +175,25 @@ def test_bad_input_is_one_line_error(opts, message, eurosat_root, tiny_clip_path
     assert len(err) == 1 and message in err[0]
 
 
-@pytest.mark.parametrize("trainer,n_words,budget,remedy", [
+@pytest.mark.parametrize("trainer,n_words,budget,remedy,opts", [
     ("CoOp", 60, "58 tokens (77 - 16 context tokens - 3 for SOS, EOT and the template '{}.')",
-     "; shorten the class name where the dataset lists it (split or class-name file) or lower TRAINER.COOP.N_CTX (16)"),
+     "; shorten the class name where the dataset lists it (split or class-name file) or lower TRAINER.COOP.N_CTX (16)",
+     ()),
+    ("CoCoOp", 60, "58 tokens (77 - 16 context tokens - 3 for SOS, EOT and the template '{}.')",
+     "; shorten the class name where the dataset lists it (split or class-name file) or lower TRAINER.COCOOP.N_CTX "
+     "(16)", ("TRAINER.COCOOP.N_CTX", "16")),
     ("VPT", 72, "69 tokens (77 - 8 for SOS, EOT and the template 'a centered satellite photo of {}.')",
-     "; shorten the class name where the dataset lists it (split or class-name file)"),
+     "; shorten the class name where the dataset lists it (split or class-name file)", ()),
 ])
-def test_class_name_too_long_is_one_line_with_dataset_and_remedy(trainer, n_words, budget, remedy, tiny_clip_path,
-                                                                 tmp_path, capsys):
+def test_class_name_too_long_is_one_line_with_dataset_and_remedy(trainer, n_words, budget, remedy, opts,
+                                                                 tiny_clip_path, tmp_path, capsys):
     info = make_dataset(tmp_path / "data", "EuroSAT", n_classes=2, n_train=4, n_val=4, n_test=2)
     long_name = " ".join(["field"] * n_words)
     split_path = os.path.join(info["dataset_dir"], "split_zhou_EuroSAT.json")
     split = {k: [[r, y, long_name if y == 1 else c] for r, y, c in info[k]] for k in ("train", "val", "test")}
     with open(split_path, "w") as f:
         json.dump(split, f)
-    assert main(argv(trainer, tmp_path / "data", tmp_path / "out", tiny_clip_path, epochs=1)) == 2
+    assert main(argv(trainer, tmp_path / "data", tmp_path / "out", tiny_clip_path, *opts, epochs=1)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: dataset EuroSAT: class {long_name!r} ({n_words} tokens) does not fit CLIP's context: "
                    f"the budget for a class name is {budget}{remedy}"]

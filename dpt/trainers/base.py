@@ -60,12 +60,16 @@ class PromptTrainer(TrainerX):
         self.model = model.to(self.device)
         return self.model
 
+    # the config node of the learned text context (TRAINER.COOP; CoCoOp: TRAINER.COCOOP), named in remedies
+    text_prompt_key = "TRAINER.COOP"
+
     def class_name_error(self, err: ClassNameTooLong) -> ValueError:
         """``err`` with the dataset and the remedy, which the modules cannot name (they do not read the config)."""
         remedy = "shorten the class name where the dataset lists it (split or class-name file)"
         if err.n_ctx:
-            coop = self.cfg.TRAINER.COOP
-            remedy += " or shorten TRAINER.COOP.CTX_INIT" if coop.CTX_INIT else f" or lower TRAINER.COOP.N_CTX ({err.n_ctx})"
+            key = self.text_prompt_key
+            node = self.cfg.TRAINER[key.split(".")[-1]]
+            remedy += f" or shorten {key}.CTX_INIT" if node.CTX_INIT else f" or lower {key}.N_CTX ({err.n_ctx})"
         return ValueError(f"dataset {self.cfg.DATASET.NAME}: {err}; {remedy}")
 
     def text_prompt_switches(self) -> Dict:

@@ -17,6 +17,7 @@ class CoCoOp(CoOp):
     """
 
     precision_key = "TRAINER.COCOOP.PREC"
+    text_prompt_key = "TRAINER.COCOOP"
 
     def check_cfg(self, cfg) -> None:
         chunk = cfg.TRAINER.COCOOP.CHUNK_SIZE
