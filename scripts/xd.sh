@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-dataset transfer: bash scripts/xd.sh METHOD SOURCE TARGET [TARGET...] [-- KEY VALUE ...]
-# METHOD: coop vpt vlp dpt (the table in scripts/protocols.sh). For each seed of SEEDS (default "1 2 3"):
+# METHOD: coop vpt vlp dpt cocoop (the table in scripts/protocols.sh). For each seed of SEEDS (default "1 2 3"):
 # train on SOURCE with 16 shots and all classes through scripts/<METHOD>.sh (the few-shot run itself, skipped when
 # finished), then evaluate its last checkpoint on every TARGET's full test set with TARGET's class names and
 # template (class-count-dependent tensors are not loaded; DPT's selector and CAVPT run on TARGET's classes) into
