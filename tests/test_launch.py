@@ -166,6 +166,8 @@ def test_eval_dg_job_without_its_imagenet_run_cannot_run_yet(tmp_path, monkeypat
 @pytest.mark.parametrize("command, runs", [
     ("b2n.sh coop eurosat 1", ["train_base/eurosat/shots_16/CoOp/vit_b32_ep200/seed1",
                                "test_new/eurosat/shots_16/CoOp/vit_b32_ep200/seed1"]),
+    ("b2n.sh cocoop eurosat 1", ["train_base/eurosat/shots_16/CoCoOp/vit_b32_c4_ep10_batch1_ctxv1/seed1",
+                                 "test_new/eurosat/shots_16/CoCoOp/vit_b32_c4_ep10_batch1_ctxv1/seed1"]),
     ("xd.sh coop eurosat dtd", ["eurosat/CoOp/vit_b32_16shots/nctx16_cscFalse_ctpend/seed1",
                                 "xd/eurosat/CoOp/vit_b32_16shots/nctx16_cscFalse_ctpend/dtd/seed1"]),
 ])
