@@ -114,3 +114,15 @@ def test_bad_input_gives_one_line_error(case, runs, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("dpt-attention: ") and expected in err and "\n" not in err
     assert not (tmp_path / "g.png").exists()
+
+
+def test_a_trainer_without_a_prompted_clip_is_one_line_error(runs):
+    """The linear probe fits a classifier on CLIP's own features: nothing of its own to draw."""
+    _, _, dirs = runs
+    cfg = attention.load_run_cfg(str(dirs["VPT"]), trainer="LinearProbeCLIP")
+    cfg.defrost()
+    cfg.OPTIM.MAX_EPOCH = 1
+    cfg.freeze()
+    with pytest.raises(ValueError, match="trainer LinearProbeCLIP has no prompted CLIP to draw attention from"):
+        attention.build_eval_trainer(cfg, None, None)
+

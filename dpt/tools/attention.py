@@ -29,6 +29,7 @@ from dpt.config_setup import setup_cfg
 from dpt.data.images import read_image
 from dpt.data.transforms import build_transform, split_at_to_tensor
 from dpt.engine.build import build_trainer
+from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.engine.checkpoint import latest_checkpoint
 from dpt.errors import error_message
 from dpt.tools.plots import DPI, save_atomic
@@ -94,6 +95,9 @@ def build_eval_trainer(cfg, run_dir: Optional[str], epoch: Optional[int]):
             f"cannot build {cfg.TRAINER.NAME} for dataset {cfg.DATASET.NAME} under DATASET.ROOT {dataset_dir} "
             f"(the class names come from the dataset; pass --root): {err}"
         ) from err
+    if not isinstance(getattr(trainer, "model", None), PromptedCLIP):
+        raise ValueError(f"trainer {cfg.TRAINER.NAME} has no prompted CLIP to draw attention from (a linear probe "
+                         f"sees CLIP's own image features: use --zero-shot)")
     if run_dir is not None and trainer.get_model_names():
         trainer.load_model(run_dir, epoch if epoch is not None else default_epoch(trainer, run_dir))
     trainer.model.eval()
