@@ -189,21 +189,27 @@ def _build_in_parallel(root: str, barrier, results, extra_draws: int = 0) -> Non
     results.put(([d.key() for d in dataset.train_x], [d.key() for d in dataset.val]))
 
 
+def _race(ctx, root, extra_draws):
+    """Build the dataset in one process per entry of ``extra_draws`` at once; all must succeed on one subset."""
+    barrier, results = ctx.Barrier(len(extra_draws)), ctx.Queue()
+    procs = [ctx.Process(target=_build_in_parallel, args=(str(root), barrier, results, n)) for n in extra_draws]
+    for p in procs:
+        p.start()
+    outputs = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+    assert all(o == outputs[0] for o in outputs)
+    return outputs
+
+
 def test_parallel_runs_create_identical_valid_split_and_fewshot_caches(tmp_path):
     ctx = multiprocessing.get_context("fork")
     for round_ in range(3):
         root = tmp_path / f"r{round_}"
         info = make_dataset(root, "DescribableTextures", n_classes=3, n_train=5, n_val=2, n_test=3, seed=round_,
                             with_split=False)  # the fallback split file is created concurrently too
-        barrier, results = ctx.Barrier(4), ctx.Queue()
-        procs = [ctx.Process(target=_build_in_parallel, args=(str(root), barrier, results)) for _ in range(4)]
-        for p in procs:
-            p.start()
-        outputs = [results.get(timeout=120) for _ in procs]
-        for p in procs:
-            p.join()
-        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-        assert all(o == outputs[0] for o in outputs)
+        outputs = _race(ctx, root, extra_draws=(0, 0, 0, 0))
         dataset_dir = Path(info["dataset_dir"])
         cache = json.loads((dataset_dir / "split_fewshot" / "shot_2-seed_7.json").read_text())
         split = json.loads((dataset_dir / "split_zhou_DescribableTextures.json").read_text())
@@ -225,15 +231,7 @@ def test_parallel_runs_replace_a_stale_fewshot_cache_once(tmp_path):
         stale = {"train": [], "val": [], "source": {"sampler": 1, "shots": 2, "seed": 7, "train_sha256": "0" * 64,
                                                      "val_sha256": "0" * 64}}
         (folder / "shot_2-seed_7.json").write_text(json.dumps(stale))
-        barrier, results = ctx.Barrier(4), ctx.Queue()
-        procs = [ctx.Process(target=_build_in_parallel, args=(str(root), barrier, results, i)) for i in range(4)]
-        for p in procs:
-            p.start()
-        outputs = [results.get(timeout=120) for _ in procs]
-        for p in procs:
-            p.join()
-        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-        assert all(o == outputs[0] for o in outputs)
+        outputs = _race(ctx, root, extra_draws=(0, 1, 2, 3))
         cache = json.loads((folder / "shot_2-seed_7.json").read_text())
         assert cache["source"]["train_sha256"] != "0" * 64
         assert [os.path.join(info["image_dir"], e[0]) for e in cache["train"]] == [k[0] for k in outputs[0][0]]
