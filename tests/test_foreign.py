@@ -36,6 +36,7 @@ from dpt.tools.logparse import parse_metric
 from dpt.train import build_parser, main
 from fixtures_clip import save_torchscript_state
 from fixtures_data import make_dataset
+from test_trainers import argv as trainer_argv
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT, VISUAL, CAVPT = "prompt_learner", "image_encoder.transformer.ctx_learner", "image_encoder.transformer.extractor"
@@ -138,15 +139,8 @@ def eurosat_root(tmp_path_factory) -> Path:
 
 
 def argv(trainer, root, out, clip_path, *opts, extra=()):
-    cfg = {"CoOp": "CoOp/vit_b32", "VPT": "VPT/vit_b32", "DPT": "DPT/vit_b32"}[trainer]
-    return [
-        "--root", str(root), "--output-dir", str(out), "--seed", "1", "--trainer", trainer,
-        "--dataset-config-file", str(REPO / "configs/datasets/eurosat.yaml"),
-        "--config-file", str(REPO / f"configs/trainers/{cfg}.yaml"), *extra,
-        "MODEL.BACKBONE.NAME", str(clip_path), "INPUT.SIZE", "(32, 32)", "TRAINER.COOP.PREC", "fp32",
-        "DATASET.NUM_SHOTS", "4", "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8",
-        "OPTIM.MAX_EPOCH", "1", "OPTIM.WARMUP_EPOCH", "1", "PRETRAIN.C", "1", "OPTIM.LR", "0.05", *opts,
-    ]
+    """test_trainers' train.py arguments: one epoch at a higher lr, so one epoch moves the prompts."""
+    return trainer_argv(trainer, root, out, clip_path, "OPTIM.LR", "0.05", *opts, epochs=1, extra=extra)
 
 
 def eval_args(trainer, root, out, clip_path, model_dir, *opts):
