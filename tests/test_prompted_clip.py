@@ -317,7 +317,9 @@ def test_outputs_match_goldens(case: str, golden_now: Dict[str, Dict[str, torch.
     stored = torch.load(ROOT / "tests" / "data" / "golden" / f"{case}.pt", weights_only=True)
     assert stored.keys() == golden_now[case].keys()
     for key, expected in stored.items():
-        torch.testing.assert_close(golden_now[case][key], expected, rtol=1e-4, atol=1e-5, msg=f"{case}/{key}")
+        # atol scales with the tensor: logits ~30 carry fp32 summation noise of ~1e-4 that differs between CPUs
+        atol = 1e-5 * max(1.0, expected.float().abs().max().item())
+        torch.testing.assert_close(golden_now[case][key], expected, rtol=1e-4, atol=atol, msg=f"{case}/{key}")
 
 
 # --- class names that do not fit the context ----------------------------------------------------------------
