@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Dual Modality Prompt Tuning (DPT, CAVPT) and CoOp/VPT/VLP baselines for CLIP",
     packages=find_packages(include=["dpt", "dpt.*"]),
-    package_data={"dpt": ["paper_results.csv"]},
+    package_data={"dpt.reporting": ["paper_results.csv"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=1.13",
@@ -30,7 +30,7 @@ setup(
         "console_scripts": [
             "dpt-train=dpt.train:main",
             "dpt-results=dpt.tools.results:main",
-            "dpt-plot=dpt.tools.plots:main",
+            "dpt-plot=dpt.reporting.plots:main",
             "dpt-attention=dpt.tools.attention:main",
             "dpt-check-data=dpt.tools.check_data:main",
             "dpt-cache=dpt.tools.cache:main",

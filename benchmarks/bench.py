@@ -146,7 +146,7 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     from dpt.data.image_cache import PackedImages, load_test_cache
     from dpt.data.images import read_image
     from dpt.engine.precision import autocast, grad_scaler
-    from dpt.modeling.clip_loader import load_clip
+    from dpt.modeling.backbones.loader import load_clip
     from dpt.modeling.prompted_clip import PromptedCLIP
     from dpt.modeling.text_encoder import TextEncoder
     from dpt.trainers.feature_cache import SelectorFeatureCache
@@ -257,7 +257,7 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- parent
 def write_random_clip(path: str) -> str:
     """A random-weight ViT-B/32-shaped CLIP state dict (it costs exactly what the real one costs)."""
-    from dpt.modeling.clip_import import clip
+    from dpt.modeling.backbones.clip_import import clip
 
     torch.manual_seed(0)
     torch.save(clip.model.CLIP(*CLIP_ARGS).state_dict(), path)
@@ -269,7 +269,7 @@ def write_backbone(folder: str, backbone: str) -> Dict[str, Any]:
     ``open_clip:ARCH`` -> the name ``load_clip`` reads (``clip``), image size (``resolution``) and vision blocks."""
     if backbone == "ViT-B/32":
         return {"clip": write_random_clip(os.path.join(folder, "vit_b32_random.pt")), "resolution": 224, "layers": 12}
-    from dpt.modeling.open_clip_loader import OPEN_CLIP_PREFIX, build_open_clip, open_clip_arch, unsupported_reason
+    from dpt.modeling.backbones.open_clip_loader import OPEN_CLIP_PREFIX, build_open_clip, open_clip_arch, unsupported_reason
 
     arch = open_clip_arch(backbone[len(OPEN_CLIP_PREFIX):])
     reason = unsupported_reason(arch.name, arch.config)

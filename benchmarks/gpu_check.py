@@ -138,8 +138,8 @@ class GpuCheck:
 
     # ------------------------------------------------------------------ checks
     def prep(self) -> None:
-        from dpt.modeling.tiny_clip import save_tiny_clip
-        from dpt.tools.synthetic import make_dataset
+        from dpt.demo.synthetic import make_dataset
+        from dpt.demo.tiny_clip import save_tiny_clip
 
         start = time.monotonic()
         clip_path = os.path.join(self.work, "clip.pt")

@@ -55,7 +55,7 @@ def precision_plan(device: str) -> Dict[str, Optional[str]]:
 def training_summary(log: str) -> Dict[str, Any]:
     """Numbers of one training log.txt: epoch-mean losses, steps, ms per step and the share of it spent
     waiting for data (epochs 2..N, the engine's running "time" / "data" means), test accuracy, loss scaler."""
-    from dpt.tools.logparse import parse_final_result, parse_loss_scaler, parse_training_curves
+    from dpt.reporting.logparse import parse_final_result, parse_loss_scaler, parse_training_curves
 
     curves = parse_training_curves(log)
     if not curves:

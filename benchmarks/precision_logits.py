@@ -33,7 +33,7 @@ def compare_precisions(clip: str, device: str, precisions: Sequence[str], classe
         precision -> dtype, finite, max_dlogit, max_dcos (= max_dlogit / logit scale), top1_agree (0..1).
     """
     from dpt.engine.precision import autocast
-    from dpt.modeling.clip_loader import load_clip
+    from dpt.modeling.backbones.loader import load_clip
     from dpt.modeling.prompted_clip import PromptedCLIP
 
     where = torch.device(device)

@@ -18,12 +18,12 @@ from typing import List, Optional, Sequence
 import torch
 from yacs.config import CfgNode
 
-from dpt.config_setup import PRECISION_KEYS
+from dpt.config.merge import PRECISION_KEYS
 from dpt.data.dataset_base import SplitDataset, dataset_folder
 from dpt.data.splits import load_split_file
 from dpt.engine.checkpoint import checkpoint_name
 from dpt.errors import error_message
-from dpt.modeling.clip_loader import resolve_weights
+from dpt.modeling.backbones.loader import resolve_weights
 from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
 
 

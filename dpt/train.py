@@ -11,13 +11,13 @@ import numpy as np
 import torch
 import yaml
 
-from dpt.config_setup import save_cfg, setup_cfg
+from dpt.config.merge import save_cfg, setup_cfg
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import remove_stale_temporaries
 from dpt.engine.distributed import init_distributed, is_main_process
 from dpt.engine.logger import close_logger, setup_logger
 from dpt.errors import error_message
-from dpt.preemption import Preempted, raise_on_signals, stop_signals_from_env
+from dpt.launch.preemption import Preempted, raise_on_signals, stop_signals_from_env
 from dpt.preflight import preflight
 
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dpt.modeling.clip_import import clip
-from dpt.modeling.clip_loader import load_clip
-from dpt.modeling.tiny_clip import TINY_LOGIT_SCALE, TINY_SEED, make_tiny_clip, tiny_clip_state_dict  # noqa: F401
+from dpt.demo.tiny_clip import TINY_LOGIT_SCALE, TINY_SEED, make_tiny_clip, tiny_clip_state_dict  # noqa: F401
+from dpt.modeling.backbones.clip_import import clip
+from dpt.modeling.backbones.loader import load_clip
 
 
 def save_torchscript_state(state: Dict[str, torch.Tensor], path: Path) -> None:

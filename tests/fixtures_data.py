@@ -1,4 +1,4 @@
-"""Fixtures for synthetic datasets in each dataset's real on-disk format (writers: dpt/tools/synthetic.py).
+"""Fixtures for synthetic datasets in each dataset's real on-disk format (writers: dpt/demo/synthetic.py).
 
 ``make_data_cfg(root, name, ...)`` gives a default config pointing at a written dataset.
 """
@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import pytest
 
 from dpt.config import get_cfg_default
-from dpt.tools.synthetic import SPLIT_LAYOUT, SYNTHETIC_DATASETS, make_dataset, write_image  # noqa: F401
+from dpt.demo.synthetic import SPLIT_LAYOUT, SYNTHETIC_DATASETS, make_dataset, write_image  # noqa: F401
 
 __all__ = [
     "SYNTHETIC_DATASETS",

@@ -32,7 +32,7 @@ TINY_OPEN_CLIP_CONFIG: Dict[str, Any] = {
 def write_tiny_open_clip(folder: Path, config: Dict[str, Any] = TINY_OPEN_CLIP_CONFIG, seed: int = 0) -> str:
     """Write ``folder/tiny_open_clip.json`` and ``.pt`` (open_clip's init from ``seed``, logit scale 100);
     return the backbone name ``open_clip:<json>:<pt>``."""
-    from dpt.modeling.open_clip_loader import build_open_clip
+    from dpt.modeling.backbones.open_clip_loader import build_open_clip
 
     folder.mkdir(parents=True, exist_ok=True)
     config_path, weights_path = folder / "tiny_open_clip.json", folder / "tiny_open_clip.pt"

@@ -1,4 +1,4 @@
-"""Tests for the clip import shim and the checksummed CLIP loader (dpt/modeling/clip_import.py, clip_loader.py)."""
+"""Tests for the clip import shim and the checksummed CLIP loader (dpt/modeling/backbones/clip_import.py, clip_loader.py)."""
 import hashlib
 import shutil
 import sys
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from dpt.modeling import clip_loader
-from dpt.modeling.clip_import import clip
-from dpt.modeling.clip_loader import CLIP_MODELS, ClipWeights, clip_cache_dir, load_clip, resolve_weights
-from dpt.modeling.weights_file import file_sha256
+from dpt.modeling.backbones import loader as clip_loader
+from dpt.modeling.backbones.clip_import import clip
+from dpt.modeling.backbones.loader import CLIP_MODELS, ClipWeights, clip_cache_dir, load_clip, resolve_weights
+from dpt.modeling.backbones.weights_file import file_sha256
 from fixtures_clip import make_tiny_clip
 
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dpt.config_setup import setup_cfg
+from dpt.config.merge import setup_cfg
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import save_checkpoint
 from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.modeling.text_encoder import TextEncoder
-from dpt.tools.logparse import parse_metric
+from dpt.reporting.logparse import parse_metric
 from dpt.train import build_parser, main
 from test_trainers import REPO, argv, eurosat_root  # noqa: F401  (module fixture)
 

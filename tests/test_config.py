@@ -4,7 +4,7 @@ import argparse
 import pytest
 
 from dpt.config import get_cfg_default
-from dpt.config_setup import merge_from_file, merge_from_list, save_cfg, setup_cfg
+from dpt.config.merge import merge_from_file, merge_from_list, save_cfg, setup_cfg
 from dpt.train import build_parser
 
 COOP_VIT_B32 = """DATALOADER:

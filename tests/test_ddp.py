@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from dpt.engine import distributed
-from dpt.modeling.clip_loader import load_clip
+from dpt.modeling.backbones.loader import load_clip
 from dpt.modeling.prompted_clip import PromptedCLIP
 from fixtures_open_clip import needs_open_clip
 

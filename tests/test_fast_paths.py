@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dpt.modeling.clip_import import clip
-from dpt.modeling.clip_loader import backbone_id
+from dpt.modeling.backbones.clip_import import clip
+from dpt.modeling.backbones.loader import backbone_id
 from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.modeling.text_encoder import TextEncoder
 from dpt.trainers.feature_cache import SelectorFeatureCache, cache_key
@@ -139,7 +139,7 @@ def test_cache_key_follows_images_backbone_and_transform(dpt_root, tiny_clip_pat
 
 
 def test_dpt_eval_with_cache_equals_uncached(dpt_root, tiny_clip_path, tmp_path) -> None:
-    from dpt.config_setup import setup_cfg
+    from dpt.config.merge import setup_cfg
     from dpt.engine.build import build_trainer
     from dpt.train import build_parser
 

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from dpt.config_setup import setup_cfg
+from dpt.config.merge import setup_cfg
 from dpt.data.build import build_dataset
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries
 from dpt.engine.trainer import TrainerX
-from dpt.modeling.clip_loader import load_clip
+from dpt.modeling.backbones.loader import load_clip
 from dpt.modeling.prompted_clip import PromptedCLIP
-from dpt.tools.logparse import parse_metric
+from dpt.reporting.logparse import parse_metric
 from dpt.train import build_parser, main
 from fixtures_data import make_data_cfg, make_dataset
 from test_trainers import argv
@@ -375,7 +375,7 @@ def test_malicious_clip_weights_are_refused_not_run(tmp_path):
 
 
 def test_every_torch_load_in_the_package_is_weights_only():
-    """...or, in dpt/engine/weights.py alone, goes through the restricted unpickler (tests/test_foreign.py)."""
+    """...or, in dpt/compat/weights.py alone, goes through the restricted unpickler (tests/test_foreign.py)."""
     calls = []
     for path in (REPO / "dpt").rglob("*.py"):
         text = path.read_text()

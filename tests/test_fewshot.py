@@ -9,8 +9,8 @@ from collections import defaultdict
 
 import pytest
 
+from dpt.cache.atomic import CLAIM_TIMEOUT_S, replace_json_once
 from dpt.data import build_dataset, generate_fewshot_dataset
-from dpt.data.atomic import CLAIM_TIMEOUT_S, replace_json_once
 from dpt.data.datum import Datum
 from dpt.data.fewshot import SAMPLER_VERSION
 from fixtures_data import make_data_cfg, make_dataset

@@ -5,7 +5,7 @@ Official-layout runs are written here the way Dassl writes them (REFERENCE.md 4.
 ``<part>/model.pth.tar-N`` = torch.save of {state_dict (official names, fp16), epoch, optimizer state, scheduler
 state with the warm-up scheduler's pickled successor, val_result} plus the ``checkpoint`` pointer. The official
 names are spelled out below by hand (DPT.py's CAVPT, as tests/test_official_golden.py step 3), independently
-of dpt/engine/official.py, so a wrong table fails here.
+of dpt/compat/official.py, so a wrong table fails here.
 """
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
-from dpt.config_setup import setup_cfg
-from dpt.engine import restricted_pickle
+from dpt.compat import restricted_pickle
+from dpt.compat.weights import read_weights
+from dpt.config.merge import setup_cfg
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import load_checkpoint
-from dpt.engine.weights import read_weights
-from dpt.modeling.clip_loader import load_clip
+from dpt.modeling.backbones.loader import load_clip
+from dpt.reporting.logparse import parse_metric
 from dpt.tools import convert, interpret
-from dpt.tools.logparse import parse_metric
 from dpt.train import build_parser, main
 from fixtures_clip import save_torchscript_state
 from fixtures_data import make_dataset
@@ -456,7 +456,7 @@ def test_convert_bad_input_is_one_line_exit_2(dpt_run, tmp_path, capsys):
 # ----------------------------------------------------------------------------- dpt-interpret
 def _expected_nearest(ctx: torch.Tensor, embedding: torch.Tensor, k: int):
     """Brute force, one distance at a time (independent of torch.cdist/topk)."""
-    from dpt.modeling.clip_import import clip
+    from dpt.modeling.backbones.clip_import import clip
 
     rows = []
     for vector in ctx:

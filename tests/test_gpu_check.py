@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from dpt.demo.synthetic import PETS, make_dataset
 from dpt.engine.precision import CountingGradScaler
-from dpt.tools.logparse import LossScaler, parse_loss_scaler
-from dpt.tools.synthetic import PETS, make_dataset
+from dpt.reporting.logparse import LossScaler, parse_loss_scaler
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from dpt.engine.checkpoint import load_checkpoint
-from dpt.tools import jobs, launch
-from dpt.tools.logparse import parse_metric
+from dpt.launch import jobs
+from dpt.reporting.logparse import parse_metric
+from dpt.tools import launch
 from fixtures_data import make_dataset
 
 pytest.importorskip("submitit")

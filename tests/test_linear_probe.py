@@ -13,7 +13,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from dpt.engine.checkpoint import load_checkpoint
-from dpt.tools.logparse import parse_metric
+from dpt.reporting.logparse import parse_metric
 from dpt.train import main
 from dpt.trainers.feature_cache import SelectorFeatureCache
 from dpt.trainers.logistic_search import linear_weights, search_c, search_rows

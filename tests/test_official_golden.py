@@ -42,8 +42,8 @@ import pytest
 import torch
 
 from dpt.config import get_cfg_default
+from dpt.demo.tiny_clip import make_tiny_clip
 from dpt.modeling import PromptedCLIP
-from dpt.modeling.tiny_clip import make_tiny_clip
 from dpt.trainers.base import cross_entropy
 from dpt.trainers.dpt import DPT
 from dpt.trainers.vlp import VLP

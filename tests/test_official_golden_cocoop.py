@@ -29,8 +29,8 @@ from typing import Dict, Tuple
 import pytest
 import torch
 
+from dpt.demo.tiny_clip import make_tiny_clip
 from dpt.modeling import PromptedCLIP
-from dpt.modeling.tiny_clip import make_tiny_clip
 from dpt.trainers.base import cross_entropy
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "official" / "official_cocoop.pt"

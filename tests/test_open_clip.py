@@ -18,16 +18,16 @@ from dpt.config import get_cfg_default
 from dpt.data.transforms import build_transform
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.modeling import PromptedCLIP, PromptedVisionEncoder, TextEncoder, clip
-from dpt.modeling.clip_loader import backbone_id, image_preprocess, load_clip
-from dpt.modeling.open_clip_adapter import OPENAI_MEAN, OPENAI_STD
-from dpt.modeling.open_clip_loader import (
+from dpt.modeling.backbones.loader import backbone_id, image_preprocess, load_clip
+from dpt.modeling.backbones.open_clip_adapter import OPENAI_MEAN, OPENAI_STD
+from dpt.modeling.backbones.open_clip_loader import (
     CACHE_ENV,
     open_clip_arch,
     parse_open_clip_name,
     pretrained_file,
     unsupported_reason,
 )
-from dpt.tools.logparse import parse_metric
+from dpt.reporting.logparse import parse_metric
 from dpt.train import main
 from fixtures_open_clip import TINY_OPEN_CLIP_CONFIG, needs_open_clip, write_tiny_open_clip
 import test_trainers

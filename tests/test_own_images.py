@@ -13,11 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dpt.config_setup import setup_cfg
+from dpt.config.merge import setup_cfg
 from dpt.data import build_dataset
 from dpt.data.custom_dataset import SPLIT_SEED
 from dpt.datasets.image_folder import ImageFolder
-from dpt.modeling.clip_import import clip
+from dpt.modeling.backbones.clip_import import clip
 from dpt.tools.check_data import main as check_data
 from dpt.train import build_parser, main
 from fixtures_data import make_data_cfg, make_dataset, write_image

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dpt.tools import plots, results, tables
+from dpt.reporting import plots, tables
+from dpt.tools import results
 from test_results import COOP_VARIANT, FEWSHOT, ZEROSHOT, trained_dir, write_log
 
 

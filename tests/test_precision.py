@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from dpt.config_setup import setup_cfg
+from dpt.config.merge import setup_cfg
 from dpt.engine.precision import check_precision
-from dpt.modeling.clip_loader import load_clip
+from dpt.modeling.backbones.loader import load_clip
 from dpt.modeling.prompted_clip import PromptedCLIP
-from dpt.tools.logparse import parse_metric
+from dpt.reporting.logparse import parse_metric
 from dpt.train import main
 from fixtures_data import make_dataset
 from test_trainers import argv, eurosat_root  # noqa: F401  (module fixture)

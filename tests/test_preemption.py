@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from dpt.engine.checkpoint import load_checkpoint
-from dpt.preemption import Preempted, raise_on_signals, stop_signals_from_env
 from dpt.engine.trainer import TrainerX
-from dpt.tools.logparse import parse_metric
+from dpt.launch.preemption import Preempted, raise_on_signals, stop_signals_from_env
+from dpt.reporting.logparse import parse_metric
 from dpt.train import main
 from fixtures_data import make_dataset
 from test_trainers import argv

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from dpt.reporting.base2new import harmonic_mean
+from dpt.reporting.logparse import parse_metric
 from dpt.tools import results
-from dpt.tools.base2new import harmonic_mean
-from dpt.tools.logparse import parse_metric
 from fixtures_data import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,9 @@ import statistics
 
 import pytest
 
-from dpt.tools import plots, results, runs
-from dpt.tools.base2new import harmonic_mean
+from dpt.reporting import plots, runs
+from dpt.reporting.base2new import harmonic_mean
+from dpt.tools import results
 from test_plots import assert_png, expected_size
 from test_results import COOP_VARIANT, cell_text, markdown_rows, trained_dir, write_log
 

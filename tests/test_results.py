@@ -11,7 +11,8 @@ import statistics
 
 import pytest
 
-from dpt.tools import logparse, paper, results, runs, tables
+from dpt.reporting import logparse, paper, runs, tables
+from dpt.tools import results
 
 COOP_VARIANT = "nctx16_cscFalse_ctpend"
 DPT_VARIANT = "nctx16_cscFalse_ctpend_vctx10_cpn10_bl12"

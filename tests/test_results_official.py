@@ -5,8 +5,9 @@ every run to ./output) identified by the arguments and config their Dassl log pr
 import os
 import statistics
 
-from dpt.tools import plots, results, runs, tables
-from dpt.tools.logged_run import logged_run
+from dpt.reporting import plots, runs, tables
+from dpt.reporting.logged_run import logged_run
+from dpt.tools import results
 from test_results import COOP_VARIANT, cell_text, markdown_rows, trained_dir, write_log
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dpt.config_setup import setup_cfg
+from dpt.config.merge import setup_cfg
 from dpt.data import DataManager, build_dataset
 from dpt.engine.build import build_trainer
 from dpt.train import build_parser, main

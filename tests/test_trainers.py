@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from dpt.engine.checkpoint import load_checkpoint
+from dpt.modeling.backbones.loader import load_clip
 from dpt.registry import TRAINER_REGISTRY
-from dpt.modeling.clip_loader import load_clip
-from dpt.tools.logparse import parse_metric
+from dpt.reporting.logparse import parse_metric
 from dpt.train import main
 from fixtures_data import make_dataset
 
@@ -78,7 +78,7 @@ def test_training_lowers_loss_and_writes_dassl_outputs(trainer, eurosat_root, ti
 
 @pytest.mark.parametrize("trainer", sorted(LEARNED))
 def test_only_prompts_train_and_clip_stays_bit_identical(trainer, eurosat_root, tiny_clip_path, tmp_path):
-    from dpt.config_setup import setup_cfg
+    from dpt.config.merge import setup_cfg
     from dpt.engine.build import build_trainer
     from dpt.train import build_parser
 

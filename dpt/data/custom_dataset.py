@@ -14,7 +14,7 @@ import os
 import random
 from typing import ClassVar, Dict, List, NamedTuple, Sequence, Tuple, Union
 
-from dpt.data.atomic import write_json_once
+from dpt.cache.atomic import write_json_once
 from dpt.data.dataset_base import SplitDataset
 from dpt.data.datum import Datum
 from dpt.data.splits import SPLIT_NAMES, load_json, split_groups

@@ -19,7 +19,7 @@ import time
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from dpt.data.atomic import CLAIM_TIMEOUT_S, mark_used, replace_json_once, write_json_once
+from dpt.cache.atomic import CLAIM_TIMEOUT_S, mark_used, replace_json_once, write_json_once
 from dpt.data.datum import Datum
 from dpt.data.splits import entries_from_items, group_by_label, items_from_entries, items_sha256
 

@@ -28,7 +28,7 @@ import torchvision
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from dpt.data.atomic import atomic_path, mark_used
+from dpt.cache.atomic import atomic_path, mark_used
 from dpt.data.datum import Datum
 from dpt.data.images import read_image
 

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from types import ModuleType
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from dpt.data.atomic import write_json_atomic
+from dpt.cache.atomic import write_json_atomic
 from dpt.data.datum import Datum
 
 Split = List[Datum]

@@ -80,7 +80,7 @@ class TrainerX(TrainerBase):
         self.best_result = -float("inf")
         self._writer = None
         self.eval_split = cfg.TEST.SPLIT
-        # Set by train.py under a launcher (dpt/preemption.py): keep a copy of each finished epoch's checkpoint.
+        # Set by train.py under a launcher (dpt/launch/preemption.py): keep a copy of each finished epoch's checkpoint.
         self.keep_last_epoch = False
         self._last_epoch: Optional[Tuple[int, Dict[str, Any]]] = None
 

@@ -22,11 +22,11 @@ from dpt.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from dpt.compat.official import describe_layout, layout_text
+from dpt.compat.weights import Weights, check_layout, load_into, read_weights
 from dpt.engine.distributed import all_reduce_gradients, is_main_process
 from dpt.engine.optim import OptimSpec, build_lr_scheduler, build_optimizer
-from dpt.engine.official import describe_layout, layout_text
 from dpt.engine.precision import autocast
-from dpt.engine.weights import Weights, check_layout, load_into, read_weights
 
 
 class TrainerBase:

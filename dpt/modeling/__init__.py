@@ -1,8 +1,8 @@
 """Prompted CLIP: loading (OpenAI or open_clip backbones), text/vision encoders with prompts, CAVPT (public names
 re-exported here)."""
+from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.cavpt import CAVPTOutput, ClassAwarePromptGenerator
-from dpt.modeling.clip_import import clip
-from dpt.modeling.clip_loader import (
+from dpt.modeling.backbones.loader import (
     CLIP_MODELS,
     PRECISIONS,
     ClipWeights,
@@ -11,7 +11,7 @@ from dpt.modeling.clip_loader import (
     image_preprocess,
     load_clip,
 )
-from dpt.modeling.open_clip_adapter import ImagePreprocess, OpenCLIP
+from dpt.modeling.backbones.open_clip_adapter import ImagePreprocess, OpenCLIP
 from dpt.modeling.prompt_learner import CLASS_TOKEN_POSITIONS, PromptLearner
 from dpt.modeling.prompted_clip import PromptedCLIP, PromptedCLIPOutput, TextFeatures
 from dpt.modeling.prompted_vit import PromptedVisionEncoder, VisionOutput, VisualPrompts

@@ -11,7 +11,7 @@ from typing import List, Sequence
 import torch
 import torch.nn as nn
 
-from dpt.modeling.clip_import import clip
+from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.prompt_tokens import tokenize_class_prompts
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")

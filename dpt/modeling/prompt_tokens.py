@@ -10,7 +10,7 @@ from typing import List, Sequence, Tuple
 
 import torch
 
-from dpt.modeling.clip_import import clip
+from dpt.modeling.backbones.clip_import import clip
 
 
 class ClassNameTooLong(ValueError):

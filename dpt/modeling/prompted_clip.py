@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.cavpt import ClassAwarePromptGenerator
-from dpt.modeling.clip_import import clip
 from dpt.modeling.prompt_learner import PromptLearner
 from dpt.modeling.prompt_tokens import tokenize_class_prompts
 from dpt.modeling.prompted_vit import PromptedVisionEncoder, VisualPrompts

@@ -11,9 +11,9 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from dpt.modeling.backbones.clip_import import clip
+from dpt.modeling.backbones.open_clip_adapter import OpenCLIPVisionTower
 from dpt.modeling.cavpt import ClassAwarePromptGenerator
-from dpt.modeling.clip_import import clip
-from dpt.modeling.open_clip_adapter import OpenCLIPVisionTower
 
 
 class VisionOutput(NamedTuple):

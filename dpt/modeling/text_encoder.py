@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
-from dpt.modeling.clip_import import clip
+from dpt.modeling.backbones.clip_import import clip
 
 
 class TextEncoder(nn.Module):

@@ -1,1 +1,1 @@
-"""Command-line tools: log parsing, result tables, paper comparison and plots."""
+"""Thin command-line entry points (``dpt-*`` console scripts): each parses flags and calls the package."""

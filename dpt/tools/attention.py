@@ -25,14 +25,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from dpt.config_setup import setup_cfg
+from dpt.config.merge import setup_cfg
 from dpt.data.images import read_image
 from dpt.data.transforms import build_transform, split_at_to_tensor
 from dpt.engine.build import build_trainer
-from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.engine.checkpoint import latest_checkpoint
 from dpt.errors import error_message
-from dpt.tools.plots import DPI, save_atomic
+from dpt.modeling.prompted_clip import PromptedCLIP
+from dpt.reporting.plots import DPI, save_atomic
 from dpt.train import set_random_seed
 
 PANEL_PX = 200

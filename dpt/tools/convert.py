@@ -1,7 +1,7 @@
 """``dpt-convert RUN --to official OUT``: a run's learned weights in the official code's layout (or ``--to ours``).
 
 ``--to official`` writes ``OUT/<part>/model.pth.tar-N`` (and the ``checkpoint`` pointer) with the official
-parameter names (``dpt/engine/official.py``), as Dassl writes them, for the official CoOp / CoCoOp / DPT
+parameter names (``dpt/compat/official.py``), as Dassl writes them, for the official CoOp / CoCoOp / DPT
 ``load_model`` (which reads ``state_dict`` and ``epoch`` only): tensors in fp16 by default, as the official
 code stores them (its only working precision is fp16, REFERENCE.md 7.6), or ``--dtype fp32``. No optimiser
 or scheduler state is written. ``--to ours`` reads a Dassl-written run without running its pickles and
@@ -18,11 +18,11 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
+from dpt.compat.official import CAVPT, OFFICIAL_CAVPT_SIZES, VISUAL_PROMPTS, describe_layout, to_official
+from dpt.compat.run_files import CONFIG_FILE, read_run, run_config_value
+from dpt.compat.weights import Weights
 from dpt.engine.checkpoint import CHECKPOINT_POINTER
-from dpt.engine.official import CAVPT, OFFICIAL_CAVPT_SIZES, VISUAL_PROMPTS, describe_layout, to_official
-from dpt.engine.weights import Weights
 from dpt.errors import error_message
-from dpt.tools.run_files import CONFIG_FILE, read_run, run_config_value
 
 State = Dict[str, torch.Tensor]
 

@@ -10,8 +10,8 @@ import os
 import sys
 from typing import List, Optional
 
-from dpt.modeling.tiny_clip import save_tiny_clip
-from dpt.tools.synthetic import make_dataset
+from dpt.demo.synthetic import make_dataset
+from dpt.demo.tiny_clip import save_tiny_clip
 
 DEMO_DATASET = "EuroSAT"
 

@@ -15,12 +15,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from dpt.engine.official import CAVPT, TEXT_PROMPTS, VISUAL_PROMPTS
-from dpt.engine.weights import Weights
+from dpt.compat.official import CAVPT, TEXT_PROMPTS, VISUAL_PROMPTS
+from dpt.compat.run_files import read_run, run_config_value
+from dpt.compat.weights import Weights
 from dpt.errors import error_message
-from dpt.modeling.clip_import import clip
-from dpt.modeling.clip_loader import load_clip
-from dpt.tools.run_files import read_run, run_config_value
+from dpt.modeling.backbones.clip_import import clip
+from dpt.modeling.backbones.loader import load_clip
 
 BACKBONE_KEY = "MODEL.BACKBONE.NAME"
 

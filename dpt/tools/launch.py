@@ -21,8 +21,8 @@ import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 from dpt.errors import error_message
-from dpt.tools.jobs import Job, active_job_ids, job_state, read_job_file, read_ledger, record_jobs
-from dpt.tools.shell_job import ShellJob
+from dpt.launch.jobs import Job, active_job_ids, job_state, read_job_file, read_ledger, record_jobs
+from dpt.launch.shell_job import ShellJob
 
 if TYPE_CHECKING:  # submitit is optional: imported where it is used
     from submitit import AutoExecutor

@@ -10,11 +10,11 @@ from typing import List, Optional, Sequence
 
 from tabulate import tabulate
 
-from dpt.tools import paper
-from dpt.tools.base2new import B2NTable, build_b2n_table, render_b2n
-from dpt.tools.plots import plot_accuracy_vs_shots, plot_base_vs_new
-from dpt.tools.runs import Run, collect_runs
-from dpt.tools.tables import (
+from dpt.reporting import paper
+from dpt.reporting.base2new import B2NTable, build_b2n_table, render_b2n
+from dpt.reporting.plots import plot_accuracy_vs_shots, plot_base_vs_new
+from dpt.reporting.runs import Run, collect_runs
+from dpt.reporting.tables import (
     DG_SOURCE, DG_TARGETS, FORMATS, Table, build_tables, build_xd_tables, issues, render_table, tables_csv,
 )
 

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from dpt.engine.trainer import TrainerX
-from dpt.modeling.clip_loader import backbone_id, image_preprocess, load_clip
-from dpt.modeling.open_clip_adapter import ImagePreprocess
+from dpt.modeling.backbones.loader import backbone_id, image_preprocess, load_clip
+from dpt.modeling.backbones.open_clip_adapter import ImagePreprocess
 from dpt.modeling.prompt_tokens import ClassNameTooLong
 from dpt.modeling.prompted_clip import PromptedCLIP, TextFeatures
 from dpt.modeling.templates import CUSTOM_TEMPLATES

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 
-from dpt.engine.official import TEXT_PROMPTS
-from dpt.engine.weights import check_layout, load_into, read_weights
+from dpt.compat.official import TEXT_PROMPTS
+from dpt.compat.weights import check_layout, load_into, read_weights
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy
 

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.engine.official import CAVPT
+from dpt.compat.official import CAVPT
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.feature_cache import SelectorFeatureCache, split_cache_path
 from dpt.trainers.vlp import VLP

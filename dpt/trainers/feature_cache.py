@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from dpt.data.atomic import atomic_path, mark_used
+from dpt.cache.atomic import atomic_path, mark_used
 from dpt.data.datum import Datum
 
 

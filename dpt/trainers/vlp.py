@@ -6,7 +6,7 @@ from typing import Dict, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.engine.official import TEXT_PROMPTS, VISUAL_PROMPTS
+from dpt.compat.official import TEXT_PROMPTS, VISUAL_PROMPTS
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
 from dpt.trainers.vpt import check_length

@@ -1,7 +1,7 @@
 """VPT: deep visual prompts in every block, frozen hand-crafted text (REFERENCE.md 7.4)."""
 from __future__ import annotations
 
-from dpt.engine.official import VISUAL_PROMPTS
+from dpt.compat.official import VISUAL_PROMPTS
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
 

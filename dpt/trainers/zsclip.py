@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dpt.registry import TRAINER_REGISTRY
 from dpt.modeling.prompt_tokens import ClassNameTooLong, tokenize_class_prompts
 from dpt.modeling.prompted_clip import TextFeatures
 from dpt.modeling.templates import IMAGENET_TEMPLATES_SELECT
+from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer
 
 

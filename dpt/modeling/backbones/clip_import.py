@@ -3,7 +3,7 @@
 Why: clip-anytorch does ``from pkg_resources import packaging`` at import time only to compare the torch
 version; setuptools >= 82 removed ``pkg_resources``. We place a stub exposing the real ``packaging``
 package in ``sys.modules`` for the duration of the import only, so no other package sees a fake
-``pkg_resources``. Always import clip as ``from dpt.modeling.clip_import import clip``.
+``pkg_resources``. Always import clip as ``from dpt.modeling.backbones.clip_import import clip``.
 """
 import importlib
 import sys

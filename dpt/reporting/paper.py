@@ -1,4 +1,4 @@
-"""The paper's stated results as data (``dpt/paper_results.csv``) and their comparison with ours.
+"""The paper's stated results as data (``dpt/reporting/paper_results.csv``) and their comparison with ours.
 
 Only what REFERENCE.md 8 records is encoded: the relative headline claims at 16 shots (mean over the
 11 datasets) and the domain-generalisation orderings. The per-dataset cells are present with empty
@@ -14,7 +14,7 @@ from typing import List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from tabulate import tabulate
 
-PAPER_CSV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "paper_results.csv")
+PAPER_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper_results.csv")
 COLUMNS = ("table", "dataset", "method", "shots", "metric", "relation", "value", "source", "note")
 TABLES = ("fewshot", "headline", "dg")
 # "=" a stated number, "~" an approximate one ("about 1"), ">" / "<" a sign-only claim against value.

@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from dpt.tools.logged_run import logged_run
-from dpt.tools.logparse import parse_final_result
+from dpt.reporting.logged_run import logged_run
+from dpt.reporting.logparse import parse_final_result
 
 ZEROSHOT = "ZeroshotCLIP"
 OFFICIAL_TRAINERS = {"MyCoOp": "CoOp"}  # trainer names of the official code -> the method they run

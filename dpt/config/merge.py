@@ -1,4 +1,4 @@
-"""Build a run's configuration from the defaults (dpt/config.py) with yacs semantics (REFERENCE.md 1.1).
+"""Build a run's configuration from the defaults (dpt/config/defaults.py) with yacs semantics (REFERENCE.md 1.1).
 
 ``setup_cfg`` merges in Dassl's order (defaults -> dataset yaml -> method yaml -> CLI flags -> ``opts``), checks
 choices and the template, fits the precision to the machine and freezes; nothing writes to the config after that.
@@ -15,7 +15,7 @@ import torch
 import yaml
 from yacs.config import CfgNode as CN
 
-from dpt.config import CHOICES, get_cfg_default
+from dpt.config.defaults import CHOICES, get_cfg_default
 
 
 def _all_keys(node: CN, prefix: str = "") -> List[str]:

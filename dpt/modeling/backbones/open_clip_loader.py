@@ -21,8 +21,8 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from dpt.modeling.open_clip_adapter import OPENAI_MEAN, OPENAI_STD, ImagePreprocess, OpenCLIP
-from dpt.modeling.weights_file import file_sha256, read_state_dict
+from dpt.modeling.backbones.open_clip_adapter import OPENAI_MEAN, OPENAI_STD, ImagePreprocess, OpenCLIP
+from dpt.modeling.backbones.weights_file import file_sha256, read_state_dict
 
 OPEN_CLIP_PREFIX = "open_clip:"
 CACHE_ENV = "DPT_OPEN_CLIP_CACHE"

@@ -17,10 +17,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dpt.tools.base2new import AVERAGE, B2NTable, build_b2n_table
-from dpt.tools.logparse import EpochCurve, mean_and_spread, parse_training_curves
-from dpt.tools.runs import collect_runs
-from dpt.tools.tables import Table, build_tables
+from dpt.reporting.base2new import AVERAGE, B2NTable, build_b2n_table
+from dpt.reporting.logparse import EpochCurve, mean_and_spread, parse_training_curves
+from dpt.reporting.runs import collect_runs
+from dpt.reporting.tables import Table, build_tables
 
 DPI = 100
 # Size of one subplot in inches: an n-panel figure is PANEL_SIZE * (columns, rows) * DPI pixels.

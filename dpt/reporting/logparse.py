@@ -1,7 +1,7 @@
 """Read numbers out of one ``log.txt``: the final test result and the per-epoch training curves.
 
 Also a drop-in for CoOp's ``parse_test_res.py`` (REFERENCE.md 6):
-``python -m dpt.tools.logparse DIR [--ci95] [--test-log] [--multi-exp] [--keyword accuracy]``.
+``python -m dpt.reporting.logparse DIR [--ci95] [--test-log] [--multi-exp] [--keyword accuracy]``.
 """
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def _summarize(directory: str, args: argparse.Namespace, end_signal: str) -> flo
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dpt.tools.logparse",
+        prog="python -m dpt.reporting.logparse",
         description="Mean and std of the final test result over run folders (CoOp's parse_test_res.py).",
     )
     parser.add_argument("directory", help="folder whose subfolders (seed1, seed2, ...) each hold a log.txt")

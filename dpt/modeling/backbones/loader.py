@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import Dict, Mapping, NamedTuple, Tuple, Union
 
-from dpt.modeling.clip_import import clip
-from dpt.modeling.open_clip_adapter import OPENAI_MEAN, OPENAI_STD, ImagePreprocess, OpenCLIP
-from dpt.modeling.open_clip_loader import is_open_clip_name, load_open_clip, open_clip_backbone_id, resolve_open_clip
-from dpt.modeling.weights_file import file_sha256, read_state_dict
+from dpt.modeling.backbones.clip_import import clip
+from dpt.modeling.backbones.open_clip_adapter import OPENAI_MEAN, OPENAI_STD, ImagePreprocess, OpenCLIP
+from dpt.modeling.backbones.open_clip_loader import is_open_clip_name, load_open_clip, open_clip_backbone_id, resolve_open_clip
+from dpt.modeling.backbones.weights_file import file_sha256, read_state_dict
 
 _URL_ROOT = "https://openaipublic.azureedge.net/clip/models"
 PRECISIONS = ("fp16", "fp32", "amp", "bf16")

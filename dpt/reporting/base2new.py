@@ -14,9 +14,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from tabulate import tabulate
 
-from dpt.tools.logparse import mean_and_spread
-from dpt.tools.runs import Run
-from dpt.tools.tables import (
+from dpt.reporting.logparse import mean_and_spread
+from dpt.reporting.runs import Run
+from dpt.reporting.tables import (
     FORMATS, Cell, RowKey, Table, _build_table, _method_rank, dataset_order, format_average, format_cell,
 )
 

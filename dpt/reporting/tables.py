@@ -13,8 +13,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from tabulate import tabulate
 
-from dpt.tools.logparse import mean_and_spread
-from dpt.tools.runs import ZEROSHOT, Run, method_of, trainer_label
+from dpt.reporting.logparse import mean_and_spread
+from dpt.reporting.runs import ZEROSHOT, Run, method_of, trainer_label
 
 FEWSHOT_DATASETS = (
     "imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",

@@ -7,7 +7,7 @@ run folders and the finished test live in one place (scripts/common.sh). The lau
 scheduler's job id of each submitted command in a ledger, so a later call neither submits a command that is
 still queued or running nor forgets to wait for it.
 
-``python -m dpt.tools.jobs JOBFILE... [--ledger DIR]`` prints the jobs that are not finished as a markdown list
+``python -m dpt.launch.jobs JOBFILE... [--ledger DIR]`` prints the jobs that are not finished as a markdown list
 (reproduce.sh puts it into report.md).
 """
 from __future__ import annotations
@@ -161,7 +161,7 @@ def unfinished_listing(jobs: Sequence[Job], ledger: Dict[str, Dict[str, str]]) -
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dpt.tools.jobs",
+    parser = argparse.ArgumentParser(prog="python -m dpt.launch.jobs",
                                      description="List the jobs of reproduce.sh job files that are not finished.")
     parser.add_argument("job_files", nargs="+", help="files of '<number> <command>' lines")
     parser.add_argument("--ledger", default="", metavar="DIR", help="folder of the launcher's submitted.json")

@@ -12,7 +12,7 @@ from typing import Dict, Tuple, Union
 import torch
 import torch.nn as nn
 
-from dpt.modeling.clip_import import clip
+from dpt.modeling.backbones.clip_import import clip
 
 TINY_SEED = 20220817
 TINY_LOGIT_SCALE = math.log(100.0)  # trained CLIP's exp(logit_scale) is 100

@@ -19,9 +19,9 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from dpt.engine import restricted_pickle
+from dpt.compat import restricted_pickle
+from dpt.compat.official import CLASS_COUNT, describe_layout, to_ours
 from dpt.engine.checkpoint import strip_module_prefix
-from dpt.engine.official import CLASS_COUNT, describe_layout, to_ours
 
 State = Dict[str, torch.Tensor]
 

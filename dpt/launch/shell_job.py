@@ -4,7 +4,7 @@ Why a callable of our own: submitit runs a pickled Python callable inside each s
 signals that the job will be preempted or reach its time limit, calls the callable's ``checkpoint()`` and
 requeues what it returns. The job itself stays the same shell command a local run uses (DESIGN: the launcher
 only decides where a job runs); it runs in its own process group with ``DPT_SAVE_ON_SIGNAL`` set, so on a stop
-signal ``train.py`` saves its last finished epoch and exits (dpt/preemption.py), and the requeued
+signal ``train.py`` saves its last finished epoch and exits (dpt/launch/preemption.py), and the requeued
 command resumes from there.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Optional
 
-from dpt.preemption import SAVE_ON_SIGNAL_ENV
+from dpt.launch.preemption import SAVE_ON_SIGNAL_ENV
 
 if TYPE_CHECKING:  # submitit is optional: imported where it is used
     from submitit.helpers import DelayedSubmission

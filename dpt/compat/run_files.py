@@ -10,10 +10,10 @@ from typing import Dict, Optional, Tuple
 
 import yaml
 
+from dpt.compat.official import PARTS
+from dpt.compat.weights import Weights, read_weights
 from dpt.engine.checkpoint import checkpoint_name, latest_checkpoint, same_epoch_checkpoints
-from dpt.engine.official import PARTS
-from dpt.engine.weights import Weights, read_weights
-from dpt.tools.logged_run import logged_value
+from dpt.reporting.logged_run import logged_value
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.txt"

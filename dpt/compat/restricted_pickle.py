@@ -6,7 +6,7 @@ optimiser), so ``weights_only=True`` refuses them, while ordinary unpickling wou
 the file names. Here a short allow-list rebuilds tensors, dtypes and ordered dicts; every other global becomes
 an inert ``Placeholder`` subclass that is never imported: calling it (REDUCE), creating it (NEWOBJ), building
 it (BUILD) or filling it (SETITEMS, APPENDS) only records the arguments. Only ``state_dict`` and ``epoch`` of
-such a file are used afterwards (``dpt/engine/weights.py``). Storages are rebuilt by torch's own
+such a file are used afterwards (``dpt/compat/weights.py``). Storages are rebuilt by torch's own
 ``persistent_load``; TorchScript archives are refused by the caller before ``torch.load`` sees them.
 """
 from __future__ import annotations

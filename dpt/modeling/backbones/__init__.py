@@ -1,0 +1,1 @@
+"""CLIP backbones: OpenAI weights by name or file, open_clip models through an adapter, weights-file reading."""
