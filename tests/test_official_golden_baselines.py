@@ -33,7 +33,8 @@ never committed; rerun to regenerate):
    model from a Dassl default cfg + their train.py keys as in ``case["cfg"]`` (PREC fp32, INPUT.SIZE 32,
    DATASET.NAME OxfordPets, OPTIM.MAX_EPOCH 20, the yaml's LR), froze by their name filter and registered the
    Dassl model. The learnable tensors are exactly those their filter left trainable (``case["shapes"]``);
-   ``case["initial_ctx"]`` is their word initialisation of prompt_learner.ctx.
+   ``case["initial_ctx"]`` is their word initialisation of prompt_learner.ctx, ``case["tokenized_prompts"]``
+   their class prompts [8, 77]; PromptSRC's case keeps their 60 ``templates``, KgCoOp's its ``template``.
 5. Every learnable tensor was then overwritten: one ``torch.Generator().manual_seed(golden["fill"]["seed"])``,
    names in sorted order, ``std * randn(shape)`` with std 0.02. ``case["values"]`` holds the filled tensors of
    at most ``golden["sketch"]["small"]`` elements; ``case["value_sums"]`` the float64 sum of every one (MaPLe's
@@ -52,7 +53,10 @@ never committed; rerun to regenerate):
 7. Checkpoint layout: ``case["checkpoint"]`` = the Dassl model name their build_model registers and the keys of
    that module's state_dict (what save_model writes): the whole CustomCLIP for MaPLe ("MultiModalPromptLearner"),
    IVLP and PromptSRC ("VLPromptLearner", including PromptSRC's frozen ``prompt_learner.ZS_image_encoder.*``),
-   only the prompt learner for KgCoOp ("prompt_learner", with its unused bias_vectors and meta_net).
+   only the prompt learner for KgCoOp ("prompt_learner", with its unused bias_vectors and meta_net). Dassl's
+   save_model writes ``<output>/<model name>/model.pth.tar-<epoch>`` holding {"state_dict", "epoch",
+   "optimizer", "scheduler", "val_result"} (KgCoOp's Dassl fork: no "val_result"); their load_model drops
+   ``prompt_learner.token_prefix`` / ``token_suffix`` (KgCoOp: ``token_prefix`` / ``token_suffix``).
 """
 from __future__ import annotations
 
@@ -66,6 +70,7 @@ import torch.nn.functional as F
 
 from dpt.demo.tiny_clip import TINY_LOGIT_SCALE, TINY_SEED, make_tiny_clip
 from dpt.modeling.backbones.clip_import import clip
+from dpt.modeling.templates import custom_template
 
 OFFICIAL = Path(__file__).resolve().parent / "data" / "official"
 METHODS = ("maple", "ivlp", "promptsrc", "kgcoop")
@@ -222,3 +227,14 @@ def test_checkpoint_layout(goldens) -> None:
     assert any(k.startswith("prompt_learner.ZS_image_encoder.") for k in promptsrc)
     assert goldens["kgcoop"]["cases"]["ctxv1_w8"]["checkpoint"]["keys"] == [
         "ctx", "bias_vectors", "token_prefix", "token_suffix", "meta_net.linear1.weight", "meta_net.linear1.bias"]
+
+
+def test_class_prompts_templates_and_targets_text(goldens) -> None:
+    """Their class prompts are "<CTX_INIT> <class>." (docs/reference.md 10.1, 10.5); the template texts ride along."""
+    expected = clip.tokenize([f"a photo of a {name.replace('_', ' ')}." for name in CLASSNAMES])
+    for method, case, gold in _cases(goldens):
+        assert torch.equal(gold["tokenized_prompts"], expected), case
+    kgcoop = goldens["kgcoop"]["cases"]["ctxv1_w8"]
+    assert kgcoop["template"] == custom_template("OxfordPets")
+    templates = goldens["promptsrc"]["cases"]["4+4ctx_depth9"]["templates"]
+    assert len(templates) == 60 == len(set(templates)) and all(t.count("{}") == 1 for t in templates)
