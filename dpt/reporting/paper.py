@@ -139,12 +139,14 @@ def compare(claims: Sequence[PaperClaim], tables: Mapping[str, Optional[ResultTa
 
 
 def render(rows: Sequence[Comparison], tablefmt: str = "simple") -> str:
-    """One line per compared claim; ``tablefmt`` is a tabulate format or "csv"."""
+    """One line per compared claim; ``tablefmt`` is a tabulate format or "csv". The note says why ours is missing,
+    then the claim's own note."""
     headers = ["table", "dataset", "method", "shots", "metric", "paper", "ours", "diff", "check", "note"]
     body = [
         [c.claim.table, c.claim.dataset, c.claim.method, c.claim.shots, c.claim.metric,
          f"{c.claim.relation} {c.claim.value:.2f}",
-         "" if c.ours is None else f"{c.ours:.2f}", "" if c.diff is None else f"{c.diff:+.2f}", c.check, c.note]
+         "" if c.ours is None else f"{c.ours:.2f}", "" if c.diff is None else f"{c.diff:+.2f}", c.check,
+         "; ".join(n for n in (c.note, c.claim.note) if n)]  # ours first, then what the claim is (whose run)
         for c in rows
     ]
     if tablefmt != "csv":
