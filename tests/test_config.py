@@ -156,3 +156,10 @@ def test_an_integer_weight_key_rejects_a_float_like_upstream_yacs(tmp_path):
     cfg = get_cfg_default()
     with pytest.raises(ValueError, match=r"TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT.*expected int"):
         merge_from_list(cfg, ["TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT", "2.5"])
+
+
+@pytest.mark.parametrize("key", ["TRAINER.MAPLE.PREC", "TRAINER.IVLP.PREC", "TRAINER.PROMPTSRC.PREC"])
+def test_modern_baseline_precision_is_a_checked_choice(tmp_path, key):
+    with pytest.raises(ValueError, match=rf"config key '{key}': expected one of fp16, fp32, amp, bf16, got 'fp8'"):
+        setup_cfg(_args(tmp_path, key, "fp8"))
+    assert setup_cfg(_args(tmp_path, key, "fp32")).TRAINER[key.split(".")[1]].PREC == "fp32"
