@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence
 import torch
 from yacs.config import CfgNode
 
+from dpt.config.access import get_key
 from dpt.config.merge import PRECISION_KEYS
 from dpt.data.dataset_base import SplitDataset, dataset_folder
 from dpt.data.splits import load_split_file
@@ -57,10 +58,7 @@ def device_problems(cfg: CfgNode) -> List[str]:
         problems.append(f"LOCAL_RANK {local_rank} has no GPU: {visible} visible (CUDA_VISIBLE_DEVICES="
                         f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); start at most {visible} processes per node")
     for key in PRECISION_KEYS:
-        node = cfg
-        for part in key.split("."):
-            node = node[part]
-        if node == "bf16" and not torch.cuda.is_bf16_supported():
+        if get_key(cfg, key) == "bf16" and not torch.cuda.is_bf16_supported():
             problems.append(f"config key {key!r} is bf16, which {torch.cuda.get_device_name()} does not support; "
                             f"use amp or fp16")
     return problems
