@@ -4,6 +4,7 @@ import argparse
 import pytest
 
 from dpt.config import get_cfg_default
+from dpt.config.access import get_key, has_key, set_key
 from dpt.config.merge import merge_from_file, merge_from_list, save_cfg, setup_cfg
 from dpt.train import build_parser
 
@@ -99,3 +100,19 @@ def test_saved_config_recreates_the_run(tmp_path):
     save_cfg(cfg, str(path))
     again = setup_cfg(argparse.Namespace(config_file=str(path), dataset_config_file="", opts=[]))
     assert again == cfg
+
+
+def test_dotted_key_access():
+    cfg = get_cfg_default()
+    assert get_key(cfg, "TRAINER.COOP.N_CTX") == cfg.TRAINER.COOP.N_CTX and get_key(cfg, "OPTIM") is cfg.OPTIM
+    set_key(cfg, "OPTIM.LR", 0.5)
+    assert cfg.OPTIM.LR == 0.5 and has_key(cfg, "OPTIM.LR") and not has_key(cfg, "OPTIM.LR.X")
+    assert get_key({"A": {"B": ""}}, "A.B") == "" and get_key({"A": 1}, "A.B", None) is None
+    with pytest.raises(KeyError, match=r"config key 'OPTIM.NOPE' not found"):
+        get_key(cfg, "OPTIM.NOPE")
+    with pytest.raises(KeyError, match=r"config key 'NOPE.LR' not found \(no 'NOPE' node\)"):
+        set_key(cfg, "NOPE.LR", 1)
+    cfg.freeze()
+    with pytest.raises(AttributeError, match="'OPTIM.LR': the config is frozen"):
+        set_key(cfg, "OPTIM.LR", 0.1)
+    assert cfg.OPTIM.LR == 0.5

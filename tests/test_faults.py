@@ -124,8 +124,8 @@ def test_kill_9_during_checkpoint_saves_never_leaves_a_broken_file(tmp_path):
 def test_next_start_of_a_run_removes_its_stale_temporaries(eurosat_root, tiny_clip_path, tmp_path):
     out = tmp_path / "run"
     assert main(argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=1)) == 0
-    leftovers = [out / "prompt_learner" / ".model.pth.tar-2.a1b2c3d4.tmp", out / "prompt_learner" / ".checkpoint.x_9.tmp",
-                 out / ".config.yaml.zz17.tmp"]
+    leftovers = [out / "prompt_learner" / ".model.pth.tar-2.a1b2c3d4.tmp",
+                 out / "prompt_learner" / ".checkpoint.x_9.tmp", out / ".config.yaml.zz17.tmp"]
     for path in leftovers:
         path.write_bytes(b"half-written")
     (out / ".notes.txt.ab12.tmp").write_text("not ours")
@@ -168,7 +168,8 @@ def test_failed_checkpoint_write_mid_run_keeps_previous_and_resumes(eurosat_root
         return real_save(obj, path, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", disk_full_at_epoch_2)
-    assert main(argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=3)) == 1  # failed work
+    # a failure during the work: exit 1
+    assert main(argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=3)) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert "No space left on device" in err[-1] and err[-1].startswith("error:")
     monkeypatch.undo()

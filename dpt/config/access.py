@@ -44,8 +44,11 @@ def has_key(cfg: Mapping, key: str) -> bool:
 
 
 def set_key(cfg: MutableMapping, key: str, value: Any) -> None:
-    """Set the existing ``key`` to ``value`` (a frozen ``CfgNode`` refuses); KeyError naming a missing key."""
+    """Set the existing ``key`` to ``value``; KeyError naming a missing key, AttributeError on a frozen config
+    (yacs checks frozenness only on attribute writes, so item writes are refused here)."""
     node, leaf = _walk(cfg, key)
     if leaf not in node:
         raise KeyError(f"config key {key!r} not found")
+    if callable(getattr(node, "is_frozen", None)) and node.is_frozen():
+        raise AttributeError(f"config key {key!r}: the config is frozen (build a new one with build_config)")
     node[leaf] = value
