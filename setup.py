@@ -30,7 +30,7 @@ setup(
         "console_scripts": [
             "dpt-train=dpt.train:main",
             "dpt-results=dpt.tools.results:main",
-            "dpt-plot=dpt.reporting.plots:main",
+            "dpt-plot=dpt.tools.plots:main",
             "dpt-attention=dpt.tools.attention:main",
             "dpt-check-data=dpt.tools.check_data:main",
             "dpt-cache=dpt.tools.cache:main",

@@ -18,12 +18,13 @@ from typing import List, Optional, Sequence
 import torch
 from yacs.config import CfgNode
 
+from dpt.config.access import get_key
 from dpt.config.merge import PRECISION_KEYS
 from dpt.data.dataset_base import SplitDataset, dataset_folder
 from dpt.data.splits import load_split_file
 from dpt.engine.checkpoint import checkpoint_name
 from dpt.errors import error_message
-from dpt.modeling.backbones.loader import resolve_weights
+from dpt.modeling.backbones.loader import resolve_backbone
 from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
 
 
@@ -47,7 +48,7 @@ class DatasetCheck:
 def device_problems(cfg: CfgNode) -> List[str]:
     """Precision and process placement the GPU cannot serve (USE_CUDA, TRAINER.COOP/COCOOP.PREC, LOCAL_RANK).
 
-    fp16 without a GPU is no problem: ``setup_cfg`` already runs it as fp32.
+    fp16 without a GPU is no problem: ``build_config`` already runs it as fp32.
     """
     if not (cfg.USE_CUDA and torch.cuda.is_available()):
         return []
@@ -57,10 +58,7 @@ def device_problems(cfg: CfgNode) -> List[str]:
         problems.append(f"LOCAL_RANK {local_rank} has no GPU: {visible} visible (CUDA_VISIBLE_DEVICES="
                         f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); start at most {visible} processes per node")
     for key in PRECISION_KEYS:
-        node = cfg
-        for part in key.split("."):
-            node = node[part]
-        if node == "bf16" and not torch.cuda.is_bf16_supported():
+        if get_key(cfg, key) == "bf16" and not torch.cuda.is_bf16_supported():
             problems.append(f"config key {key!r} is bf16, which {torch.cuda.get_device_name()} does not support; "
                             f"use amp or fp16")
     return problems
@@ -143,7 +141,7 @@ def weights_problems(name_or_path: str) -> List[str]:
     if not name_or_path:
         return ["MODEL.BACKBONE.NAME is empty; set it in the config file or pass --backbone (e.g. ViT-B/32)"]
     try:
-        resolve_weights(name_or_path)
+        resolve_backbone(name_or_path).weights_file()
     except (FileNotFoundError, ValueError) as err:
         return [error_message(err)]
     return []

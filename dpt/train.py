@@ -3,26 +3,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
-from typing import List, Optional
+from typing import List
 
-import numpy as np
 import torch
 import yaml
 
+from dpt.api import set_random_seed
 from dpt.config.merge import save_cfg, setup_cfg
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import remove_stale_temporaries
 from dpt.engine.distributed import init_distributed, is_main_process
 from dpt.engine.logger import close_logger, setup_logger
-from dpt.errors import error_message
+from dpt.errors import ArgumentParser, cli_main
 from dpt.launch.preemption import Preempted, raise_on_signals, stop_signals_from_env
 from dpt.preflight import preflight
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train or evaluate CoOp / VPT / VLP / DPT prompts for CLIP")
+    parser = ArgumentParser(description="Train or evaluate CoOp / VPT / VLP / DPT prompts for CLIP")
     parser.add_argument("--root", type=str, default="", help="path to dataset")
     parser.add_argument("--output-dir", type=str, default="", help="output directory")
     parser.add_argument("--resume", type=str, default="", help="checkpoint directory (from which the training resumes)")
@@ -41,13 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line")
     return parser
-
-
-def set_random_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
 
 
 def check_new_classes(cfg, args: argparse.Namespace, learnable: bool) -> None:
@@ -133,21 +125,16 @@ def _run(args: argparse.Namespace, keep_last_epoch: bool) -> None:
         close_logger()
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Run as CoOp's train.py does; bad input exits with status 2 and a one-line error (DPT_DEBUG=1: traceback);
-    a stop signal named in DPT_SAVE_ON_SIGNAL exits with 128 + its number after saving the last finished epoch."""
-    args = build_parser().parse_args(argv)
+@cli_main(build_parser)
+def main(args: argparse.Namespace) -> int:
+    """Run as CoOp's train.py does, under the CLI contract of dpt.errors (a failed preflight prints one
+    ``error:`` line per problem); a stop signal named in DPT_SAVE_ON_SIGNAL exits with 128 + its number after
+    saving the last finished epoch."""
     try:
         run(args)
     except Preempted as stop:
         print(f"stopped by {stop} (DPT_SAVE_ON_SIGNAL); run the same command to resume", file=sys.stderr)
         return stop.exit_code
-    except (OSError, KeyError, ValueError, RuntimeError, FloatingPointError) as err:
-        if os.environ.get("DPT_DEBUG"):
-            raise
-        for line in error_message(err).splitlines():  # a failed preflight lists several problems
-            print(f"error: {line}", file=sys.stderr)
-        return 2
     return 0
 
 

@@ -204,8 +204,8 @@ tables=$("$PYTHON" -m dpt.tools.results "$OUTPUT" --seeds "${seed_list[@]}" --fo
   || rm -f "$REPORT/results.csv"
 "$PYTHON" -m dpt.tools.results "$OUTPUT" --seeds "${seed_list[@]}" --table b2n --format csv \
   > "$REPORT/results_b2n.csv" 2>/dev/null || rm -f "$REPORT/results_b2n.csv"
-plot_note=$("$PYTHON" -m dpt.reporting.plots "$OUTPUT" --seeds "${seed_list[@]}" --out "$REPORT" 2>&1) || true
-missing=$("$PYTHON" -m dpt.launch.jobs "${JOB_FILES[@]}" --ledger "$OUTPUT/submitit" 2>&1) \
+plot_note=$("$PYTHON" -m dpt.tools.plots "$OUTPUT" --seeds "${seed_list[@]}" --out "$REPORT" 2>&1) || true
+missing=$("$PYTHON" -m dpt.tools.jobs "${JOB_FILES[@]}" --ledger "$OUTPUT/submitit" 2>&1) \
   || missing="listing the jobs failed: $missing"
 {
   echo "# DPT reproduction report"

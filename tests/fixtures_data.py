@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import pytest
 
 from dpt.config import get_cfg_default
+from dpt.config.access import set_key
 from dpt.demo.synthetic import SPLIT_LAYOUT, SYNTHETIC_DATASETS, make_dataset, write_image  # noqa: F401
 
 __all__ = [
@@ -39,13 +40,7 @@ def make_data_cfg(root: os.PathLike, name: str, num_shots: int = -1, seed: int =
     cfg.INPUT.TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
     cfg.DATALOADER.NUM_WORKERS = 0
     for key, value in (opts or {}).items():
-        node = cfg
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        if leaf not in node:
-            raise KeyError(f"make_data_cfg: unknown config key {key}")
-        node[leaf] = value
+        set_key(cfg, key, value)
     return cfg
 
 

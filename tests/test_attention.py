@@ -110,9 +110,9 @@ def test_bad_input_gives_one_line_error(case, runs, tmp_path, capsys):
         args += ["--root", str(tmp_path / "nowhere")]
     else:
         args += ["--epoch", "7"]
-    assert attention.main(args) == 1
+    assert attention.main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("dpt-attention: ") and expected in err and "\n" not in err
+    assert err.startswith("error: ") and expected in err and "\n" not in err
     assert not (tmp_path / "g.png").exists()
 
 

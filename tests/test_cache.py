@@ -1,4 +1,4 @@
-"""dpt-cache: lists the few-shot, test-image and selector caches (sizes, ages) and clears them safely."""
+"""dpt-cache: lists the caches of the kind table (sizes, ages) and clears them safely; the table and atomic writes."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,11 @@ from pathlib import Path
 
 import torch
 
+from dpt.cache.atomic import atomic_path, temporary_target, write_text_atomic
+from dpt.cache.kinds import CACHE_KINDS, kind_of
 from dpt.data import DataManager, build_dataset
 from dpt.tools.cache import main
+from dpt.trainers.feature_cache import split_cache_path
 from fixtures_data import make_data_cfg, make_dataset
 
 DAY = 86400
@@ -28,7 +31,7 @@ def _setup(tmp_path: Path):
     DataManager(make_data_cfg(root, "EuroSAT", num_shots=2, seed=1, opts={"DATALOADER.CACHE_TEST": True}))
     dataset_dir = Path(info["dataset_dir"])
     images = sorted((dataset_dir / "image_cache").glob("EuroSAT_*.npy"))
-    selector = dataset_dir / "image_cache" / f"selector_EuroSAT_test_{'a1' * 12}.pt"
+    selector = dataset_dir / "image_cache" / f"selector_EuroSAT_test_{'a1' * 10}.pt"
     torch.save(torch.zeros(4, 8), selector)
     old_tmp = dataset_dir / "split_fewshot" / ".shot_2-seed_1.json.k3j_x9q2.tmp"  # a killed writer's, 2 days old
     young_tmp = dataset_dir / "image_cache" / f".{images[0].name}.ab12cd34.tmp"  # a writer at work
@@ -44,7 +47,7 @@ def _setup(tmp_path: Path):
 def _rows(out: str):
     """(kind, path) of each table row."""
     return [(line.split()[0], line.split()[-1]) for line in out.splitlines()
-            if line.split() and line.split()[0] in ("fewshot", "images", "selector", "temporary")]
+            if line.split() and line.split()[0] in {kind.name for kind in CACHE_KINDS}]
 
 
 def test_list_shows_every_cache_with_size_and_age(tmp_path, capsys):
@@ -100,3 +103,43 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
                                               f"$DATA, or use --cache-dir)"
     assert main(["clear", str(tmp_path), "--older-than", "-1"]) == 2
     assert "--older-than -1.0: expected a number of days >= 0" in capsys.readouterr().err
+
+
+def test_linear_probe_features_are_listed_and_cleared_by_kind(tmp_path, capsys):
+    root, fewshot, images, selector, old_tmp, young_tmp = _setup(tmp_path)
+    cfg = make_data_cfg(root, "EuroSAT", num_shots=2, seed=1)
+    dataset = build_dataset(cfg)
+    features = Path(split_cache_path(cfg, "clip_features", "test", "ViT-B/32", "fp32", "tfm", dataset.test,
+                                     dataset.dataset_dir))  # the path the linear probe writes
+    features.write_bytes(b"\0" * 300)
+    capsys.readouterr()
+    assert main(["list", str(root), "--kind", "clip_features"]) == 0
+    out = capsys.readouterr().out
+    assert _rows(out) == [("clip_features", str(features))] and "EuroSAT" in out
+    assert main(["clear", str(root), "--kind", "clip_features"]) == 0
+    assert "removed 1 cache file(s)" in capsys.readouterr().out
+    assert not features.exists() and selector.exists() and fewshot.exists() and all(p.exists() for p in images)
+
+
+def test_every_kind_recognises_the_names_it_writes():
+    fields = {"shots": 16, "seed": -1, "dataset": "Food_101", "split": "val", "digest": "0a" * 10, "target": "x.pt",
+              "random": "k3j_x9q2", "inode": 77}
+    for kind in CACHE_KINDS:
+        name = os.path.basename(kind.path("folder", **fields))
+        assert kind_of(name) is kind, name
+    assert kind_of("selector_ImageNet_test_" + "f" * 24 + ".pt").name == "selector"  # named before digests were shared
+    assert kind_of("shot_2-seed_1.pkl") is None and kind_of("EuroSAT_" + "0" * 19 + ".npy") is None
+
+
+def test_atomic_writes_use_the_one_temporary_name_and_leave_nothing_on_failure(tmp_path):
+    target = tmp_path / "sub" / "config.yaml"
+    assert write_text_atomic("a: 1\n", str(target)) == str(target) and target.read_text() == "a: 1\n"
+    try:
+        with atomic_path(str(target)) as tmp:
+            assert temporary_target(os.path.basename(tmp)) == "config.yaml"
+            assert kind_of(os.path.basename(tmp)).name == "temporary"
+            Path(tmp).write_text("half")
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert os.listdir(target.parent) == ["config.yaml"] and target.read_text() == "a: 1\n"

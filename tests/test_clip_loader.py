@@ -9,7 +9,17 @@ import torch
 
 from dpt.modeling.backbones import loader as clip_loader
 from dpt.modeling.backbones.clip_import import clip
-from dpt.modeling.backbones.loader import CLIP_MODELS, ClipWeights, clip_cache_dir, load_clip, resolve_weights
+from dpt.modeling.backbones.loader import (
+    CLIP_MODELS,
+    ClipWeights,
+    OpenAIModel,
+    WeightsFile,
+    clip_cache_dir,
+    load_clip,
+    resolve_backbone,
+    resolve_weights,
+)
+from dpt.modeling.backbones.open_clip_loader import OpenClipBackbone
 from dpt.modeling.backbones.weights_file import file_sha256
 from fixtures_clip import make_tiny_clip
 
@@ -146,3 +156,15 @@ def test_sha256_streams_in_chunks(tmp_path: Path) -> None:
     data = bytes(range(256)) * 5000
     path.write_bytes(data)
     assert file_sha256(path, chunk_bytes=4096) == hashlib.sha256(data).hexdigest()
+
+
+def test_resolve_backbone_chooses_one_scheme_per_name(tiny_clip_path: Path, tmp_path: Path) -> None:
+    assert resolve_backbone("ViT-B/32") == OpenAIModel("ViT-B/32")
+    assert resolve_backbone(str(tiny_clip_path)) == WeightsFile(str(tiny_clip_path))
+    assert resolve_backbone("open_clip:ViT-B-32:laion2b_s34b_b79k") == OpenClipBackbone(
+        "open_clip:ViT-B-32:laion2b_s34b_b79k")
+    assert resolve_backbone("ViT-B/32").identity() == "ViT-B/32"
+    digest = hashlib.sha256(tiny_clip_path.read_bytes()).hexdigest()
+    assert resolve_backbone(str(tiny_clip_path)).identity() == f"sha256:{digest}"
+    with pytest.raises(ValueError, match=r"MODEL.BACKBONE.NAME '.*nope.pt' is neither a known CLIP model \(RN50, "):
+        resolve_backbone(str(tmp_path / "nope.pt"))

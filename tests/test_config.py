@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from dpt.config import get_cfg_default
+from dpt.config.access import get_key, has_key, set_key
 from dpt.config.merge import merge_from_file, merge_from_list, save_cfg, setup_cfg
 from dpt.train import build_parser
 
@@ -137,10 +138,7 @@ def test_modern_baseline_yamls_carry_their_official_values():
         cfg = get_cfg_default()
         merge_from_file(cfg, str(root / name))
         for key, value in values.items():
-            node = cfg
-            for part in key.split("."):
-                node = node[part]
-            assert node == value, f"{name} {key}"
+            assert get_key(cfg, key) == value, f"{name} {key}"
 
 
 def test_modern_baseline_defaults_are_the_official_train_py_defaults():
@@ -163,3 +161,19 @@ def test_modern_baseline_precision_is_a_checked_choice(tmp_path, key):
     with pytest.raises(ValueError, match=rf"config key '{key}': expected one of fp16, fp32, amp, bf16, got 'fp8'"):
         setup_cfg(_args(tmp_path, key, "fp8"))
     assert setup_cfg(_args(tmp_path, key, "fp32")).TRAINER[key.split(".")[1]].PREC == "fp32"
+
+
+def test_dotted_key_access():
+    cfg = get_cfg_default()
+    assert get_key(cfg, "TRAINER.COOP.N_CTX") == cfg.TRAINER.COOP.N_CTX and get_key(cfg, "OPTIM") is cfg.OPTIM
+    set_key(cfg, "OPTIM.LR", 0.5)
+    assert cfg.OPTIM.LR == 0.5 and has_key(cfg, "OPTIM.LR") and not has_key(cfg, "OPTIM.LR.X")
+    assert get_key({"A": {"B": ""}}, "A.B") == "" and get_key({"A": 1}, "A.B", None) is None
+    with pytest.raises(KeyError, match=r"config key 'OPTIM.NOPE' not found"):
+        get_key(cfg, "OPTIM.NOPE")
+    with pytest.raises(KeyError, match=r"config key 'NOPE.LR' not found \(no 'NOPE' node\)"):
+        set_key(cfg, "NOPE.LR", 1)
+    cfg.freeze()
+    with pytest.raises(AttributeError, match="'OPTIM.LR': the config is frozen"):
+        set_key(cfg, "OPTIM.LR", 0.1)
+    assert cfg.OPTIM.LR == 0.5

@@ -18,6 +18,7 @@ import torch
 
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.launch import jobs
+from dpt.tools import jobs as jobs_cli
 from dpt.reporting.logparse import parse_metric
 from dpt.tools import launch
 from fixtures_data import make_dataset
@@ -114,7 +115,7 @@ def test_slurm_one_array_job_with_the_resources_report_only_and_no_resubmission_
     assert f"--user={getpass.getuser()}" in (fake_slurm / "squeue_args").read_text()
 
     (fake_slurm / "squeue.always").write_text("4243_1\n")
-    assert jobs.main([job_file, "--ledger", "out/submitit"]) == 0
+    assert jobs_cli.main([job_file, "--ledger", "out/submitit"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[0] == "4 of 4 jobs not finished:"
     assert [line for line in listing if "queued or running" in line] == [

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from dpt.reporting import plots, tables
+from dpt.tools import plots as plot_cli
 from dpt.tools import results
 from test_results import COOP_VARIANT, FEWSHOT, ZEROSHOT, trained_dir, write_log
 
@@ -35,13 +36,13 @@ def assert_png(path, size):
         assert image.size == size
         pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
     assert pixels.std() > 0 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 10
-    leftovers = [n for n in os.listdir(os.path.dirname(path)) if ".tmp-" in n]
+    leftovers = [n for n in os.listdir(os.path.dirname(path)) if n.endswith(".tmp")]
     assert leftovers == []
 
 
 def test_accuracy_vs_shots_cli(output_root, tmp_path, capsys):
     out = tmp_path / "figs"
-    assert plots.main([output_root, "--out", str(out)]) == 0
+    assert plot_cli.main([output_root, "--out", str(out)]) == 0
     path = str(out / "accuracy_vs_shots.png")
     assert capsys.readouterr().out.strip() == f"Wrote {path}"
     # oxford_pets, eurosat and Average: three panels in one row
@@ -71,7 +72,7 @@ def test_training_curves_cli(tmp_path, capsys):
     losses, lrs = [2.0, 1.6, 1.3, 1.1, 1.0, 0.95], [1e-5, 2e-3, 1.9e-3, 1.6e-3, 1.2e-3, 8e-4]
     write_log(run, 75.0, epochs=6, batches=3, losses=losses, lrs=lrs)
     out = tmp_path / "figs"
-    assert plots.main(["--run", run, "--out", str(out)]) == 0
+    assert plot_cli.main(["--run", run, "--out", str(out)]) == 0
     path = str(out / "training_curves.png")
     assert capsys.readouterr().out.strip() == f"Wrote {path}"
     # loss, acc and lr panels side by side
@@ -100,6 +101,6 @@ def test_plot_cli_errors(tmp_path, capsys, argv, message):
     eval_run = str(tmp_path / "eval")
     write_log(eval_run, 60.0, eval_only=True)
     argv = [a.format(eval=eval_run, absent=str(tmp_path / "absent")) for a in argv]
-    assert plots.main(argv) == 1
+    assert plot_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err

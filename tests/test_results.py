@@ -12,6 +12,7 @@ import statistics
 import pytest
 
 from dpt.reporting import logparse, paper, runs, tables
+from dpt.tools import logparse as logparse_cli
 from dpt.tools import results
 
 COOP_VARIANT = "nctx16_cscFalse_ctpend"
@@ -185,7 +186,7 @@ def _seed_dirs(tmp_path, accs, **kwargs):
 def test_parse_test_res_summary_format(tmp_path, capsys, ci95):
     accs = [81.2, 79.9, 80.4]
     directory = _seed_dirs(tmp_path, accs)
-    assert logparse.main([directory] + (["--ci95"] if ci95 else [])) == 0
+    assert logparse_cli.main([directory] + (["--ci95"] if ci95 else [])) == 0
     spread = statistics.pstdev(accs) * (1.96 / math.sqrt(3) if ci95 else 1)
     expected = [f"Parsing files in {directory}"]
     for seed, acc in enumerate(accs, start=1):
@@ -197,18 +198,18 @@ def test_parse_test_res_summary_format(tmp_path, capsys, ci95):
 
 def test_parse_test_res_test_log_keyword_and_multi_exp(tmp_path, capsys):
     directory = _seed_dirs(tmp_path, [60.0, 62.0], eval_only=True)
-    assert logparse.main([directory]) == 1  # no "Finish training" in eval-only logs
+    assert logparse_cli.main([directory]) == 2  # no "Finish training" in eval-only logs
     assert "no '* accuracy:' line" in capsys.readouterr().err
-    assert logparse.main([directory, "--test-log", "--keyword", "macro_f1"]) == 0
+    assert logparse_cli.main([directory, "--test-log", "--keyword", "macro_f1"]) == 0
     assert "* macro_f1: 60.50% +- 1.00%" in capsys.readouterr().out
-    assert logparse.main([str(tmp_path), "--test-log", "--multi-exp"]) == 0
+    assert logparse_cli.main([str(tmp_path), "--test-log", "--multi-exp"]) == 0
     assert capsys.readouterr().out.split("\n")[-3:-1] == ["Average performance", "* accuracy: 61.00%"]
 
 
 def test_parse_test_res_requires_log_in_every_folder(tmp_path, capsys):
     directory = _seed_dirs(tmp_path, [60.0])
     os.makedirs(os.path.join(directory, "seed2"))
-    assert logparse.main([directory]) == 1
+    assert logparse_cli.main([directory]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "seed2" in err and "log.txt" in err
 
@@ -298,9 +299,9 @@ def test_exit_code_without_runs(tmp_path, capsys, make):
     root = tmp_path / "nothing"
     if make:
         (root / "oxford_pets" / "CoOp").mkdir(parents=True)
-    assert results.main([str(root)]) == 1
+    assert results.main([str(root)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("dpt-results: ") and str(root) in err
+    assert err.count("\n") == 1 and err.startswith("error: ") and str(root) in err
 
 
 @pytest.fixture
@@ -424,7 +425,7 @@ def test_paper_csv_validation(tmp_path, capsys):
         paper.load_claims(str(bad))
     root = tmp_path / "out"
     write_log(str(root / "ZeroshotCLIP" / "vit_b32" / "dtd"), 40.0, eval_only=True)
-    assert results.main([str(root), "--compare-paper", "--paper-csv", str(bad)]) == 1
+    assert results.main([str(root), "--compare-paper", "--paper-csv", str(bad)]) == 2
     assert "relation '>='" in capsys.readouterr().err
 
 

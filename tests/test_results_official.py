@@ -7,6 +7,7 @@ import statistics
 
 from dpt.reporting import plots, runs, tables
 from dpt.reporting.logged_run import logged_run
+from dpt.tools import plots as plot_cli
 from dpt.tools import results
 from test_results import COOP_VARIANT, cell_text, markdown_rows, trained_dir, write_log
 
@@ -105,7 +106,7 @@ def test_select_and_plot_read_official_trees(tmp_path, capsys):
     lines, _ = plots._series(fewshot)
     assert lines["CoOp (MyCoOp)"]["eurosat"] == [(1, statistics.fmean(MYCOOP_ACCS.values()))]
     assert lines["CoCoOp"]["eurosat"] == [(1, statistics.fmean(COCOOP_ACCS))]
-    assert plots.main([root, "--out", str(tmp_path / "plots")]) == 0
+    assert plot_cli.main([root, "--out", str(tmp_path / "plots")]) == 0
     assert os.path.getsize(tmp_path / "plots" / "accuracy_vs_shots.png") > 0
 
 

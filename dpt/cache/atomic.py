@@ -1,22 +1,39 @@
-"""Atomic file writes: a reader never sees a half-written split, few-shot cache or image cache.
+"""Atomic file writes: a reader never sees a half-written split, cache, checkpoint, config or figure.
 
 Why: several runs (seeds, methods) often start at once on one dataset folder and create the same
-cache file. Each writer fills its own uniquely named temporary file in the target's folder and
-then ``os.replace``-s it into place, which is atomic on POSIX and Windows; the last writer wins
-and every version is complete. Temporary files are named ``.<target name>.<random>.tmp``
-(``dpt-cache`` lists them and clears old ones a killed writer left).
+file, and a kill or a full disk may stop a writer half-way. Each writer fills its own uniquely named
+temporary file in the target's folder and then ``os.replace``-s it into place, which is atomic on
+POSIX and Windows; the last writer wins and every version is complete. Every temporary file (and
+folder) is named ``.<target name>.<random>.tmp`` (``TEMPORARY_NAME``): ``dpt-cache`` lists and clears
+old ones, and a run removes its own leftovers on restart (``temporary_target``).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 # A claim on a stale file older than this was left by a killed run and is taken over.
 CLAIM_TIMEOUT_S = 60.0
+# ``.<target>.<random>.tmp``: the one temporary naming scheme (``tempfile``'s random part is [a-z0-9_]).
+TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[A-Za-z0-9_]+\.tmp")
+
+
+def temporary_target(name: str) -> Optional[str]:
+    """The target file name of a temporary file named ``name``, or None if ``name`` is not one of ours."""
+    match = TEMPORARY_NAME.fullmatch(name)
+    return match.group("target") if match else None
+
+
+def _temporary_affixes(path: str) -> tuple:
+    folder, name = os.path.split(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    return folder, f".{name}.", ".tmp"
 
 
 @contextlib.contextmanager
@@ -26,9 +43,8 @@ def atomic_path(path: str) -> Iterator[str]:
     The folder of ``path`` is created if missing. On an exception the temporary file is
     removed and ``path`` is left untouched.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    folder, prefix, suffix = _temporary_affixes(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
     os.close(fd)
     try:
         yield tmp
@@ -36,6 +52,59 @@ def atomic_path(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str) -> Iterator[str]:
+    """Yield a fresh temporary folder beside ``path``; on success rename it to ``path`` (which must not exist).
+
+    On an exception the temporary folder and everything in it is removed.
+    """
+    parent, prefix, suffix = _temporary_affixes(path.rstrip(os.sep))
+    tmp = tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+
+
+def write_with(path: str, write: Callable[[str], None]) -> str:
+    """Call ``write(tmp)`` on a temporary path and move the result onto ``path``; returns ``path``."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return path
+
+
+def write_text_atomic(text: str, path: str) -> str:
+    """Write ``text`` to ``path``, atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+    return path
+
+
+def save_torch_atomic(obj: Any, path: str) -> str:
+    """``torch.save(obj, path)``, atomically; returns ``path``."""
+    import torch  # not at import: the JSON writers serve tools that never load torch
+
+    return write_with(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _dump_json(obj: Any, f, indent: int) -> None:
+    if indent == 4:  # the layout of CoOp's split files
+        json.dump(obj, f, indent=4, separators=(",", ": "))
+    else:
+        json.dump(obj, f, indent=indent)
+
+
+def write_json_atomic(obj: Any, path: str, indent: int = 4) -> str:
+    """Write ``obj`` as JSON (4-space indent by default: CoOp's split files), atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            _dump_json(obj, f, indent)
+    return path
 
 
 def mark_used(path: str) -> None:
@@ -47,13 +116,6 @@ def mark_used(path: str) -> None:
         os.utime(path)
 
 
-def write_json_atomic(obj: Any, path: str) -> None:
-    """Write ``obj`` as JSON with 4-space indent (the layout of CoOp's split files), atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=4, separators=(",", ": "))
-
-
 def write_json_once(obj: Any, path: str) -> bool:
     """Write ``obj`` as JSON at ``path`` unless it exists; True if this call created the file.
 
@@ -63,12 +125,11 @@ def write_json_once(obj: Any, path: str) -> bool:
     is hard-linked into place, which fails if ``path`` exists; where links are unsupported, the
     last writer wins as in ``write_json_atomic``.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    folder, prefix, suffix = _temporary_affixes(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=4, separators=(",", ": "))
+            _dump_json(obj, f, 4)
         try:
             os.link(tmp, path)
         except FileExistsError:

@@ -12,6 +12,7 @@ import yaml
 
 from dpt.compat.official import PARTS
 from dpt.compat.weights import Weights, read_weights
+from dpt.config.access import get_key
 from dpt.engine.checkpoint import checkpoint_name, latest_checkpoint, same_epoch_checkpoints
 from dpt.reporting.logged_run import logged_value
 
@@ -56,8 +57,7 @@ def run_config_value(run: str, key: str) -> Optional[str]:
     if os.path.isfile(path):
         with open(path) as f:
             node = yaml.safe_load(f) or {}
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        return None if node in (None, "") else str(node)
+        value = get_key(node, key, None)
+        return None if value in (None, "") else str(value)
     log = os.path.join(run, LOG_FILE)
     return logged_value(log, key) if os.path.isfile(log) else None

@@ -1,6 +1,6 @@
 """Configuration defaults: Dassl's keys plus the CoOp / DPT keys (REFERENCE.md 1).
 
-The whole default tree lives here, a comment per key. ``dpt.config.merge.setup_cfg`` merges a run's files and
+The whole default tree lives here, a comment per key. ``dpt.config.merge.build_config`` merges a run's files and
 flags into a copy in Dassl's order and freezes it.
 """
 from __future__ import annotations

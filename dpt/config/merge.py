@@ -1,7 +1,8 @@
 """Build a run's configuration from the defaults (dpt/config/defaults.py) with yacs semantics (REFERENCE.md 1.1).
 
-``setup_cfg`` merges in Dassl's order (defaults -> dataset yaml -> method yaml -> CLI flags -> ``opts``), checks
-choices and the template, fits the precision to the machine and freezes; nothing writes to the config after that.
+``build_config`` merges in Dassl's order (defaults -> config files -> run flags -> ``opts``), checks choices and
+the template, fits the precision to the machine and freezes; nothing writes to the config after that.
+``setup_cfg`` is train.py's adapter: it reads the files and flags off CoOp's argparse Namespace.
 """
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import argparse
 import difflib
 import os
 from ast import literal_eval
-from typing import Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import torch
 import yaml
 from yacs.config import CfgNode as CN
 
+from dpt.cache.atomic import write_text_atomic
+from dpt.config.access import get_key, has_key, set_key
 from dpt.config.defaults import CHOICES, get_cfg_default
 
 
@@ -43,16 +46,9 @@ def _coerce(value):
 
 
 def _set(cfg: CN, key: str, value, source: str) -> None:
-    node = cfg
-    parts = key.split(".")
-    for part in parts[:-1]:
-        if not isinstance(node, CN) or part not in node:
-            raise _closest_key_error(key, source)
-        node = node[part]
-    leaf = parts[-1]
-    if not isinstance(node, CN) or leaf not in node or isinstance(node[leaf], CN):
+    if not has_key(cfg, key) or isinstance(get_key(cfg, key), CN):
         raise _closest_key_error(key, source)
-    default = node[leaf]
+    default = get_key(cfg, key)
     value = _coerce(value)
     if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
         value = type(default)(value)
@@ -61,7 +57,7 @@ def _set(cfg: CN, key: str, value, source: str) -> None:
             f"config key {key!r} in {source}: expected {type(default).__name__} "
             f"(like {default!r}), got {type(value).__name__} {value!r}"
         )
-    node[leaf] = value
+    set_key(cfg, key, value)
 
 
 def _flatten(mapping: dict, prefix: str = "") -> Iterable:
@@ -94,11 +90,9 @@ def merge_from_list(cfg: CN, opts: Sequence[str]) -> None:
 
 def _check_choices(cfg: CN) -> None:
     for key, valid in CHOICES.items():
-        node = cfg
-        for part in key.split("."):
-            node = node[part]
-        if node not in valid:
-            raise ValueError(f"config key {key!r}: expected one of {', '.join(valid)}, got {node!r}")
+        value = get_key(cfg, key)
+        if value not in valid:
+            raise ValueError(f"config key {key!r}: expected one of {', '.join(valid)}, got {value!r}")
 
 
 def _check_template(cfg: CN) -> None:
@@ -109,24 +103,30 @@ def _check_template(cfg: CN) -> None:
         )
 
 
-def reset_cfg(cfg: CN, args: argparse.Namespace) -> None:
-    """Copy truthy CLI flags into the config, as CoOp's train.py does (so ``--seed 0`` is ignored)."""
-    mapping = {
-        "root": "DATASET.ROOT",
-        "output_dir": "OUTPUT_DIR",
-        "resume": "RESUME",
-        "seed": "SEED",
-        "source_domains": "DATASET.SOURCE_DOMAINS",
-        "target_domains": "DATASET.TARGET_DOMAINS",
-        "transforms": "INPUT.TRANSFORMS",
-        "trainer": "TRAINER.NAME",
-        "backbone": "MODEL.BACKBONE.NAME",
-        "head": "MODEL.HEAD.NAME",
-    }
-    for attr, key in mapping.items():
-        value = getattr(args, attr, None)
+# train.py's flags (as ``build_config`` keywords) and the keys they set, as CoOp's ``reset_cfg`` maps them.
+FLAG_KEYS = {
+    "root": "DATASET.ROOT",
+    "output_dir": "OUTPUT_DIR",
+    "resume": "RESUME",
+    "seed": "SEED",
+    "source_domains": "DATASET.SOURCE_DOMAINS",
+    "target_domains": "DATASET.TARGET_DOMAINS",
+    "transforms": "INPUT.TRANSFORMS",
+    "trainer": "TRAINER.NAME",
+    "backbone": "MODEL.BACKBONE.NAME",
+    "head": "MODEL.HEAD.NAME",
+}
+
+
+def _apply_flags(cfg: CN, flags: Dict[str, Any]) -> None:
+    """Copy the truthy flags into the config, as CoOp's train.py does (so ``--seed 0`` is ignored)."""
+    unknown = sorted(set(flags) - set(FLAG_KEYS))
+    if unknown:
+        raise TypeError(f"build_config: unknown flag {unknown[0]!r}; expected one of {', '.join(FLAG_KEYS)}")
+    for name, key in FLAG_KEYS.items():
+        value = flags.get(name)
         if value:
-            _set(cfg, key, value, f"--{attr.replace('_', '-')}")
+            _set(cfg, key, value, f"--{name.replace('_', '-')}")
 
 
 # Precision keys; fp16 (the CoOp configs' default) is GPU-only, so setup_cfg runs it as fp32 on a machine without CUDA.
@@ -156,20 +156,25 @@ def fp16_to_fp32_without_gpu(cfg: CN) -> List[str]:
     return [f"Note: {' and '.join(changed)} fp16 needs a CUDA GPU; {why}, running in fp32"]
 
 
-def setup_cfg(args: argparse.Namespace, notes: Optional[List[str]] = None) -> CN:
-    """Defaults -> dataset yaml -> method yaml -> CLI flags -> opts, checked, fitted to the machine and frozen.
+def build_config(config_files: Sequence[str] = (), opts: Sequence[str] = (), notes: Optional[List[str]] = None,
+                 **flags: Any) -> CN:
+    """Defaults -> each of ``config_files`` in order -> ``flags`` -> ``opts``, checked, fitted to the machine, frozen.
 
     Args:
+        config_files: yaml files, merged in order (train.py: the dataset's, then the method's).
+        opts: ``KEY VALUE ...`` overrides, as given after train.py's flags.
         notes: receives one line per adjustment made for this machine (fp16 without a GPU runs as fp32);
             None prints them instead.
+        flags: train.py's flags by keyword (``FLAG_KEYS``: root, output_dir, seed, trainer, backbone, ...);
+            falsy values are ignored, as in CoOp (``seed=0`` keeps the config's SEED).
+    Example: ``build_config(["configs/datasets/eurosat.yaml", "configs/trainers/DPT/vit_b32.yaml"],
+    ["DATASET.NUM_SHOTS", "16"], root="data", trainer="DPT", seed=1, output_dir="output/run")``.
     """
     cfg = get_cfg_default()
-    if getattr(args, "dataset_config_file", None):
-        merge_from_file(cfg, args.dataset_config_file)
-    if getattr(args, "config_file", None):
-        merge_from_file(cfg, args.config_file)
-    reset_cfg(cfg, args)
-    merge_from_list(cfg, list(getattr(args, "opts", None) or []))
+    for path in config_files:
+        merge_from_file(cfg, path)
+    _apply_flags(cfg, flags)
+    merge_from_list(cfg, list(opts))
     _check_choices(cfg)
     _check_template(cfg)
     for line in fp16_to_fp32_without_gpu(cfg):
@@ -181,9 +186,14 @@ def setup_cfg(args: argparse.Namespace, notes: Optional[List[str]] = None) -> CN
     return cfg
 
 
+def setup_cfg(args: argparse.Namespace, notes: Optional[List[str]] = None) -> CN:
+    """``build_config`` from train.py's Namespace: ``--dataset-config-file`` then ``--config-file``, the flags of
+    ``FLAG_KEYS`` and the trailing opts (attributes it lacks count as not given)."""
+    files = [getattr(args, name, "") for name in ("dataset_config_file", "config_file")]
+    flags = {name: getattr(args, name, None) for name in FLAG_KEYS}
+    return build_config([f for f in files if f], list(getattr(args, "opts", None) or []), notes, **flags)
+
+
 def save_cfg(cfg: CN, path: str) -> None:
     """Write the resolved config as yaml, atomically; ``--config-file`` on it recreates the run."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(cfg.dump())
-    os.replace(tmp, path)
+    write_text_atomic(cfg.dump(), path)

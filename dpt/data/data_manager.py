@@ -1,7 +1,6 @@
 """DataManager: dataset -> transforms -> train/val/test loaders, as Dassl builds them (REFERENCE 3)."""
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -12,6 +11,7 @@ from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 from yacs.config import CfgNode
 
+from dpt.cache.kinds import image_cache_folder
 from dpt.data.build import build_dataset
 from dpt.data.datum import Datum
 from dpt.data.image_cache import PackedImages, image_shapes, load_test_cache
@@ -201,7 +201,7 @@ class DataManager:
             cache_dir = cfg.DATALOADER.CACHE_DIR
             if not cache_dir and not self.dataset.dataset_dir:
                 raise ValueError(f"dataset {self.dataset.name} has no folder: set DATALOADER.CACHE_DIR for CACHE_TEST")
-            cache_dir = cache_dir or os.path.join(self.dataset.dataset_dir, "image_cache")
+            cache_dir = image_cache_folder(cache_dir, self.dataset.dataset_dir)
             images = load_test_cache(items, prefix, cache_dir, self.dataset.name, split, cfg.DATALOADER.NUM_WORKERS)
         return build_data_loader(
             cfg, cfg.DATALOADER.TEST.SAMPLER, items, cfg.DATALOADER.TEST.BATCH_SIZE,

@@ -20,6 +20,7 @@ import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from dpt.cache.atomic import CLAIM_TIMEOUT_S, mark_used, replace_json_once, write_json_once
+from dpt.cache.kinds import FEWSHOT, fewshot_folder
 from dpt.data.datum import Datum
 from dpt.data.splits import entries_from_items, group_by_label, items_from_entries, items_sha256
 
@@ -51,7 +52,7 @@ def generate_fewshot_dataset(items: Sequence[Datum], num_shots: int, split: str 
 
 def fewshot_cache_path(dataset_dir: str, num_shots: int, seed: int) -> str:
     """``<dataset_dir>/split_fewshot/shot_{N}-seed_{S}.json``: shared by every trainer and backbone."""
-    return os.path.join(dataset_dir, "split_fewshot", f"shot_{num_shots}-seed_{seed}.json")
+    return FEWSHOT.path(fewshot_folder(dataset_dir), shots=num_shots, seed=seed)
 
 
 def fewshot_source(

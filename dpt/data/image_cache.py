@@ -16,8 +16,6 @@
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -29,6 +27,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from dpt.cache.atomic import atomic_path, mark_used
+from dpt.cache.digest import source_digest
+from dpt.cache.kinds import TEST_IMAGES
 from dpt.data.datum import Datum
 from dpt.data.images import read_image
 
@@ -134,12 +134,8 @@ def cache_file(cache_dir: str, dataset: str, items: Sequence[Datum], prefix: Cal
 
     The split name is not part of the key, so ImageNet's identical val and test share one file.
     """
-    files = []
-    for item in items:
-        st = os.stat(item.impath)
-        files.append((item.impath, st.st_size, st.st_mtime_ns))
-    key = json.dumps([dataset, repr(prefix), torchvision.__version__, PIL.__version__, files])
-    return os.path.join(cache_dir, f"{dataset}_{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy")
+    digest = source_digest([dataset, repr(prefix), torchvision.__version__, PIL.__version__], items)
+    return TEST_IMAGES.path(cache_dir, dataset=dataset, digest=digest)
 
 
 def _write_cache(path: str, items: Sequence[Datum], prefix: Callable, num_workers: int) -> None:

@@ -14,11 +14,10 @@ from typing import Dict, List, Tuple
 
 from yacs.config import CfgNode
 
+from dpt.cache.kinds import CACHE_FOLDERS
 from dpt.data.custom_dataset import IMAGE_EXTENSIONS, ClassKey, CustomDataset, Listed, image_files
 from dpt.data.splits import SPLIT_NAMES, list_image_folders
 from dpt.registry import DATASET_REGISTRY
-
-CACHE_FOLDERS = ("split_fewshot", "image_cache")
 
 
 @DATASET_REGISTRY.register()

@@ -6,11 +6,12 @@ Why: real weights cannot be downloaded everywhere; a tiny model of the real clas
 from __future__ import annotations
 
 import math
-import os
 from typing import Dict, Tuple, Union
 
 import torch
 import torch.nn as nn
+
+from dpt.cache.atomic import save_torch_atomic
 
 from dpt.modeling.backbones.clip_import import clip
 
@@ -90,7 +91,4 @@ def tiny_clip_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
 
 def save_tiny_clip(path: str, **kwargs) -> str:
     """Write ``make_tiny_clip(**kwargs)`` as a state-dict file that ``load_clip(path)`` reads; atomic."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(tiny_clip_state_dict(make_tiny_clip(**kwargs)), tmp)
-    os.replace(tmp, path)
-    return path
+    return save_torch_atomic(tiny_clip_state_dict(make_tiny_clip(**kwargs)), path)

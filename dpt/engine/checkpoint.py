@@ -10,23 +10,18 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
+from dpt.cache.atomic import save_torch_atomic, temporary_target, write_text_atomic
+
 CHECKPOINT_POINTER = "checkpoint"
 BEST_NAME = "model-best.pth.tar"
-# ``<name>.tmp<pid>``: the temporary files a run writes before renaming them onto checkpoints, their pointer,
-# config.yaml and cmat.pt. Only these names are ever removed as leftovers.
-_RUN_TEMPORARY = re.compile(r"(model\.pth\.tar-\d+|model-best\.pth\.tar|checkpoint|config\.yaml|cmat\.pt)\.tmp\d+")
+# The files a run writes through a temporary file (dpt.cache.atomic): checkpoints, their pointer, config.yaml and
+# cmat.pt. Only temporaries of these names are ever removed as leftovers.
+_RUN_FILES = re.compile(r"model\.pth\.tar-\d+|model-best\.pth\.tar|checkpoint|config\.yaml|cmat\.pt")
 
 
 def checkpoint_name(epoch: Optional[int]) -> str:
     """``model.pth.tar-N`` for an epoch count N, ``model-best.pth.tar`` for None."""
     return BEST_NAME if epoch is None else f"model.pth.tar-{epoch}"
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(state: Dict[str, Any], model_dir: str, is_best: bool = False) -> str:
@@ -38,21 +33,14 @@ def save_checkpoint(state: Dict[str, Any], model_dir: str, is_best: bool = False
     os.makedirs(model_dir, exist_ok=True)
     fname = BEST_NAME if is_best else checkpoint_name(state["epoch"])
     path = os.path.join(model_dir, fname)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _atomic_write_text(os.path.join(model_dir, CHECKPOINT_POINTER), fname + "\n")
+    save_torch_atomic(state, path)
+    write_text_atomic(fname + "\n", os.path.join(model_dir, CHECKPOINT_POINTER))
     print(f"Checkpoint saved to {path}")
     return path
 
 
 def remove_stale_temporaries(run_dir: str) -> List[str]:
-    """Delete the ``<name>.tmp<pid>`` files a killed save left in ``run_dir`` and its model folders; returns them.
+    """Delete the ``.<name>.<random>.tmp`` files a killed save left in ``run_dir`` and its model folders; returns them.
 
     Why: a kill between writing a temporary file and renaming it leaves the (possibly huge) temporary file
     behind; the next start of the same run removes it. Call before this run saves anything.
@@ -63,7 +51,8 @@ def remove_stale_temporaries(run_dir: str) -> List[str]:
     removed = []
     for folder in folders:
         for entry in os.scandir(folder):
-            if entry.is_file() and _RUN_TEMPORARY.fullmatch(entry.name):
+            target = temporary_target(entry.name)
+            if entry.is_file() and target is not None and _RUN_FILES.fullmatch(target):
                 os.remove(entry.path)
                 removed.append(entry.path)
     return sorted(removed)

@@ -1,11 +1,12 @@
 """Classification evaluator with Dassl's printed result block (REFERENCE.md 4.3)."""
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from typing import Dict, List, Optional
 
 import torch
+
+from dpt.cache.atomic import save_torch_atomic
 
 
 def macro_f1(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
@@ -83,7 +84,5 @@ class Classification:
         n = max(len(self.lab2cname), int(y_true.max()) + 1 if y_true.numel() else 0)
         cmat = torch.zeros(n, n, dtype=torch.long)
         cmat.index_put_((y_true, y_pred), torch.ones_like(y_true), accumulate=True)
-        tmp = f"{self.cmat_path}.tmp{os.getpid()}"
-        torch.save(cmat, tmp)
-        os.replace(tmp, self.cmat_path)
+        save_torch_atomic(cmat, self.cmat_path)
         print(f"Confusion matrix is saved to {self.cmat_path}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import functools
 import os
 import time
 from collections import OrderedDict
@@ -19,6 +18,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from dpt.config.access import get_key
 from dpt.data.data_manager import DataManager
 from dpt.engine.distributed import broadcast_parameters, distributed_loader, is_main_process, world_size
 from dpt.engine.evaluator import Classification
@@ -63,7 +63,7 @@ class TrainerX(TrainerBase):
         use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))  # torchrun: one GPU per process
         self.device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
-        self.precision = functools.reduce(lambda node, part: node[part], self.precision_key.split("."), cfg)
+        self.precision = get_key(cfg, self.precision_key)
         check_precision(self.precision, self.device, self.precision_key)
         self.start_epoch = self.epoch = 0
         self.max_epoch = cfg.OPTIM.MAX_EPOCH

@@ -7,20 +7,18 @@ run folders and the finished test live in one place (scripts/common.sh). The lau
 scheduler's job id of each submitted command in a ledger, so a later call neither submits a command that is
 still queued or running nor forgets to wait for it.
 
-``python -m dpt.launch.jobs JOBFILE... [--ledger DIR]`` prints the jobs that are not finished as a markdown list
+``python -m dpt.tools.jobs JOBFILE... [--ledger DIR]`` prints the jobs that are not finished as a markdown list
 (reproduce.sh puts it into report.md).
 """
 from __future__ import annotations
 
-import argparse
 import getpass
 import json
 import os
 import subprocess
-import sys
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from dpt.errors import error_message
+from dpt.cache.atomic import write_json_atomic
 
 LEDGER_NAME = "submitted.json"
 RUN_STATES = ("finished", "unfinished", "new")
@@ -100,12 +98,7 @@ def record_jobs(folder: str, launcher: str, submitted: Iterable[Tuple[str, str]]
     """Add (command, job id) pairs to the ledger (written to a temporary file, then renamed)."""
     ledger = read_ledger(folder)
     ledger.update({command: {"launcher": launcher, "job_id": job_id} for command, job_id in submitted})
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, LEDGER_NAME)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(ledger, f, indent=1)
-    os.replace(tmp, path)
+    write_json_atomic(ledger, os.path.join(folder, LEDGER_NAME), indent=1)
 
 
 def active_job_ids(jobs: Iterable[Tuple[str, str]]) -> Set[str]:
@@ -158,27 +151,3 @@ def unfinished_listing(jobs: Sequence[Job], ledger: Dict[str, Dict[str, str]]) -
         queued = f" (queued or running as job {where['job_id']})" if where.get("job_id") in active else ""
         lines.append(f"- job {job.number}{queued}: {state.describe()}  \n  `{job.command}`")
     return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dpt.launch.jobs",
-                                     description="List the jobs of reproduce.sh job files that are not finished.")
-    parser.add_argument("job_files", nargs="+", help="files of '<number> <command>' lines")
-    parser.add_argument("--ledger", default="", metavar="DIR", help="folder of the launcher's submitted.json")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        jobs = [job for path in args.job_files for job in read_job_file(path)]
-        ledger = read_ledger(args.ledger) if args.ledger else {}
-        print(unfinished_listing(jobs, ledger))
-    except (OSError, ValueError, RuntimeError) as err:
-        print(f"error: {error_message(err)}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

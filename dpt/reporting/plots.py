@@ -1,21 +1,19 @@
 """Figures: accuracy vs shots per dataset (like the paper's Fig. 4), base vs new accuracy of base-to-novel runs,
 and the training curves of one run.
 
-``dpt-plot OUTPUT_ROOT --out DIR`` writes ``accuracy_vs_shots.png`` (few-shot runs) and ``base_vs_new.png``
-(base-to-novel runs); ``dpt-plot --run RUN_DIR --out DIR`` writes ``training_curves.png``. Figures use the
-Agg canvas directly (no pyplot global state) and are written atomically (temporary file + ``os.replace``),
-so a reader never sees half a PNG.
+``dpt-plot`` (dpt/tools/plots.py) writes them. Figures use the Agg canvas directly (no pyplot global state)
+and are written atomically (``dpt.cache.atomic``), so a reader never sees half a PNG.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from dpt.cache.atomic import write_with
 
 from dpt.reporting.base2new import AVERAGE, B2NTable, build_b2n_table
 from dpt.reporting.logparse import EpochCurve, mean_and_spread, parse_training_curves
@@ -40,17 +38,7 @@ def _new_figure(n_panels: int, max_columns: int) -> Tuple[Figure, List]:
 
 def save_atomic(fig: Figure, path: str) -> str:
     """Write ``fig`` as PNG to ``path`` through a temporary file in the same folder; returns ``path``."""
-    folder, name = os.path.split(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            fig.savefig(f, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
 
 
 def _series(table: Table) -> Tuple[Dict[str, Dict[str, List[Tuple[int, float]]]], Dict[str, Dict[str, float]]]:
@@ -185,44 +173,3 @@ def write_run_plot(run_dir: str, out_dir: str) -> str:
     if not os.path.isfile(log):
         raise FileNotFoundError(f"{log}: expected a run's log.txt, found none")
     return plot_training_curves(parse_training_curves(log), os.path.join(out_dir, "training_curves.png"), title=log)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dpt-plot",
-        description="Accuracy-vs-shots and base-vs-new plots of an output tree, or the training curves of one run."
-    )
-    parser.add_argument("output_root", nargs="?", help="output tree (as for dpt-results)")
-    parser.add_argument("--run", metavar="RUN_DIR", help="plot the training curves of this run instead")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files")
-    parser.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy", help="value to plot")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="expected seeds (default 1 2 3)")
-    parser.add_argument("--select", nargs="+", default=[], metavar="GLOB",
-                        help="keep only runs whose Trainer/<cfg>_<N>shots/<variant> (ZeroshotCLIP/<cfg>) matches")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if (args.output_root is None) == (args.run is None):
-            raise ValueError("give exactly one of OUTPUT_ROOT or --run RUN_DIR")
-        if args.run is not None:
-            paths = [write_run_plot(args.run, args.out)]
-        else:
-            plot_args = (args.output_root, args.out, args.seeds, args.metric, args.select)
-            paths = [p for p in [write_b2n_plot(*plot_args)] if p]
-            try:
-                paths.insert(0, write_shot_plot(*plot_args))
-            except ValueError:
-                if not paths:  # neither few-shot nor base-to-novel results
-                    raise
-    except (FileNotFoundError, ValueError) as err:
-        print(f"dpt-plot: {err}", file=sys.stderr)
-        return 1
-    print("\n".join(f"Wrote {path}" for path in paths))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

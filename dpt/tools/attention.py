@@ -25,15 +25,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from dpt.config.merge import setup_cfg
+from dpt.api import build_config, build_trainer
 from dpt.data.images import read_image
 from dpt.data.transforms import build_transform, split_at_to_tensor
-from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import latest_checkpoint
-from dpt.errors import error_message
+from dpt.errors import ArgumentParser, cli_main
 from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.reporting.plots import DPI, save_atomic
-from dpt.train import set_random_seed
 
 PANEL_PX = 200
 TITLE_PX = 40
@@ -65,9 +63,7 @@ def load_run_cfg(run_dir: str, root: str = "", backbone: str = "", prec: str = "
     """The run's resolved config with optional DATASET.ROOT / MODEL.BACKBONE.NAME / precision (TRAINER.COOP.PREC
     and CoCoOp's TRAINER.COCOOP.PREC) / TRAINER.NAME overrides, frozen."""
     opts = ["TRAINER.COOP.PREC", prec, "TRAINER.COCOOP.PREC", prec] if prec else []
-    args = argparse.Namespace(config_file=run_config_path(run_dir), root=root, backbone=backbone,
-                              trainer=trainer, opts=opts)
-    return setup_cfg(args)
+    return build_config([run_config_path(run_dir)], opts, root=root, backbone=backbone, trainer=trainer)
 
 
 def default_epoch(trainer, run_dir: str) -> Optional[int]:
@@ -83,11 +79,10 @@ def default_epoch(trainer, run_dir: str) -> Optional[int]:
 def build_eval_trainer(cfg, run_dir: Optional[str], epoch: Optional[int]):
     """Build the trainer of ``cfg`` and load the run's weights (none for a zero-shot column).
 
-    Seeds as train.py does first, so a few-shot subset that is not cached is sampled as in training.
+    ``dpt.build_trainer`` seeds as train.py does first, so a few-shot subset that is not cached is sampled as in
+    training.
     """
     dataset_dir = os.path.abspath(os.path.expanduser(cfg.DATASET.ROOT))
-    if cfg.SEED >= 0:
-        set_random_seed(cfg.SEED)
     try:
         trainer = build_trainer(cfg)
     except FileNotFoundError as err:
@@ -171,7 +166,7 @@ def attention_grid(images: Sequence[str], runs: Sequence[str], out_path: str, ze
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="dpt-attention", description="Grid of last-block CLS-to-patch attention maps of trained runs."
     )
     parser.add_argument("--images", nargs="+", required=True, metavar="IMG", help="image files (one grid row each)")
@@ -189,16 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        path = attention_grid(args.images, args.runs, args.out, args.zero_shot, args.epoch,
-                              args.root, args.backbone, args.prec)
-    except (FileNotFoundError, KeyError, ValueError, OSError, RuntimeError) as err:
-        print(f"dpt-attention: {error_message(err)}", file=sys.stderr)
-        return 1
+@cli_main(build_parser)
+def main(args: argparse.Namespace) -> None:
+    """Write the attention grid and print its path."""
+    path = attention_grid(args.images, args.runs, args.out, args.zero_shot, args.epoch,
+                          args.root, args.backbone, args.prec)
     print(f"Wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":

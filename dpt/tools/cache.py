@@ -3,11 +3,13 @@
 Why: caches are never used for other sources (their name or their record says what they were made from), so
 the ones made from older images, splits or settings only take space, and an ImageNet test-image cache is
 ~7.5 GB. Found under every dataset folder of ROOT (``split_fewshot/``, ``image_cache/``) and in each
-``--cache-dir`` (DATALOADER.CACHE_DIR):
+``--cache-dir`` (DATALOADER.CACHE_DIR), recognised by the table the writers name their files with
+(``dpt.cache.kinds``):
 
 - fewshot: ``shot_N-seed_S.json`` few-shot subsets (cleared ones are drawn again, the same for the same split);
 - images: ``<Dataset>_<digest>.npy`` resized test images (DATALOADER.CACHE_TEST);
 - selector: ``selector_<Dataset>_<split>_<digest>.pt`` DPT's zero-shot image features;
+- clip_features: ``clip_features_<Dataset>_<split>_<digest>.pt`` the linear probe's image features;
 - temporary: ``.<name>.<random>.tmp`` files and ``.<name>.replacing-<inode>`` claims of writers.
 
 A cache's age counts from its last use (each run that reads it refreshes its modification time). ``clear``
@@ -19,24 +21,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from tabulate import tabulate
 
-from dpt.errors import error_message
+from dpt.cache.kinds import CACHE_FOLDERS, KIND_NAMES, TEMPORARY, kind_of
+from dpt.errors import ArgumentParser, cli_main
 from dpt.registry import DATASET_REGISTRY
 
-KINDS = ("fewshot", "images", "selector", "temporary")
-_PATTERNS: Dict[str, "re.Pattern[str]"] = {
-    "fewshot": re.compile(r"shot_\d+-seed_-?\d+\.json"),
-    "images": re.compile(r"(?P<dataset>.+)_[0-9a-f]{20}\.npy"),
-    "selector": re.compile(r"selector_(?P<dataset>.+)_[a-z]+_[0-9a-f]{24}\.pt"),
-    "temporary": re.compile(r"\..+\.([A-Za-z0-9_]+\.tmp|replacing-\d+)"),
-}
 TEMPORARY_MIN_AGE_DAYS = 1.0
 DAY_S = 86400.0
 
@@ -63,7 +58,7 @@ def _folders(root: Optional[str], cache_dirs: Sequence[str]) -> List[tuple]:
         for entry in sorted(os.scandir(root), key=lambda e: e.name):
             if entry.is_dir():
                 dataset = names.get(entry.name, entry.name)
-                folders += [(os.path.join(entry.path, sub), dataset) for sub in ("split_fewshot", "image_cache")]
+                folders += [(os.path.join(entry.path, sub), dataset) for sub in CACHE_FOLDERS]
     folders += [(os.path.abspath(d), "") for d in cache_dirs]
     seen, unique = set(), []
     for folder, dataset in folders:
@@ -81,13 +76,11 @@ def find_caches(root: Optional[str], cache_dirs: Sequence[str] = ()) -> List[Cac
         for entry in os.scandir(folder):
             if not entry.is_file():
                 continue
-            for kind, pattern in _PATTERNS.items():
-                match = pattern.fullmatch(entry.name)
-                if match:
-                    dataset = match.groupdict().get("dataset") or dataset_name
-                    stat = entry.stat()
-                    found.append(CacheFile(kind, dataset, entry.path, stat.st_size, stat.st_mtime))
-                    break
+            kind = kind_of(entry.name)
+            if kind is not None:
+                dataset = kind.match(entry.name).get("dataset") or dataset_name
+                stat = entry.stat()
+                found.append(CacheFile(kind.name, dataset, entry.path, stat.st_size, stat.st_mtime))
     return sorted(found, key=lambda c: c.path)
 
 
@@ -97,7 +90,7 @@ def select(caches: Sequence[CacheFile], older_than: Optional[float], kinds: Sequ
     chosen = []
     for cache in caches:
         min_age = older_than or 0.0
-        if clearing and cache.kind == "temporary":
+        if clearing and cache.kind == TEMPORARY.name:
             min_age = max(min_age, TEMPORARY_MIN_AGE_DAYS)
         if cache.kind in kinds and cache.age_days(now) >= min_age:
             chosen.append(cache)
@@ -116,7 +109,7 @@ def human_size(n_bytes: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dpt-cache", description="List or clear the caches runs keep")
+    parser = ArgumentParser(prog="dpt-cache", description="List or clear the caches runs keep")
     parser.add_argument("command", choices=("list", "clear"))
     parser.add_argument("root", nargs="?", default=None,
                         help="DATASET.ROOT, the folder holding the dataset folders (default: $DATA or ./data)")
@@ -124,30 +117,32 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also scan this folder (DATALOADER.CACHE_DIR); may be repeated")
     parser.add_argument("--older-than", type=float, default=None, metavar="DAYS",
                         help="only caches not used for more than DAYS days")
-    parser.add_argument("--kind", action="append", choices=KINDS, default=None,
+    parser.add_argument("--kind", action="append", choices=KIND_NAMES, default=None,
                         help="only this kind (may be repeated; default: all)")
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """List (or clear) the selected caches with size and age; 0 on success, 2 on bad arguments."""
-    args = build_parser().parse_args(argv)
+def _checked_root(args: argparse.Namespace) -> Optional[str]:
+    """ROOT to scan (None: only ``--cache-dir``); raises on a bad argument."""
     root = args.root if args.root is not None else os.environ.get("DATA", "./data")
-    try:
-        if args.older_than is not None and args.older_than < 0:
-            raise ValueError(f"--older-than {args.older_than}: expected a number of days >= 0")
-        if not os.path.isdir(root):
-            if args.root is not None or not args.cache_dir:
-                raise FileNotFoundError(f"{root}: folder not found (pass ROOT, set $DATA, or use --cache-dir)")
-            root = None
-        missing = [d for d in args.cache_dir if not os.path.isdir(d)]
-        if missing:
-            raise FileNotFoundError(f"--cache-dir {missing[0]}: folder not found")
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {error_message(err)}", file=sys.stderr)
-        return 2
+    if args.older_than is not None and args.older_than < 0:
+        raise ValueError(f"--older-than {args.older_than}: expected a number of days >= 0")
+    missing = [d for d in args.cache_dir if not os.path.isdir(d)]
+    if missing:
+        raise FileNotFoundError(f"--cache-dir {missing[0]}: folder not found")
+    if not os.path.isdir(root):
+        if args.root is not None or not args.cache_dir:
+            raise FileNotFoundError(f"{root}: folder not found (pass ROOT, set $DATA, or use --cache-dir)")
+        return None
+    return root
+
+
+@cli_main(build_parser)
+def main(args: argparse.Namespace) -> None:
+    """List (or clear) the selected caches with size and age."""
+    root = _checked_root(args)
     now = time.time()
-    chosen = select(find_caches(root, args.cache_dir), args.older_than, args.kind or KINDS, now,
+    chosen = select(find_caches(root, args.cache_dir), args.older_than, args.kind or KIND_NAMES, now,
                     clearing=args.command == "clear")
     rows = [[c.kind, c.dataset, human_size(c.size), f"{c.age_days(now):.1f}", c.path] for c in chosen]
     if rows:
@@ -155,14 +150,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     total = human_size(sum(c.size for c in chosen))
     if args.command == "list":
         print(f"{len(chosen)} cache file(s), {total}")
-        return 0
+        return
     for cache in chosen:
         try:
             os.remove(cache.path)
         except FileNotFoundError:  # removed meanwhile (another clear, or a writer renamed its temporary)
             pass
     print(f"removed {len(chosen)} cache file(s), {total}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from dpt.config import get_cfg_default
 from dpt.data.custom_dataset import CustomDataset
 from dpt.data.dataset_base import SplitDataset
 from dpt.data.splits import SPLIT_NAMES, load_split_file
-from dpt.errors import error_message
+from dpt.errors import ArgumentParser, cli_main, error_message
 from dpt.preflight import dataset_check
 from dpt.registry import DATASET_REGISTRY, unknown_name_message
 
@@ -225,7 +225,7 @@ def check_dataset(root: str, name: str, decode: bool = False, csv_file: str = "l
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="dpt-check-data", description="Check dataset folders (layout, split files, missing/unreadable images)"
     )
     parser.add_argument("datasets", nargs="*", help="registry names (OxfordPets) or yaml stems (oxford_pets); "
@@ -239,18 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+@cli_main(build_parser)
+def main(args: argparse.Namespace) -> int:
     """Print one report per dataset; 0 if all are usable, 1 if any is not, 2 on bad arguments."""
-    args = build_parser().parse_args(argv)
     root = os.path.abspath(os.path.expanduser(args.root))
-    try:
-        if not os.path.isdir(root):
-            raise FileNotFoundError(f"--root {root}: folder not found (set --root or $DATA)")
-        names = resolve_names(args.datasets) if args.datasets else present_datasets(root)
-    except (FileNotFoundError, KeyError) as err:
-        message = error_message(err)
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"--root {root}: folder not found (set --root or $DATA)")
+    names = resolve_names(args.datasets) if args.datasets else present_datasets(root)
     if not names:
         folders = ", ".join(DATASET_REGISTRY.get(n).folder_name for n in DATASET_REGISTRY.names())
         print(f"no dataset folder found under {root}; expected any of: {folders}")

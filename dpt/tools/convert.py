@@ -14,21 +14,23 @@ import argparse
 import os
 import shutil
 import sys
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 import torch
+
+from dpt.cache.atomic import atomic_folder
 
 from dpt.compat.official import CAVPT, OFFICIAL_CAVPT_SIZES, VISUAL_PROMPTS, describe_layout, to_official
 from dpt.compat.run_files import CONFIG_FILE, read_run, run_config_value
 from dpt.compat.weights import Weights
 from dpt.engine.checkpoint import CHECKPOINT_POINTER
-from dpt.errors import error_message
+from dpt.errors import ArgumentParser, cli_main
 
 State = Dict[str, torch.Tensor]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dpt-convert", description="Convert a run folder to the official layout "
+    parser = ArgumentParser(prog="dpt-convert", description="Convert a run folder to the official layout "
                                      "(or an official run to ours).")
     parser.add_argument("run", help="run folder holding prompt_learner/, image_encoder.transformer.*/ ...")
     parser.add_argument("--to", choices=("official", "ours"), required=True, help="target layout")
@@ -79,9 +81,7 @@ def convert(run: str, to: str, out: str, epoch: Optional[int] = None, dtype: str
     else:
         states = _our_states(weights)
     epochs = {part: w.epoch for part, w in weights.items()}
-    tmp = f"{os.path.abspath(out).rstrip(os.sep)}.tmp{os.getpid()}"
-    os.makedirs(tmp)
-    try:
+    with atomic_folder(out) as tmp:
         for part, state in states.items():
             os.makedirs(os.path.join(tmp, part))
             checkpoint = {"state_dict": state, "epoch": epochs.get(part, next(iter(epochs.values()))),
@@ -94,23 +94,15 @@ def convert(run: str, to: str, out: str, epoch: Optional[int] = None, dtype: str
         for name in sorted(os.listdir(run)):
             if name == CONFIG_FILE or name.startswith("log.txt"):
                 shutil.copy2(os.path.join(run, name), os.path.join(tmp, name))
-        os.replace(tmp, out)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
     return {part: os.path.join(out, part, fname) for part in states}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        written = convert(args.run, args.to, args.out, args.load_epoch, args.dtype)
-    except (OSError, KeyError, ValueError, RuntimeError) as err:
-        print(f"dpt-convert: {error_message(err)}", file=sys.stderr)
-        return 2
+@cli_main(build_parser)
+def main(args: argparse.Namespace) -> None:
+    """Convert the run and print the checkpoint written for each part."""
+    written = convert(args.run, args.to, args.out, args.load_epoch, args.dtype)
     for part, path in written.items():
         print(f"{part}: {path}")
-    return 0
 
 
 if __name__ == "__main__":

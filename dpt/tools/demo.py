@@ -8,16 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
 
 from dpt.demo.synthetic import make_dataset
 from dpt.demo.tiny_clip import save_tiny_clip
+from dpt.errors import ArgumentParser, cli_main
 
 DEMO_DATASET = "EuroSAT"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Write the offline demo's dataset and tiny CLIP")
+    parser = ArgumentParser(description="Write the offline demo's dataset and tiny CLIP")
     parser.add_argument("--out", required=True, help="folder for data/ and tiny_clip.pt")
     parser.add_argument("--classes", type=int, default=10, help="classes of the synthetic EuroSAT (max 10)")
     return parser
@@ -34,14 +34,13 @@ def prepare(out: str, classes: int = 10) -> None:
     print(f"demo data: {data}\ndemo CLIP: {clip_path}")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+@cli_main(build_parser)
+def main(args: argparse.Namespace) -> None:
+    """Write the demo's dataset and tiny CLIP under ``--out``."""
     if not 2 <= args.classes <= 10:
-        print(f"error: --classes: expected 2..10 (EuroSAT has 10), got {args.classes}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--classes: expected 2..10 (EuroSAT has 10), got {args.classes}")
     os.makedirs(args.out, exist_ok=True)
     prepare(args.out, args.classes)
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 from dpt.compat.official import CAVPT, TEXT_PROMPTS, VISUAL_PROMPTS
 from dpt.compat.run_files import read_run, run_config_value
 from dpt.compat.weights import Weights
-from dpt.errors import error_message
+from dpt.errors import ArgumentParser, cli_main
 from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.backbones.loader import load_clip
 
@@ -26,7 +26,7 @@ BACKBONE_KEY = "MODEL.BACKBONE.NAME"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dpt-interpret", description="Nearest words of learned text contexts "
+    parser = ArgumentParser(prog="dpt-interpret", description="Nearest words of learned text contexts "
                                      "and norms of visual prompts of a run.")
     parser.add_argument("run", help="run folder (ours or written by the official code)")
     parser.add_argument("--topk", type=int, default=5, help="nearest tokens per context vector (default 5)")
@@ -121,15 +121,10 @@ def interpret(run: str, topk: int = 5, backbone: str = "", epoch: Optional[int] 
     return lines + visual_lines(weights)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        lines = interpret(args.run, args.topk, args.backbone, args.load_epoch)
-    except (OSError, KeyError, ValueError, RuntimeError) as err:
-        print(f"dpt-interpret: {error_message(err)}", file=sys.stderr)
-        return 2
-    print("\n".join(lines))
-    return 0
+@cli_main(build_parser)
+def main(args: argparse.Namespace) -> None:
+    """Print what the run's learned prompts are close to."""
+    print("\n".join(interpret(args.run, args.topk, args.backbone, args.load_epoch)))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ import os
 import shlex
 import sys
 import time
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple, Union
 
-from dpt.errors import error_message
+from dpt.errors import ArgumentParser, cli_main
 from dpt.launch.jobs import Job, active_job_ids, job_state, read_job_file, read_ledger, record_jobs
 from dpt.launch.shell_job import ShellJob
 
@@ -35,7 +35,7 @@ MINIMUM = {"nodes": 1, "gpus_per_node": 0, "tasks_per_node": 1, "cpus_per_task":
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dpt.tools.launch", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m dpt.tools.launch", description=__doc__.split("\n")[0])
     parser.add_argument("job_file", help="reproduce.sh job file: '<number> <command>' lines")
     parser.add_argument("--launcher", choices=sorted(LAUNCHERS), required=True)
     parser.add_argument("--folder", required=True, help="submitit's folder: job logs, pickles and the ledger")
@@ -208,14 +208,10 @@ def launch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+@cli_main(build_parser)
+def main(args: argparse.Namespace) -> int:
     """0: every job finished; 1: some did not (listed); 2: bad input or submission refused (one line)."""
-    args = build_parser().parse_args(argv)
-    try:
-        return launch(args)
-    except (OSError, ValueError, RuntimeError) as err:
-        print(f"error: {error_message(err)}", file=sys.stderr)
-        return 2
+    return launch(args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence
 
 from tabulate import tabulate
 
+from dpt.errors import ArgumentParser, cli_main
 from dpt.reporting import paper
 from dpt.reporting.base2new import B2NTable, build_b2n_table, compare_b2n, render_b2n, render_b2n_comparison
 from dpt.reporting.plots import plot_accuracy_vs_shots, plot_base_vs_new
@@ -22,7 +23,7 @@ TABLES = ("all", "fewshot", "dg", "xd", "b2n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dpt-results", description="Result tables (mean +- std over seeds).")
+    parser = ArgumentParser(prog="dpt-results", description="Result tables (mean +- std over seeds).")
     parser.add_argument("output_root", help="folder holding <dataset>/<Trainer>/..., ZeroshotCLIP/..., evaluation/...")
     parser.add_argument("--format", choices=("table", "markdown", "csv"), default="table", help="default table")
     parser.add_argument("--ci95", action="store_true", help="report 1.96*std/sqrt(n) instead of the population std")
@@ -94,23 +95,19 @@ def _sections(args: argparse.Namespace, runs: Sequence[Run], tables: Sequence[Op
     return sections
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        runs = collect_runs(args.output_root, args.seeds, args.select)
-        if not runs:
-            raise ValueError(f"no runs under {args.output_root!r} "
-                             "(expected <dataset>/<Trainer>/<cfg>_<N>shots/<variant>/seed<S>/log.txt)")
-        claims = paper.load_claims(args.paper_csv) if args.compare_paper else []
-    except (FileNotFoundError, ValueError) as err:
-        print(f"dpt-results: {err}", file=sys.stderr)
-        return 1
+@cli_main(build_parser)
+def main(args: argparse.Namespace) -> None:
+    """Print the tables, then the missing and unfinished runs (stderr with --format csv); optionally plot."""
+    runs = collect_runs(args.output_root, args.seeds, args.select)
+    if not runs:
+        raise ValueError(f"no runs under {args.output_root!r} "
+                         "(expected <dataset>/<Trainer>/<cfg>_<N>shots/<variant>/seed<S>/log.txt)")
+    claims = paper.load_claims(args.paper_csv) if args.compare_paper else []
     tables = build_tables(runs, args.metric)
     xd, b2n = build_xd_tables(runs, args.metric), build_b2n_table(runs, args.metric)
     sections = _sections(args, runs, tables, xd, b2n, claims)
     if not sections:
-        print(f"dpt-results: no {args.table} runs under {args.output_root!r}", file=sys.stderr)
-        return 1
+        raise ValueError(f"no {args.table} runs under {args.output_root!r}")
     print("\n\n".join(sections))
     side = sys.stderr if args.format == "csv" else sys.stdout
     listed = [t for t in (*tables, *xd) if t is not None] + ([b2n.base, b2n.new] if b2n is not None else [])
@@ -120,18 +117,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report = f"Missing and unfinished runs ({len(problems)}):\n{listing}" if problems else "All expected runs finished."
     print("\n" + report, file=side)
     if args.plots:
-        try:
-            paths = []
-            if tables[0].rows or b2n is None:
-                paths.append(plot_accuracy_vs_shots(tables[0], os.path.join(args.plots, "accuracy_vs_shots.png"),
-                                                     args.metric))
-            if b2n is not None:
-                paths.append(plot_base_vs_new(b2n, os.path.join(args.plots, "base_vs_new.png"), args.metric))
-        except ValueError as err:
-            print(f"dpt-results: {err}", file=sys.stderr)
-            return 1
+        paths = []
+        if tables[0].rows or b2n is None:
+            paths.append(plot_accuracy_vs_shots(tables[0], os.path.join(args.plots, "accuracy_vs_shots.png"),
+                                                 args.metric))
+        if b2n is not None:
+            paths.append(plot_base_vs_new(b2n, os.path.join(args.plots, "base_vs_new.png"), args.metric))
         print("\n".join(f"Wrote {path}" for path in paths), file=side)
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
+from dpt.config.access import get_key
 from dpt.engine.trainer import TrainerX
 from dpt.modeling.backbones.loader import backbone_id, image_preprocess, load_clip
 from dpt.modeling.backbones.open_clip_adapter import ImagePreprocess
@@ -68,7 +69,7 @@ class PromptTrainer(TrainerX):
         remedy = "shorten the class name where the dataset lists it (split or class-name file)"
         if err.n_ctx:
             key = self.text_prompt_key
-            node = self.cfg.TRAINER[key.split(".")[-1]]
+            node = get_key(self.cfg, key)
             remedy += f" or shorten {key}.CTX_INIT" if node.CTX_INIT else f" or lower {key}.N_CTX ({err.n_ctx})"
         return ValueError(f"dataset {self.cfg.DATASET.NAME}: {err}; {remedy}")
 

@@ -3,36 +3,32 @@
 Why: DPT's selector runs the whole frozen ViT on every test image at every evaluation although its
 output never changes for a deterministic test transform; computing it once saves one of the two ViT
 forwards per evaluated image (DESIGN "Speed lives in the same places"). Features are kept in memory
-for the run and on disk as ``<cache_dir>/selector_<digest>.pt``; the digest covers the dataset, split,
-backbone (``clip_loader.backbone_id``: a name, or the SHA-256 of a weights file), precision, the transform's
-repr and every image's (path, size, mtime), so changed images or settings select a new file (a cache is never
+for the run and on disk as ``<cache_dir>/selector_<Dataset>_<split>_<digest>.pt`` (``dpt.cache.kinds``); the
+digest (``dpt.cache.digest``) covers the dataset, split, backbone (``clip_loader.backbone_id``: a name, or the
+SHA-256 of a weights file), precision, the transform's repr and every image's (path, size, mtime), so changed
+images or settings select a new file (a cache is never
 used for other sources; the features do not depend on class names). Writes are atomic; each use refreshes the
 file's modification time for ``dpt-cache clear --older-than``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 from tqdm import tqdm
 
-from dpt.cache.atomic import atomic_path, mark_used
+from dpt.cache.atomic import mark_used, save_torch_atomic
+from dpt.cache.digest import source_digest
+from dpt.cache.kinds import CLIP_FEATURES, SELECTOR, image_cache_folder
 from dpt.data.datum import Datum
 
 
 def cache_key(
     dataset: str, split: str, backbone: str, precision: str, transform: object, items: Sequence[Datum]
 ) -> str:
-    """Hex digest naming one split's selector features; changes with any image's path, size or mtime."""
-    files = []
-    for item in items:
-        stat = os.stat(item.impath)
-        files.append((item.impath, stat.st_size, stat.st_mtime_ns))
-    key = json.dumps([dataset, split, backbone, precision, repr(transform), files])
-    return hashlib.sha256(key.encode()).hexdigest()[:24]
+    """Hex digest naming one split's image features; changes with any image's path, size or mtime."""
+    return source_digest([dataset, split, backbone, precision, repr(transform)], items)
 
 
 def split_cache_path(
@@ -45,10 +41,11 @@ def split_cache_path(
     linear probe's raw image features); ``backbone`` is ``clip_loader.backbone_id``. Reads DATASET.NAME and
     DATALOADER.CACHE_DIR.
     """
+    cache_kind = {SELECTOR.name: SELECTOR, CLIP_FEATURES.name: CLIP_FEATURES}[kind]
     name = cfg.DATASET.NAME
-    key = cache_key(name, split, backbone, precision, transform, items)
-    folder = cfg.DATALOADER.CACHE_DIR or os.path.join(dataset_dir, "image_cache")
-    return os.path.join(folder, f"{kind}_{name}_{split}_{key}.pt")
+    digest = cache_key(name, split, backbone, precision, transform, items)
+    folder = image_cache_folder(cfg.DATALOADER.CACHE_DIR, dataset_dir)
+    return cache_kind.path(folder, dataset=name, split=split, digest=digest)
 
 
 class SelectorFeatureCache:
@@ -122,6 +119,5 @@ class SelectorFeatureCache:
         """Write the table atomically once every row is known (no-op without a path or when saved)."""
         if self.path is None or self.saved or not self.complete:
             return
-        with atomic_path(self.path) as tmp:
-            torch.save(self.features, tmp)
+        save_torch_atomic(self.features, self.path)
         self.saved = True

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 from dpt.compat.official import VISUAL_PROMPTS
+from dpt.config.access import get_key
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
 
 
 def check_length(cfg, key: str) -> None:
     """A length key (``"TRAINER.VPT.N_CTX"``) must be >= 0."""
-    value = cfg
-    for part in key.split("."):
-        value = value[part]
+    value = get_key(cfg, key)
     if value < 0:
         raise ValueError(f"config key {key!r}: expected a length >= 0, got {value}")
 

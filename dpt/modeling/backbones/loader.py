@@ -1,6 +1,10 @@
 """Load the CLIP backbone named by MODEL.BACKBONE.NAME: OpenAI weights by name (checksummed cache file) or by
 path (REFERENCE.md 7.1), or an open_clip model (``open_clip:ARCH:PRETRAINED``, open_clip_loader.py).
 
+Each of the three schemes is one object (``OpenAIModel``, ``WeightsFile``, ``OpenClipBackbone``) offering its
+weights file (the preflight's check), ``load`` and ``identity`` (for checkpoints and caches);
+``resolve_backbone`` chooses the scheme of a name, once.
+
 Why: architecture and weights are separate steps (STYLE 2), so tests save a tiny random CLIP to a file
 and load it through the very function users hit. Nothing here downloads: offline machines get an
 error naming the expected cache file and how to fetch it.
@@ -9,11 +13,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Mapping, NamedTuple, Tuple, Union
+from typing import Dict, Mapping, NamedTuple, Protocol, Tuple, Union
 
 from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.backbones.open_clip_adapter import OPENAI_MEAN, OPENAI_STD, ImagePreprocess, OpenCLIP
-from dpt.modeling.backbones.open_clip_loader import is_open_clip_name, load_open_clip, open_clip_backbone_id, resolve_open_clip
+from dpt.modeling.backbones.open_clip_loader import OPEN_CLIP_PREFIX, OpenClipBackbone
 from dpt.modeling.backbones.weights_file import file_sha256, read_state_dict
 
 _URL_ROOT = "https://openaipublic.azureedge.net/clip/models"
@@ -72,56 +76,25 @@ def _verify_sha256(path: Path, name: str, weights: ClipWeights) -> None:
     _VERIFIED[path] = state
 
 
-def resolve_weights(name_or_path: str) -> Path:
-    """The weights file for MODEL.BACKBONE.NAME: a known model's verified cache file, an existing file path, or
-    the file an ``open_clip:ARCH:PRETRAINED`` name resolves to (open_clip's caches or a path).
-
-    Raises FileNotFoundError (named model not downloaded: where it was looked for and how to fetch it) or
-    ValueError (hash mismatch, neither a known name nor a file). The preflight calls this before anything
-    heavy is built; ``load_clip`` calls it again at no extra cost (the hash is checked once per process).
-    """
-    if is_open_clip_name(name_or_path):
-        return resolve_open_clip(name_or_path)[1]
-    if name_or_path in CLIP_MODELS:
-        weights = CLIP_MODELS[name_or_path]
-        path = clip_cache_dir() / weights.file_name
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"CLIP weights for {name_or_path!r} not found at {path}; download them there with "
-                f"`python -c \"import clip; clip.load('{name_or_path}', download_root='{path.parent}')\"` "
-                f"or `curl -L -o {path} {weights.url}` (or set DPT_CLIP_CACHE to the folder holding "
-                f"{weights.file_name})"
-            )
-        _verify_sha256(path, name_or_path, weights)
-        return path
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
-    raise ValueError(
-        f"MODEL.BACKBONE.NAME {name_or_path!r} is neither a known CLIP model ({', '.join(CLIP_MODELS)}) "
-        f"nor an existing file"
-    )
+CLIPModel = Union[clip.model.CLIP, OpenCLIP]
 
 
-def load_clip(name_or_path: str, precision: str = "fp32") -> Union[clip.model.CLIP, OpenCLIP]:
-    """Build a CLIP model on the CPU in eval mode.
+class Backbone(Protocol):
+    """What every MODEL.BACKBONE.NAME scheme offers."""
 
-    Args:
-        name_or_path: a key of ``CLIP_MODELS`` (file looked up in ``clip_cache_dir()`` and SHA-256 verified),
-            a path to a TorchScript archive / ``torch.save`` state dict (no hash check), or
-            ``open_clip:ARCH:PRETRAINED`` (``load_open_clip``). Config key: MODEL.BACKBONE.NAME.
-        precision: TRAINER.COOP.PREC. "fp16" keeps CLIP's fp16 Linear/Conv/attention weights (LayerNorms
-            compute in fp32); "fp32", "amp" and "bf16" give fp32 weights (autocast is the engine's job).
+    name: str
 
-    Returns:
-        ``clip.model.CLIP`` or the ``OpenCLIP`` adapter (same attributes; ``.dtype`` fp16 or fp32); the caller
-        moves it to its device.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"TRAINER.COOP.PREC: expected one of {PRECISIONS}, got {precision!r}")
-    if is_open_clip_name(name_or_path):
-        return load_open_clip(name_or_path, precision)
-    path = resolve_weights(name_or_path)
+    def weights_file(self) -> Path:
+        """The weights file, checked (FileNotFoundError / ValueError naming what is wrong); nothing built."""
+
+    def load(self, precision: str) -> CLIPModel:
+        """The model on the CPU in eval mode (see ``load_clip``)."""
+
+    def identity(self) -> str:
+        """What identifies the weights in checkpoints and caches (see ``backbone_id``)."""
+
+
+def _build_openai_clip(path: Path, precision: str) -> clip.model.CLIP:
     state_dict = read_state_dict(path)
     if not isinstance(state_dict, Mapping) or "text_projection" not in state_dict:
         raise ValueError(f"{path}: no 'text_projection' tensor, so this is not a CLIP state dict")
@@ -135,7 +108,96 @@ def load_clip(name_or_path: str, precision: str = "fp32") -> Union[clip.model.CL
     return model.eval()
 
 
-def image_preprocess(model: Union[clip.model.CLIP, OpenCLIP]) -> ImagePreprocess:
+class OpenAIModel(NamedTuple):
+    """A key of ``CLIP_MODELS``: its file in ``clip_cache_dir()``, SHA-256 verified once per process."""
+
+    name: str
+
+    def weights_file(self) -> Path:
+        weights = CLIP_MODELS[self.name]
+        path = clip_cache_dir() / weights.file_name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"CLIP weights for {self.name!r} not found at {path}; download them there with "
+                f"`python -c \"import clip; clip.load('{self.name}', download_root='{path.parent}')\"` "
+                f"or `curl -L -o {path} {weights.url}` (or set DPT_CLIP_CACHE to the folder holding "
+                f"{weights.file_name})"
+            )
+        _verify_sha256(path, self.name, weights)
+        return path
+
+    def load(self, precision: str) -> clip.model.CLIP:
+        return _build_openai_clip(self.weights_file(), precision)
+
+    def identity(self) -> str:
+        """The name: it pins one published set of weights."""
+        return self.name
+
+
+class WeightsFile(NamedTuple):
+    """A TorchScript archive or ``torch.save`` state dict of an OpenAI-layout CLIP (no hash check)."""
+
+    name: str
+
+    def weights_file(self) -> Path:
+        return Path(self.name).expanduser()
+
+    def load(self, precision: str) -> clip.model.CLIP:
+        return _build_openai_clip(self.weights_file(), precision)
+
+    def identity(self) -> str:
+        """``sha256:<hex>`` of the contents: paths move between machines, the contents decide the features."""
+        return "sha256:" + file_sha256(self.weights_file())
+
+
+def resolve_backbone(name_or_path: str) -> Backbone:
+    """The scheme of MODEL.BACKBONE.NAME: ``open_clip:ARCH:PRETRAINED``, a key of ``CLIP_MODELS``, or a file.
+
+    Raises ValueError when it is none of them (open_clip names are checked by their scheme's methods).
+    """
+    if name_or_path.startswith(OPEN_CLIP_PREFIX):
+        return OpenClipBackbone(name_or_path)
+    if name_or_path in CLIP_MODELS:
+        return OpenAIModel(name_or_path)
+    if Path(name_or_path).expanduser().is_file():
+        return WeightsFile(name_or_path)
+    raise ValueError(
+        f"MODEL.BACKBONE.NAME {name_or_path!r} is neither a known CLIP model ({', '.join(CLIP_MODELS)}) "
+        f"nor an existing file"
+    )
+
+
+def resolve_weights(name_or_path: str) -> Path:
+    """The weights file for MODEL.BACKBONE.NAME: a known model's verified cache file, an existing file path, or
+    the file an ``open_clip:ARCH:PRETRAINED`` name resolves to (open_clip's caches or a path).
+
+    Raises FileNotFoundError (named model not downloaded: where it was looked for and how to fetch it) or
+    ValueError (hash mismatch, neither a known name nor a file). The preflight calls this before anything
+    heavy is built; ``load_clip`` calls it again at no extra cost (the hash is checked once per process).
+    """
+    return resolve_backbone(name_or_path).weights_file()
+
+
+def load_clip(name_or_path: str, precision: str = "fp32") -> CLIPModel:
+    """Build a CLIP model on the CPU in eval mode.
+
+    Args:
+        name_or_path: a key of ``CLIP_MODELS`` (file looked up in ``clip_cache_dir()`` and SHA-256 verified),
+            a path to a TorchScript archive / ``torch.save`` state dict (no hash check), or
+            ``open_clip:ARCH:PRETRAINED`` (``OpenClipBackbone``). Config key: MODEL.BACKBONE.NAME.
+        precision: TRAINER.COOP.PREC. "fp16" keeps CLIP's fp16 Linear/Conv/attention weights (LayerNorms
+            compute in fp32); "fp32", "amp" and "bf16" give fp32 weights (autocast is the engine's job).
+
+    Returns:
+        ``clip.model.CLIP`` or the ``OpenCLIP`` adapter (same attributes; ``.dtype`` fp16 or fp32); the caller
+        moves it to its device.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"TRAINER.COOP.PREC: expected one of {PRECISIONS}, got {precision!r}")
+    return resolve_backbone(name_or_path).load(precision)
+
+
+def image_preprocess(model: CLIPModel) -> ImagePreprocess:
     """The input a loaded backbone expects: an open_clip model carries its weights' values, OpenAI's CLIP uses
     OpenAI's mean / std, bicubic resizing of the shorter side and its ``input_resolution``."""
     if isinstance(model, OpenCLIP):
@@ -152,9 +214,4 @@ def backbone_id(name_or_path: str) -> str:
     move between machines and clusters while the contents decide the features (a replaced file at the same
     path is another backbone). Hashing reads the file once; callers keep the result for the run.
     """
-    if is_open_clip_name(name_or_path):
-        return open_clip_backbone_id(name_or_path)
-    path = Path(name_or_path).expanduser()
-    if name_or_path in CLIP_MODELS or not path.is_file():
-        return name_or_path
-    return "sha256:" + file_sha256(path)
+    return resolve_backbone(name_or_path).identity()

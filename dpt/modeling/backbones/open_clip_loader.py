@@ -52,11 +52,6 @@ class OpenClipArch(NamedTuple):
     builtin: bool
 
 
-def is_open_clip_name(name: str) -> bool:
-    """Whether MODEL.BACKBONE.NAME names an open_clip backbone (``open_clip:...``)."""
-    return name.startswith(OPEN_CLIP_PREFIX)
-
-
 def parse_open_clip_name(name: str) -> OpenClipName:
     """``open_clip:ARCH:PRETRAINED`` -> its parts (PRETRAINED, a tag or a path, may itself hold ':')."""
     arch, _, pretrained = name[len(OPEN_CLIP_PREFIX):].partition(":")
@@ -284,58 +279,64 @@ def _preprocess(model: nn.Module, *overrides: Mapping[str, Any]) -> ImagePreproc
                            values["resize_mode"])
 
 
-def resolve_open_clip(name: str) -> Tuple[OpenClipArch, Path, Dict[str, Any]]:
-    """The architecture, weights file and tag config of ``open_clip:ARCH:PRETRAINED``, checked, nothing built.
+class OpenClipBackbone(NamedTuple):
+    """MODEL.BACKBONE.NAME ``open_clip:ARCH:PRETRAINED``: one scheme of ``loader.resolve_backbone``."""
 
-    Raises ValueError (open_clip missing, bad name, unsupported tower) or FileNotFoundError (weights not in the
-    caches: where they were looked for and how to fetch them); the preflight calls it through
-    ``clip_loader.resolve_weights``.
-    """
-    import_open_clip(f"MODEL.BACKBONE.NAME {name!r}")
-    spec = parse_open_clip_name(name)
-    arch = open_clip_arch(spec.arch)
-    reason = unsupported_reason(arch.name, arch.config)
-    if reason:
-        raise ValueError(f"MODEL.BACKBONE.NAME {name!r}: open_clip model {arch.name} is not supported: {reason}; "
-                         f"{SUPPORTED}")
-    path, tag_cfg = pretrained_file(arch, spec.pretrained)
-    return arch, path, tag_cfg
+    name: str
 
+    def resolve(self) -> Tuple[OpenClipArch, Path, Dict[str, Any]]:
+        """The architecture, weights file and tag config, checked, nothing built.
 
-def load_open_clip(name: str, precision: str = "fp32") -> OpenCLIP:
-    """Build the ``OpenCLIP`` adapter for ``open_clip:ARCH:PRETRAINED`` on the CPU in eval mode.
+        Raises ValueError (open_clip missing, bad name, unsupported tower) or FileNotFoundError (weights not in
+        the caches: where they were looked for and how to fetch them).
+        """
+        name = self.name
+        import_open_clip(f"MODEL.BACKBONE.NAME {name!r}")
+        spec = parse_open_clip_name(name)
+        arch = open_clip_arch(spec.arch)
+        reason = unsupported_reason(arch.name, arch.config)
+        if reason:
+            raise ValueError(f"MODEL.BACKBONE.NAME {name!r}: open_clip model {arch.name} is not supported: {reason}; "
+                             f"{SUPPORTED}")
+        path, tag_cfg = pretrained_file(arch, spec.pretrained)
+        return arch, path, tag_cfg
 
-    Args:
-        name: MODEL.BACKBONE.NAME.
-        precision: TRAINER.COOP.PREC; "fp16" gives open_clip's fp16 model (fp16 Linear / Conv / attention /
-            projections, LayerNorms computing in fp32), as OpenAI's fp16 CLIP; otherwise fp32.
+    def weights_file(self) -> Path:
+        """The weights file (the preflight's check); raises as ``resolve``."""
+        return self.resolve()[1]
 
-    Returns:
-        ``OpenCLIP`` (``.dtype`` fp16 or fp32, ``.preprocess`` the input its weights expect).
-    """
-    open_clip = import_open_clip(f"MODEL.BACKBONE.NAME {name!r}")
-    arch, path, tag_cfg = resolve_open_clip(name)
-    model = build_open_clip(arch.config, precision)
-    _load_weights(model, path, arch.name)
-    if precision == "fp16":
-        open_clip.convert_weights_to_lp(model, torch.float16)
-    adapter = OpenCLIP(model, _preprocess(model, arch.preprocess, tag_cfg))
-    assert {id(p) for p in adapter.parameters()} == {id(p) for p in model.parameters()}, "adapter lost a parameter"
-    return adapter.eval()
+    def load(self, precision: str = "fp32") -> OpenCLIP:
+        """Build the ``OpenCLIP`` adapter on the CPU in eval mode.
 
+        Args:
+            precision: TRAINER.COOP.PREC; "fp16" gives open_clip's fp16 model (fp16 Linear / Conv / attention /
+                projections, LayerNorms computing in fp32), as OpenAI's fp16 CLIP; otherwise fp32.
 
-def open_clip_backbone_id(name: str) -> str:
-    """``open_clip:<arch>:<weights>``: a built-in ARCH and a tag by name, a config JSON by the SHA-256 of its model
-    config and a weights file by the SHA-256 of its contents (see ``clip_loader.backbone_id``)."""
-    spec = parse_open_clip_name(name)
-    arch = open_clip_arch(spec.arch)
-    arch_id = arch.name
-    if not arch.builtin:
-        canonical = json.dumps(arch.config, sort_keys=True).encode()
-        arch_id = "sha256:" + hashlib.sha256(canonical).hexdigest()
-    open_clip = import_open_clip(name)
-    if arch.builtin and open_clip.get_pretrained_cfg(arch.name, spec.pretrained):
-        weights_id = spec.pretrained.lower().replace("-", "_")  # open_clip's tag normalisation
-    else:
-        weights_id = "sha256:" + file_sha256(Path(spec.pretrained).expanduser())
-    return f"{OPEN_CLIP_PREFIX}{arch_id}:{weights_id}"
+        Returns:
+            ``OpenCLIP`` (``.dtype`` fp16 or fp32, ``.preprocess`` the input its weights expect).
+        """
+        open_clip = import_open_clip(f"MODEL.BACKBONE.NAME {self.name!r}")
+        arch, path, tag_cfg = self.resolve()
+        model = build_open_clip(arch.config, precision)
+        _load_weights(model, path, arch.name)
+        if precision == "fp16":
+            open_clip.convert_weights_to_lp(model, torch.float16)
+        adapter = OpenCLIP(model, _preprocess(model, arch.preprocess, tag_cfg))
+        assert {id(p) for p in adapter.parameters()} == {id(p) for p in model.parameters()}, "adapter lost a parameter"
+        return adapter.eval()
+
+    def identity(self) -> str:
+        """``open_clip:<arch>:<weights>``: a built-in ARCH and a tag by name, a config JSON by the SHA-256 of its
+        model config and a weights file by the SHA-256 of its contents (see ``loader.backbone_id``)."""
+        spec = parse_open_clip_name(self.name)
+        arch = open_clip_arch(spec.arch)
+        arch_id = arch.name
+        if not arch.builtin:
+            canonical = json.dumps(arch.config, sort_keys=True).encode()
+            arch_id = "sha256:" + hashlib.sha256(canonical).hexdigest()
+        open_clip = import_open_clip(self.name)
+        if arch.builtin and open_clip.get_pretrained_cfg(arch.name, spec.pretrained):
+            weights_id = spec.pretrained.lower().replace("-", "_")  # open_clip's tag normalisation
+        else:
+            weights_id = "sha256:" + file_sha256(Path(spec.pretrained).expanduser())
+        return f"{OPEN_CLIP_PREFIX}{arch_id}:{weights_id}"
