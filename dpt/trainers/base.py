@@ -110,8 +110,13 @@ class PromptTrainer(TrainerX):
     def after_test(self) -> None:
         self._text_features = None
 
-    def model_inference(self, image: torch.Tensor) -> torch.Tensor:
+    open_vocabulary = True
+
+    def image_logits(self, image: torch.Tensor) -> torch.Tensor:
         return self.model(image, text_features=self._text_features).logits
+
+    def model_inference(self, image: torch.Tensor) -> torch.Tensor:
+        return self.image_logits(image)
 
 
 def check_input(inp, backbone: str, expected: ImagePreprocess) -> None:
