@@ -176,7 +176,7 @@ def check_backbone(meta: Dict[str, Any], backbone: Optional[str], source: str) -
     known = name in CLIP_MODELS or is_open_clip_name(name)
     if not known and not os.path.isfile(name):
         raise FileNotFoundError(f"{source}: its backbone weights file {name} is not found; pass --backbone "
-                                f"(backbone=) {backbone_hint(expected, name)} ({expected})")
+                                f"(backbone=) {backbone_hint(expected, name)}")
     actual = backbone_id(name)
     if actual != expected:
         raise ValueError(f"{source} was trained on backbone {expected}, but {name} is {actual}; pass --backbone "

@@ -127,7 +127,7 @@ def backbone_hint(backbone_id: str, name: str) -> str:
         return f"the name {backbone_id!r} (weights: {CLIP_MODELS[backbone_id].url})"
     if is_open_clip_name(backbone_id):
         return f"the name {backbone_id!r} (open_clip fetches it)"
-    return f"the CLIP weights file with that SHA-256 (the run loaded it from {name})"
+    return f"the CLIP weights file of {backbone_id} (the run loaded it from {name})"
 
 
 def export_run(run_dir: str, out: str, *, epoch: Optional[int] = None,

@@ -17,6 +17,8 @@ import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
+from tqdm import tqdm
+
 from dpt.cache.atomic import atomic_path
 from dpt.errors import error_message
 from dpt.inference.classifier import Classifier, FileResult, load_classifier, parse_classnames, zero_shot_classifier
@@ -112,7 +114,7 @@ def predict(args: argparse.Namespace) -> int:
     results = []
     for result in classifier.predict_files(paths, num_workers=args.workers, progress=any_folder):
         if result.probs is None:
-            print(f"error: {result.error}", file=sys.stderr)
+            tqdm.write(f"error: {result.error}", file=sys.stderr)  # on its own line, below the progress bar
         results.append(result)
     top_k = min(args.top_k, len(classifier.classnames))
     rows = _rows(results, classifier.classnames, top_k)
