@@ -241,6 +241,8 @@ def _export(runs, tmp_path, meta_change=None, version=None) -> Path:
                          "CLIP weights file of sha256:"),
     ("empty_folder", "holds no image files (.jpg, .jpeg, .png"),
     ("bad_out", "expected a .csv or .json file"),
+    ("zero_shot_without_classes", "--zero-shot needs --backbone NAME and --classes FILE_OR_LIST"),
+    ("empty_classes", "--classes ',': no class names"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(case, message, runs, tmp_path, capsys):
     image = split_paths(runs["CoOp"])[0]
@@ -260,6 +262,10 @@ def test_bad_input_is_one_line_and_writes_nothing(case, message, runs, tmp_path,
     elif case == "empty_folder":
         (tmp_path / "empty").mkdir()
         image = str(tmp_path / "empty")
+    elif case == "zero_shot_without_classes":
+        model, extra = "--zero-shot", ["--backbone", read_export(str(model)).meta["backbone"]["name"]]
+    elif case == "empty_classes":
+        extra = ["--classes", ","]
     out = tmp_path / ("preds.txt" if case == "bad_out" else "preds.json")
     capsys.readouterr()
     assert predict.main([str(model), image, "--out", str(out), *extra]) == 2
@@ -268,7 +274,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case, message, runs, tmp_path,
     assert not out.exists()
 
 
-def test_export_of_a_missing_run_and_write_to_bad_place_are_one_line(tmp_path, capsys):
+def test_export_of_a_missing_run_is_one_line(tmp_path, capsys):
     assert export.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "x.safetensors")]) == 2
     assert capsys.readouterr().err.strip() == f"error: run folder not found: {tmp_path / 'nothing'}"
     assert not (tmp_path / "x.safetensors").exists()
