@@ -5,7 +5,8 @@ not run the text encoder again. Both paths read the same JPEG files (DATALOADER.
 the same batch size, decoding workers and precision; the evaluation is ``trainer.test()`` of a trainer built
 on a synthetic 37-class dataset (Oxford Pets' class count), the prediction a ``Classifier`` over the same trainer.
 DPT's evaluation is timed cold (a fresh selector-feature cache per repeat), as prediction sees new images. Each
-path runs ``--repeats`` times, which one goes first alternating; the best throughput of each is reported.
+path runs ``--repeats`` times, which one goes first alternating; the best throughput of each is reported, and the
+median over repeats of the ratio of the two back-to-back passes (robust to a machine whose load drifts).
 
 Usage: ``python benchmarks/predict_bench.py [--trainers CoOp DPT] [--per-class 4] [--device cpu] [--workers 0]``;
 one row per trainer: ``<trainer> eval <x> img/s predict <y> img/s ratio <y/x> one-image <ms> ms``.
@@ -16,6 +17,7 @@ import argparse
 import contextlib
 import io
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -92,8 +94,10 @@ def bench(trainer_name: str, root: str, clip_path: str, work: str, args: argpars
         sync(args.device)
         one_image_ms.append(1000 * (time.perf_counter() - start))
     best_eval, best_predict = max(eval_ips), max(predict_ips)
+    paired = statistics.median(p / e for p, e in zip(predict_ips, eval_ips))
     return (f"{trainer_name} eval {best_eval:.1f} img/s predict {best_predict:.1f} img/s "
-            f"ratio {best_predict / best_eval:.3f} one-image {min(one_image_ms):.0f} ms "
+            f"ratio {best_predict / best_eval:.3f} (median of paired repeats {paired:.3f}) "
+            f"one-image {min(one_image_ms):.0f} ms "
             f"(N={len(paths)}, batch {args.batch_size}, workers {args.workers}, {args.prec}, {args.device})")
 
 

@@ -112,7 +112,7 @@ def test_export_holds_the_learned_tensors_and_the_model_card(runs, tmp_path):
     exported = read_export(str(out))
     meta = exported.meta
     assert meta["trainer"] == "DPT" and meta["classnames"] == dpt.load_run(str(runs["DPT"])).classnames
-    assert meta["template"] == CUSTOM_TEMPLATES["EuroSAT"]
+    assert meta["templates"] == [CUSTOM_TEMPLATES["EuroSAT"]]
     assert meta["backbone"]["id"].startswith("sha256:") and meta["input"]["size"] == [32, 32]
     assert meta["card"]["test_accuracy"] == parse_metric(str(runs["DPT"] / "log.txt"))
     assert meta["card"]["dataset"] == "EuroSAT" and meta["card"]["shots"] == 4 and meta["card"]["seed"] == 1

@@ -82,15 +82,21 @@ class Classifier:
     """
 
     def __init__(self, cfg, classnames: Sequence[str], state: LearnedState, meta: Optional[Dict[str, Any]] = None,
-                 trainer: Optional[TrainerX] = None) -> None:
-        """Build (or take the already loaded ``trainer``) and cache what is fixed across calls."""
-        self.cfg, self.state, self.meta = cfg, state, meta or {}
+                 trainer: Optional[TrainerX] = None, source: str = "the learned state") -> None:
+        """Build the trainer over ``classnames`` and load ``state`` into it (or take the already loaded
+        ``trainer``, which the Classifier then owns), and cache what is fixed across calls (the text features).
+
+        Args:
+            cfg: the run's resolved config (frozen); state: ``learned_state`` of the trained model; meta: the
+            export's metadata, if any; source: the run folder or file, named in errors.
+        """
+        self.cfg, self.state, self.meta, self.source = cfg, state, meta or {}, source
         with contextlib.redirect_stdout(io.StringIO()):  # the trainer's build log is for training runs
             if trainer is None:
                 trainer = build_trainer(cfg, classnames=classnames)
                 for name in trainer.get_model_names():
                     skip = trainer.keys_to_skip_on_load(name)
-                    load_into(trainer._models[name], state.get(name, {}), skip, "the export", name)
+                    load_into(trainer._models[name], state.get(name, {}), skip, source, name)
             self.transform = build_transform(cfg, is_train=False)
             trainer.set_model_mode("eval")
             trainer.before_test()
@@ -154,7 +160,7 @@ class Classifier:
         if not self.trainer.open_vocabulary:
             raise ValueError(f"{self.trainer_name} cannot take new class names: its classifier is tied to the "
                              f"{len(self.classnames)} classes it was fitted on (use a prompt method or zero-shot)")
-        return Classifier(self.cfg, list(classnames), self.state, self.meta)
+        return Classifier(self.cfg, list(classnames), self.state, self.meta, source=self.source)
 
 
 def parse_classnames(value: str) -> List[str]:
@@ -189,7 +195,7 @@ def classifier_from_export(exported: Export, source: str, device: Optional[str] 
     """Rebuild the export's trainer over its class names on ``device`` and load its learned tensors."""
     name = check_backbone(exported.meta, backbone, source)
     cfg = prepare_config(config_from_text(exported.meta["config"], source), resolve_device(device), name)
-    return Classifier(cfg, exported.meta["classnames"], exported.state, exported.meta)
+    return Classifier(cfg, exported.meta["classnames"], exported.state, exported.meta, source=source)
 
 
 def zero_shot_classifier(backbone: str, classnames: Sequence[str], *, device: Optional[str] = None,
@@ -223,7 +229,7 @@ def load_classifier(source: Union[str, os.PathLike], *, device: Optional[str] = 
     if os.path.isdir(source):
         with contextlib.redirect_stdout(io.StringIO()):
             trainer = load_run(source, device=device, epoch=epoch)
-        return Classifier(trainer.cfg, trainer.classnames, learned_state(trainer), trainer=trainer)
+        return Classifier(trainer.cfg, trainer.classnames, learned_state(trainer), trainer=trainer, source=source)
     if not Path(source).is_file():
         raise FileNotFoundError(f"neither a run folder nor an export file: {source}")
     return classifier_from_export(read_export(source), source, device, backbone)

@@ -4,7 +4,7 @@ Why: learned prompts are kilobytes to a few megabytes, but a run folder also nee
 (the class names come from it). An export is one safetensors file (no pickle: loading it runs no code) whose
 tensors are named ``<part>/<key>`` (the registered parts and their state-dict keys, minus what the trainer
 rebuilds from the class names) and whose header metadata holds ``format``, ``format_version`` and ``dpt``: a
-JSON object with the trainer, the resolved config (yaml), the class names in label order, the template, the
+JSON object with the trainer, the resolved config (yaml), the class names in label order, the template(s), the
 backbone (name and identity; the frozen CLIP weights are referenced, never copied), the input size and
 normalisation, and a model card (dataset, shots, seed, test accuracy from log.txt).
 """
@@ -65,12 +65,11 @@ def model_card(run_dir: str, cfg) -> Dict[str, Any]:
 def export_meta(trainer: TrainerX, card: Dict[str, Any]) -> Dict[str, Any]:
     """The ``dpt`` metadata object of ``trainer`` (built and loaded)."""
     cfg = trainer.cfg
-    template = trainer.template() if trainer.open_vocabulary else None
     return {
         "trainer": cfg.TRAINER.NAME,
         "config": cfg.dump(),
         "classnames": list(trainer.classnames),
-        "template": template,
+        "templates": trainer.templates() if trainer.open_vocabulary else [],
         "backbone": {"name": cfg.MODEL.BACKBONE.NAME, "id": trainer.backbone_id},
         "input": {
             "size": list(cfg.INPUT.SIZE),

@@ -38,6 +38,10 @@ class PromptTrainer(TrainerX):
                            f"dpt/modeling/templates.py")
         return CUSTOM_TEMPLATES[name]
 
+    def templates(self) -> List[str]:
+        """Every template whose text features the classifier uses (one, but for template ensembles)."""
+        return [self.template()]
+
     def build_clip(self):
         """Load MODEL.BACKBONE.NAME, check the input config against it and record its identity for checkpoints."""
         name = self.cfg.MODEL.BACKBONE.NAME
