@@ -6,7 +6,8 @@ the same batch size, decoding workers and precision; the evaluation is ``trainer
 on a synthetic 37-class dataset (Oxford Pets' class count), the prediction a ``Classifier`` over the same trainer.
 DPT's evaluation is timed cold (a fresh selector-feature cache per repeat), as prediction sees new images. Each
 path runs ``--repeats`` times, which one goes first alternating; the best throughput of each is reported, and the
-median over repeats of the ratio of the two back-to-back passes (robust to a machine whose load drifts).
+median over repeats of the ratio of the two back-to-back passes (robust to a machine whose load drifts); on a
+shared CPU the images per CPU-second of this process (``time.process_time``) compare the work each path does.
 
 Usage: ``python benchmarks/predict_bench.py [--trainers CoOp DPT] [--per-class 4] [--device cpu] [--workers 0]``;
 one row per trainer: ``<trainer> eval <x> img/s predict <y> img/s ratio <y/x> one-image <ms> ms``.
@@ -78,6 +79,8 @@ def bench(trainer_name: str, root: str, clip_path: str, work: str, args: argpars
     eval_ips: List[float] = []
     predict_ips: List[float] = []
     one_image_ms: List[float] = []
+    eval_cpu: List[float] = []  # images per CPU-second of this process: less sensitive to other load
+    predict_cpu: List[float] = []
     for repeat in range(args.repeats):
         trainer = build(trainer_name, root, clip_path, os.path.join(work, f"{trainer_name}-{repeat}"), args)
         paths = [item.impath for item in trainer.dm.dataset.test]
@@ -85,10 +88,11 @@ def bench(trainer_name: str, root: str, clip_path: str, work: str, args: argpars
         timed = [("eval", lambda: evaluate(trainer)), ("predict", lambda: predict(classifier, paths, args.workers))]
         for name, run in timed[::-1] if repeat % 2 else timed:  # alternate which path runs first
             sync(args.device)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
             sync(args.device)
             (eval_ips if name == "eval" else predict_ips).append(len(paths) / (time.perf_counter() - start))
+            (eval_cpu if name == "eval" else predict_cpu).append(len(paths) / (time.process_time() - start_cpu))
         start = time.perf_counter()
         classifier.predict(paths[:1])
         sync(args.device)
@@ -97,7 +101,8 @@ def bench(trainer_name: str, root: str, clip_path: str, work: str, args: argpars
     paired = statistics.median(p / e for p, e in zip(predict_ips, eval_ips))
     return (f"{trainer_name} eval {best_eval:.1f} img/s predict {best_predict:.1f} img/s "
             f"ratio {best_predict / best_eval:.3f} (median of paired repeats {paired:.3f}) "
-            f"one-image {min(one_image_ms):.0f} ms "
+            f"per CPU-second eval {max(eval_cpu):.2f} predict {max(predict_cpu):.2f} ratio "
+            f"{max(predict_cpu) / max(eval_cpu):.3f} one-image {min(one_image_ms):.0f} ms "
             f"(N={len(paths)}, batch {args.batch_size}, workers {args.workers}, {args.prec}, {args.device})")
 
 

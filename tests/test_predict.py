@@ -21,6 +21,7 @@ import torch
 import dpt
 from dpt.demo.tiny_clip import make_tiny_clip, tiny_clip_state_dict
 from dpt.inference.export import FORMAT_VERSION, read_export, write_export
+from dpt.inference.run import run_config
 from dpt.modeling.templates import CUSTOM_TEMPLATES
 from dpt.reporting.logparse import parse_metric
 from dpt.tools import convert, export, predict
@@ -90,9 +91,9 @@ def test_export_gives_the_run_folder_probabilities_in_a_fresh_process_without_th
         expected[trainer] = dpt.load_classifier(runs[trainer], device="cpu").predict(copies).probs
         assert export.main([str(runs[trainer]), "--out", str(tmp_path / f"{trainer}.safetensors")]) == 0
     script = ("import sys, torch, dpt\n"
-              "out = {t: dpt.load_classifier(f'{sys.argv[1]}/{t}.safetensors', device='cpu').predict(sys.argv[3:]).probs"
-              " for t in sys.argv[2].split(',')}\n"
-              "torch.save(out, f'{sys.argv[1]}/probs.pt')\n")
+              "folder, trainers, images = sys.argv[1], sys.argv[2].split(','), sys.argv[3:]\n"
+              "load = lambda t: dpt.load_classifier(f'{folder}/{t}.safetensors', device='cpu')\n"
+              "torch.save({t: load(t).predict(images).probs for t in trainers}, f'{folder}/probs.pt')\n")
     away = root.with_name(root.name + "_away")
     root.rename(away)
     try:
@@ -279,3 +280,19 @@ def test_export_of_a_missing_run_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: run folder not found: {tmp_path / 'nothing'}"
     assert not (tmp_path / "x.safetensors").exists()
 
+
+
+def test_run_config_from_a_log_skips_keys_this_code_does_not_know(tmp_path):
+    """An official run has no config.yaml; its log's config block may hold another code base's keys."""
+    (tmp_path / "log.txt").write_text("\n".join([
+        "***************", "** Arguments **", "***************", "trainer: CoOp", "************", "** Config **",
+        "************", "DATASET:", "  NAME: OxfordPets", "  NUM_SHOTS: 16", "INPUT:", "  SIZE: (224, 224)",
+        "  TRANSFORMS: ['random_resized_crop', 'random_flip', 'normalize']", "OPTIM:", "  LOOKAHEAD_K: 5",
+        "TRAINER:", "  COOP:", "    CSC: True", "    N_CTX: 4", "  NAME: CoOp", "Loading trainer: CoOp"]) + "\n")
+    cfg = run_config(str(tmp_path))
+    assert (cfg.TRAINER.NAME, cfg.DATASET.NAME, cfg.DATASET.NUM_SHOTS) == ("CoOp", "OxfordPets", 16)
+    assert tuple(cfg.INPUT.SIZE) == (224, 224) and cfg.TRAINER.COOP.CSC is True and cfg.TRAINER.COOP.N_CTX == 4
+    assert list(cfg.INPUT.TRANSFORMS) == ["random_resized_crop", "random_flip", "normalize"]
+    (tmp_path / "log.txt").write_text("nothing here\n")
+    with pytest.raises(FileNotFoundError, match="neither config.yaml nor a log.txt with a"):
+        run_config(str(tmp_path))
