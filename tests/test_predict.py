@@ -296,3 +296,18 @@ def test_run_config_from_a_log_skips_keys_this_code_does_not_know(tmp_path):
     (tmp_path / "log.txt").write_text("nothing here\n")
     with pytest.raises(FileNotFoundError, match="neither config.yaml nor a log.txt with a"):
         run_config(str(tmp_path))
+
+
+def test_predict_takes_one_image_a_list_or_a_tensor_batch(runs):
+    classifier = dpt.load_classifier(runs["VPT"], device="cpu")
+    classifier.batch_size = 3  # the list is read in batches of 3
+    paths = split_paths(runs["VPT"])[:5]
+    batch = classifier.preprocess(paths)
+    from_paths = classifier.predict(paths).probs
+    torch.testing.assert_close(from_paths, classifier.predict(batch).probs, rtol=0, atol=1e-6)
+    from PIL import Image
+
+    torch.testing.assert_close(classifier.predict(Image.open(paths[1])).probs, from_paths[1:2], rtol=0, atol=1e-6)
+    torch.testing.assert_close(classifier.predict(Path(paths[2])).probs, from_paths[2:3], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="predict: no images given"):
+        classifier.predict([])

@@ -110,8 +110,9 @@ class Classifier:
         return list(self.trainer.classnames)
 
     def preprocess(self, images: Sequence[ImageInput]) -> torch.Tensor:
-        """PIL images or image paths -> [N, 3, H, W] fp32 through the run's test transform."""
-        return torch.stack([self.transform(img if isinstance(img, Image.Image) else read_image(str(img)))
+        """PIL images (any mode, read as RGB like image files) or image paths -> [N, 3, H, W] fp32 through the run's
+        test transform."""
+        return torch.stack([self.transform(img.convert("RGB") if isinstance(img, Image.Image) else read_image(str(img)))
                             for img in images])
 
     @torch.no_grad()
@@ -125,13 +126,19 @@ class Classifier:
         """Softmax probabilities [B, n_cls] fp32 on the CPU of a preprocessed batch, ``batch_size`` at a time."""
         return torch.cat([self.logits(chunk).softmax(dim=-1).cpu() for chunk in batch.split(self.batch_size)])
 
-    def predict(self, images: Union[torch.Tensor, Sequence[ImageInput]], top_k: int = 5) -> Prediction:
-        """Probabilities and the top-k classes of images: PIL images, image paths, or a preprocessed tensor
-        batch [N, 3, H, W]. An unreadable path raises naming it (``predict_files`` reports and goes on)."""
-        if not isinstance(images, torch.Tensor):
-            images = torch.cat([self.preprocess(images[i:i + self.batch_size])
-                                for i in range(0, len(images), self.batch_size)])
-        return self.top(self.probabilities(images), top_k)
+    def predict(self, images: Union[torch.Tensor, ImageInput, Sequence[ImageInput]], top_k: int = 5) -> Prediction:
+        """Probabilities and the top-k classes of images: a PIL image or path, a list of them (read ``batch_size``
+        at a time), or a preprocessed tensor batch [N, 3, H, W]. An unreadable path raises naming it
+        (``predict_files`` reports it and goes on)."""
+        if isinstance(images, torch.Tensor):
+            return self.top(self.probabilities(images), top_k)
+        if isinstance(images, (str, os.PathLike, Image.Image)):
+            images = [images]
+        if not len(images):
+            raise ValueError("predict: no images given")
+        size = self.batch_size
+        probs = [self.probabilities(self.preprocess(images[i:i + size])) for i in range(0, len(images), size)]
+        return self.top(torch.cat(probs), top_k)
 
     def top(self, probs: torch.Tensor, top_k: int) -> Prediction:
         """``Prediction`` of probabilities [N, n_cls]; k is capped at the number of classes."""
