@@ -116,7 +116,8 @@ def bench(trainer_name: str, root: str, clip_path: str, work: str, args: argpars
             f"ratio {best_predict / best_eval:.3f} (median of paired repeats {paired:.3f}) "
             f"per CPU-second eval {max(eval_cpu):.2f} predict {max(predict_cpu):.2f} ratio "
             f"{max(predict_cpu) / max(eval_cpu):.3f} one-image {min(one_image_ms):.0f} ms "
-            f"(N={len(paths)}, batch {args.batch_size}, workers {args.workers}, {args.prec}, {args.device})")
+            f"(N={len(paths)}, batch {args.batch_size}, workers {args.workers}, threads {torch.get_num_threads()}, "
+            f"{args.prec}, {args.device})")
 
 
 def main(argv=None) -> int:
@@ -128,7 +129,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--prec", default="fp32", help="TRAINER.COOP.PREC (fp16 needs --device cuda)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); 1 makes "
+                        "the per-CPU-second numbers exact on a loaded machine (no spinning threads)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as work:
         clip_path = os.path.join(work, "vit_b32_random.pt")

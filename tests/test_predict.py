@@ -23,15 +23,17 @@ from dpt.demo.tiny_clip import make_tiny_clip, tiny_clip_state_dict
 from dpt.inference.export import FORMAT_VERSION, read_export, write_export
 from dpt.inference.run import run_config
 from dpt.modeling.templates import CUSTOM_TEMPLATES
+from dpt.registry import TRAINER_REGISTRY
 from dpt.reporting.logparse import parse_metric
 from dpt.tools import convert, export, predict
 from dpt.train import main as train_main
 from fixtures_data import make_dataset
-from test_trainers import argv
+from test_trainers import CONFIG, FITTED, LEARNED, argv
 
 REPO = Path(__file__).resolve().parents[1]
-TRAINERS = ["CoOp", "CoCoOp", "VPT", "VLP", "DPT", "LinearProbeCLIP", "ZeroshotCLIP", "ZeroshotCLIP2"]
-OPEN_VOCABULARY = [t for t in TRAINERS if t != "LinearProbeCLIP"]
+TRAINERS = sorted(CONFIG)  # every trainer test_trainers.py runs
+TRAINED = set(LEARNED) | set(FITTED)  # the others (zero-shot) have an eval-only run
+OPEN_VOCABULARY = [t for t in TRAINERS if TRAINER_REGISTRY.get(t).open_vocabulary]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def runs(root, tiny_clip_path, tmp_path_factory) -> Dict[str, Path]:
     out = tmp_path_factory.mktemp("predict_runs")
     folders = {}
     for trainer in TRAINERS:
-        extra = ["--eval-only"] if trainer.startswith("Zeroshot") else []
+        extra = [] if trainer in TRAINED else ["--eval-only"]
         lr = ("OPTIM.LR", "0.01") if trainer in ("VPT", "VLP", "DPT") else ()
         assert train_main(argv(trainer, root, out / trainer, tiny_clip_path, *lr, epochs=1, extra=extra)) == 0
         folders[trainer] = out / trainer
@@ -70,8 +72,8 @@ def test_prediction_equals_eval_only_image_for_image(trainer, runs):
     classifier = dpt.load_classifier(runs[trainer], device="cpu")
     prediction = classifier.predict([item.impath for item in evaluated.dm.dataset.test], top_k=2)
     assert torch.equal(prediction.top_k[:, 0], eval_top1)
-    logged = parse_metric(str(runs[trainer] / "log.txt"), end_signal="=> result" if trainer.startswith("Zero")
-                          else "Finish training")
+    logged = parse_metric(str(runs[trainer] / "log.txt"), end_signal="Finish training" if trainer in TRAINED
+                          else "=> result")
     assert accuracy == logged == pytest.approx(100.0 * float((prediction.top_k[:, 0] == labels).float().mean()),
                                                abs=0.05)
     assert classifier.classnames == list(evaluated.classnames)
