@@ -20,6 +20,7 @@ setup(
         "numpy",
         "matplotlib",
         "scikit-learn>=1.0",
+        "safetensors>=0.3",
     ],
     extras_require={
         "test": ["pytest", "open_clip_torch>=3.0", "submitit>=1.5"],
@@ -37,6 +38,8 @@ setup(
             "dpt-demo=dpt.tools.demo:main",
             "dpt-convert=dpt.tools.convert:main",
             "dpt-interpret=dpt.tools.interpret:main",
+            "dpt-export=dpt.tools.export:main",
+            "dpt-predict=dpt.tools.predict:main",
         ]
     },
 )

@@ -11,7 +11,7 @@ import datetime
 import os
 import time
 from collections import OrderedDict
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -56,7 +56,13 @@ class TrainerX(TrainerBase):
     # TRAINER.COCOOP.PREC as the official code does.
     precision_key = "TRAINER.COOP.PREC"
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg, *, classnames: Optional[Sequence[str]] = None) -> None:
+        """Build data, model and evaluator from ``cfg``.
+
+        Args:
+            classnames: class names in label order; when given no dataset is read and no loader is built (a
+                model rebuilt for prediction, dpt/inference/), so ``build_model`` sees these names instead.
+        """
         super().__init__()
         self.cfg = cfg
         self.check_cfg(cfg)
@@ -68,8 +74,11 @@ class TrainerX(TrainerBase):
         self.start_epoch = self.epoch = 0
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
         self.output_dir = cfg.OUTPUT_DIR
-        self.build_data_loader()
-        if world_size() > 1:
+        if classnames is None:
+            self.build_data_loader()
+        else:
+            self.use_classnames(classnames)
+        if world_size() > 1 and self.train_loader_x is not None:
             self.train_loader_x = distributed_loader(self.train_loader_x, cfg.SEED)
         self.build_model()
         broadcast_parameters(self._models.values())
@@ -97,6 +106,16 @@ class TrainerX(TrainerBase):
         self.num_classes = dm.num_classes
         self.lab2cname = dm.lab2cname
         self.classnames = dm.classnames
+
+    def use_classnames(self, classnames: Sequence[str]) -> None:
+        """No dataset: the label space is ``classnames`` (label i = classnames[i]) and there are no loaders."""
+        if not classnames:
+            raise ValueError("expected at least one class name, got none")
+        self.dm = None
+        self.train_loader_x = self.val_loader = self.test_loader = None
+        self.classnames = list(classnames)
+        self.num_classes = len(self.classnames)
+        self.lab2cname = dict(enumerate(self.classnames))
 
     def build_model(self) -> None:
         raise NotImplementedError
@@ -127,6 +146,15 @@ class TrainerX(TrainerBase):
 
     def model_inference(self, image: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    # Whether the classifier is built from any list of class names (prompt methods), so a trained model can be
+    # rebuilt over new classes; False where the weights are tied to the training classes (the linear probe).
+    open_vocabulary = False
+
+    def image_logits(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits [B, n_cls] of preprocessed images [B, 3, H, W] outside the evaluation loop (no split, no
+        dataset index): what ``model_inference`` computes, without per-split caches. Call ``before_test`` first."""
+        return self.model_inference(image)
 
     # ----------------------------------------------------------------- loop
     def train(self) -> None:

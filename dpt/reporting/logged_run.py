@@ -22,7 +22,8 @@ _NOT_SETTING = ("SEED", "DATASET.ROOT", "DATASET.NUM_SHOTS", "OPTIM.MAX_EPOCH", 
                 "DATALOADER.NUM_WORKERS", "MODEL.BACKBONE.NAME")
 
 
-def _read(path: str) -> List[str]:
+def read_log(path: str) -> List[str]:
+    """The lines of a log, without trailing whitespace (undecodable bytes replaced)."""
     with open(path, "r", encoding="utf-8", errors="replace") as f:
         return [line.rstrip("\n").rstrip() for line in f]
 
@@ -95,7 +96,7 @@ def _setting_opts(text: str) -> str:
 
 def logged_run(path: str) -> Optional[LoggedRun]:
     """The run ``path`` (a log.txt) describes, or None when its arguments or config block are missing."""
-    lines = _read(path)
+    lines = read_log(path)
     args, config = logged_arguments(lines), logged_config(lines)
     trainer = args.get("trainer") or config.get("TRAINER.NAME", "")
     dataset = _stem(args["dataset_config_file"]) if args.get("dataset_config_file") else config.get("DATASET.NAME", "")
@@ -119,4 +120,4 @@ def logged_run(path: str) -> Optional[LoggedRun]:
 
 def logged_value(path: str, key: str) -> Optional[str]:
     """One config value (``MODEL.BACKBONE.NAME``) printed in the log at ``path``, or None."""
-    return logged_config(_read(path)).get(key) or None
+    return logged_config(read_log(path)).get(key) or None

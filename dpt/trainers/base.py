@@ -39,6 +39,10 @@ class PromptTrainer(TrainerX):
                            f"dpt/modeling/templates.py")
         return CUSTOM_TEMPLATES[name]
 
+    def templates(self) -> List[str]:
+        """Every template whose text features the classifier uses (one, but for template ensembles)."""
+        return [self.template()]
+
     def build_clip(self):
         """Load MODEL.BACKBONE.NAME, check the input config against it and record its identity for checkpoints."""
         name = self.cfg.MODEL.BACKBONE.NAME
@@ -111,8 +115,13 @@ class PromptTrainer(TrainerX):
     def after_test(self) -> None:
         self._text_features = None
 
-    def model_inference(self, image: torch.Tensor) -> torch.Tensor:
+    open_vocabulary = True
+
+    def image_logits(self, image: torch.Tensor) -> torch.Tensor:
         return self.model(image, text_features=self._text_features).logits
+
+    def model_inference(self, image: torch.Tensor) -> torch.Tensor:
+        return self.image_logits(image)
 
 
 def check_input(inp, backbone: str, expected: ImagePreprocess) -> None:

@@ -144,3 +144,9 @@ class LinearProbeCLIP(PromptTrainer):
     def model_inference(self, image: torch.Tensor) -> torch.Tensor:
         """image: cached features [B, E] (see ``test``) -> logits [B, n_cls]."""
         return self.classifier(image.to(self.classifier.weight.dtype))
+
+    open_vocabulary = False  # one fitted row per training class
+
+    def image_logits(self, image: torch.Tensor) -> torch.Tensor:
+        """Images [B, 3, H, W] -> features as ``split_features`` computes them -> logits [B, n_cls]."""
+        return self.model_inference(self._encode(image))

@@ -1,6 +1,8 @@
 """Zero-shot CLIP with the dataset's template (ZeroshotCLIP) or the 7-template ensemble (ZeroshotCLIP2)."""
 from __future__ import annotations
 
+from typing import List
+
 import torch
 import torch.nn.functional as F
 
@@ -23,10 +25,14 @@ class ZeroshotCLIP(PromptTrainer):
 class ZeroshotCLIP2(ZeroshotCLIP):
     """Mean of normalised text features over IMAGENET_TEMPLATES_SELECT (+ the dataset's template unless ImageNet)."""
 
-    def before_test(self) -> None:
+    def templates(self) -> List[str]:
         templates = list(IMAGENET_TEMPLATES_SELECT)
         if self.cfg.DATASET.NAME != "ImageNet":
             templates.append(self.template())
+        return templates
+
+    def before_test(self) -> None:
+        templates = self.templates()
         names = [c.replace("_", " ") for c in self.classnames]
         features = []
         for template in templates:
