@@ -99,3 +99,13 @@ def test_saved_config_recreates_the_run(tmp_path):
     save_cfg(cfg, str(path))
     again = setup_cfg(argparse.Namespace(config_file=str(path), dataset_config_file="", opts=[]))
     assert again == cfg
+
+
+def test_template_of_only_the_class_name_is_a_string(tmp_path):
+    cfg = setup_cfg(_args(tmp_path, "DATASET.TEMPLATE", "{}"))
+    assert cfg.DATASET.TEMPLATE == "{}"  # yacs' literal_eval would make it an empty dict
+    path = tmp_path / "config.yaml"
+    save_cfg(cfg, str(path))
+    again = setup_cfg(argparse.Namespace(config_file=str(path), dataset_config_file="", opts=[]))
+    assert again.DATASET.TEMPLATE == "{}"
+    assert setup_cfg(_args(tmp_path, "DATASET.TEMPLATE", "'{}.'")).DATASET.TEMPLATE == "{}."  # quotes still stripped

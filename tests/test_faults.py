@@ -441,3 +441,20 @@ def test_model_dir_without_the_file_names_the_expected_path(eurosat_root, tiny_c
     err = capsys.readouterr().err.strip().splitlines()
     expected = partial / "image_encoder.transformer.ctx_learner" / "model.pth.tar-5"
     assert len(err) == 1 and f'model not found at "{expected}"' in err[0]
+
+
+def test_class_specific_context_on_another_class_count_is_one_line(eurosat_root, tiny_clip_path, tmp_path, capsys):
+    """TRAINER.COOP.CSC True learned on 4 classes, then evaluated or resumed on the 2 base classes."""
+    csc = ("TRAINER.COOP.CSC", "True")
+    run = tmp_path / "run"
+    assert main(argv("CoOp", eurosat_root, run, tiny_clip_path, *csc, epochs=1)) == 0
+    capsys.readouterr()
+    expected = (f"error: {run} holds a class-specific context (TRAINER.COOP.CSC True) learned for 4 classes, but this "
+                f"run has 2 classes: such a context only applies to the classes it was trained on (train with "
+                f"TRAINER.COOP.CSC False to transfer)")
+    base = ("DATASET.SUBSAMPLE_CLASSES", "base")
+    extra = ("--eval-only", "--model-dir", str(run), "--load-epoch", "1")
+    assert main(argv("CoOp", eurosat_root, tmp_path / "ev", tiny_clip_path, *csc, *base, extra=extra)) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [expected]
+    assert main(argv("CoOp", eurosat_root, run, tiny_clip_path, *csc, *base, epochs=2)) == 2  # a resume
+    assert capsys.readouterr().err.strip().splitlines() == [expected]

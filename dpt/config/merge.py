@@ -53,7 +53,9 @@ def _set(cfg: CN, key: str, value, source: str) -> None:
     if not isinstance(node, CN) or leaf not in node or isinstance(node[leaf], CN):
         raise _closest_key_error(key, source)
     default = node[leaf]
-    value = _coerce(value)
+    raw, value = value, _coerce(value)
+    if isinstance(default, str) and isinstance(raw, str) and not isinstance(value, str):
+        value = raw  # a string key keeps its text: DATASET.TEMPLATE "{}" is a template, not an empty dict
     if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
         value = type(default)(value)
     elif type(value) is not type(default):

@@ -159,12 +159,15 @@ class TrainerBase:
             print("No checkpoint found, train from scratch")
             return 0
         paths = same_epoch_checkpoints(directory, names, paths)
+        ckpts = {name: load_checkpoint(path) for name, path in zip(names, paths)}
+        check_layout(directory, {n: c["state_dict"] for n, c in ckpts.items()},
+                     {n: self._models[n].state_dict() for n in names})
         start_epoch = 0
         for name, path in zip(names, paths):
             print(f"Loading checkpoint from {path}")
-            ckpt = load_checkpoint(path)
+            ckpt = ckpts[name]
             self._check_meta(ckpt.get("meta") or {}, path)
-            self._models[name].load_state_dict(ckpt["state_dict"])
+            load_into(self._models[name], ckpt["state_dict"], (), path, name)
             if self._optims[name] is not None and ckpt.get("optimizer") is not None:
                 self._optims[name].load_state_dict(ckpt["optimizer"])
             if self._scheds[name] is not None and ckpt.get("scheduler") is not None:
