@@ -177,19 +177,22 @@ def model_dir_problems(model_dir: str, load_epoch: Optional[int]) -> List[str]:
     return []
 
 
-def preflight(cfg: CfgNode, eval_only: bool = False, model_dir: str = "", load_epoch: Optional[int] = None) -> None:
-    """Run every check; raise ``PreflightError`` listing all problems found.
+def preflight(cfg: CfgNode, eval_only: bool = False, model_dir: str = "", load_epoch: Optional[int] = None) -> str:
+    """Run every check; raise ``PreflightError`` listing all problems found, else return the dataset folder
+    ("" for a reader that finds its files its own way).
 
     Config keys read: USE_CUDA, TRAINER.NAME, TRAINER.COOP.PREC, TRAINER.COCOOP.PREC, DATASET.ROOT, DATASET.NAME,
     DATASET.CSV, MODEL.BACKBONE.NAME, OUTPUT_DIR.
     """
+    dataset = dataset_check(cfg)
     problems = [
         *device_problems(cfg),
         *trainer_problems(cfg.TRAINER.NAME),
-        *dataset_check(cfg).problems,
+        *dataset.problems,
         *weights_problems(cfg.MODEL.BACKBONE.NAME),
         *output_problems(cfg.OUTPUT_DIR),
         *(model_dir_problems(model_dir, load_epoch) if eval_only else []),
     ]
     if problems:
         raise PreflightError(problems)
+    return dataset.folder
