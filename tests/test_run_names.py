@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from dpt.launch.run_names import MAX_NAME, digest, group_name, legacy_group_name, main, run_folder, short_value
+from dpt.reporting.runs import collect_runs
 
 REPO = Path(__file__).resolve().parents[1]
 COOP_PARTS = ["nctx=TRAINER.COOP.N_CTX", "csc=TRAINER.COOP.CSC", "ctp=TRAINER.COOP.CLASS_TOKEN_POSITION"]
@@ -76,3 +77,17 @@ def test_scripts_name_the_issues_run_by_the_rule(tmp_path):
     expected = group_name(COOP_PARTS, str(REPO / "configs/trainers/CoOp/vit_b32_ep50.yaml"), COOP_SCRIPT, NINE)
     assert done.stdout.split() == ["new", f"out/oxford_pets/CoOp/vit_b32_ep50_1shots/{expected}/seed1"]
     assert expected.startswith("nctx4_cscFalse_ctpmiddle_")
+
+
+def test_dpt_results_finds_runs_of_both_rules(tmp_path):
+    """dpt-results walks the layout, so a group named by this rule and one by the earlier rule are both read."""
+    new = group_name(COOP_PARTS, script_opts=COOP_SCRIPT, user_opts=NINE)
+    old = legacy_group_name(COOP_PARTS, script_opts=COOP_SCRIPT, user_opts=["OPTIM.LR", "0.01", "TRAINER.COOP.N_CTX", "4"])
+    for name, accuracy in ((new, "50.0"), (old, "75.0")):
+        seed = tmp_path / "eurosat/CoOp/vit_b32_16shots" / name / "seed1"
+        seed.mkdir(parents=True)
+        (seed / "log.txt").write_text(f"Finish training\n=> result\n* accuracy: {accuracy}%\n")
+    runs = collect_runs(str(tmp_path), seeds=[1])
+    assert sorted((r.variant, r.status, r.metrics["accuracy"]) for r in runs) == sorted(
+        [(new, "finished", 50.0), (old, "finished", 75.0)])
+    assert [r.variant for r in collect_runs(str(tmp_path), seeds=[1], select=["CoOp/*/nctx4_*"])] == [new]

@@ -20,7 +20,13 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from dpt.data.data_manager import DataManager
-from dpt.engine.distributed import broadcast_parameters, distributed_loader, is_main_process, world_size
+from dpt.engine.distributed import (
+    broadcast_parameters,
+    distributed_loader,
+    gather_objects,
+    is_main_process,
+    world_size,
+)
 from dpt.engine.evaluator import Classification
 from dpt.engine.nonfinite import first_nonfinite_module
 from dpt.engine.precision import check_precision, grad_scaler
@@ -196,7 +202,7 @@ class TrainerX(TrainerBase):
         last = self.epoch + 1 == self.max_epoch
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
         if not self.cfg.TEST.NO_TEST and self.cfg.TEST.FINAL_MODEL == "best_val":
-            result = self.test(split="val")
+            result = gather_objects(self.test(split="val"))[0]  # rank 0's: every rank takes the same branch
             if result > self.best_result:
                 self.best_result, self.best_epoch = result, self.epoch
                 self.save_model(self.epoch, self.output_dir, is_best=True, val_result=result)
