@@ -185,8 +185,8 @@ def test_torchrun_kill_9_then_resume_learns_the_same_prompts(tmp_path, tiny_clip
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                     "--master_port", str(_free_port())]
         return torchrun + [str(Path(__file__).resolve().parents[1] / "train.py")] + argv(
-            "VLP", tmp_path / "data", tmp_path / name, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", "DATASET.NUM_SHOTS",
-            "16", epochs=3)
+            "VLP", tmp_path / "data", tmp_path / name, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1",
+            "DATASET.NUM_SHOTS", "16", epochs=3)
 
     parts = ("prompt_learner", "image_encoder.transformer.ctx_learner")
     subprocess.run(command("full"), env=env, capture_output=True, timeout=300, check=True)

@@ -177,7 +177,8 @@ def test_config_errors_that_need_the_weights_are_found_from_its_shapes(tmp_path,
         f"error: cannot write the output folder {blocker / 'out'}: {blocker} is a file, not a folder",
     ]
     assert built == []
-    opts = ("INPUT.PIXEL_STD", "[0.5, 0.5, 0.5]", "TRAINER.DPT.CAVPT_DIRECTION", "bottom_up", "TRAINER.DPT.TOPLIMIT", "0")
+    opts = ("INPUT.PIXEL_STD", "[0.5, 0.5, 0.5]", "TRAINER.DPT.CAVPT_DIRECTION", "bottom_up",
+            "TRAINER.DPT.TOPLIMIT", "0")
     assert main(argv("DPT", tmp_path / "data", tmp_path / "out", tiny_clip_path, *opts)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and err[0].startswith(f"error: config key 'INPUT.PIXEL_STD' is [0.5, 0.5, 0.5] but "

@@ -40,7 +40,8 @@ def test_the_variant_is_what_the_run_uses_and_the_name_always_fits():
     assert len(group_name(COOP_PARTS, script_opts=COOP_SCRIPT, user_opts=huge).encode()) <= MAX_NAME
     assert group_name(COOP_PARTS, script_opts=COOP_SCRIPT, user_opts=["OPTIM.LR", "0.01"]) == \
         "nctx16_cscFalse_ctpend_OPTIM.LR-0.01"  # short overrides: the earlier rule's name
-    assert group_name(COOP_PARTS, script_opts=COOP_SCRIPT, user_opts=NINE, tag="mine") == "nctx4_cscFalse_ctpmiddle_mine"
+    tagged = group_name(COOP_PARTS, script_opts=COOP_SCRIPT, user_opts=NINE, tag="mine")
+    assert tagged == "nctx4_cscFalse_ctpmiddle_mine"
 
 
 def test_yaml_values_and_the_whole_variant_parts(tmp_path):
