@@ -83,7 +83,8 @@ def test_scripts_name_the_issues_run_by_the_rule(tmp_path):
 def test_dpt_results_finds_runs_of_both_rules(tmp_path):
     """dpt-results walks the layout, so a group named by this rule and one by the earlier rule are both read."""
     new = group_name(COOP_PARTS, script_opts=COOP_SCRIPT, user_opts=NINE)
-    old = legacy_group_name(COOP_PARTS, script_opts=COOP_SCRIPT, user_opts=["OPTIM.LR", "0.01", "TRAINER.COOP.N_CTX", "4"])
+    old = legacy_group_name(COOP_PARTS, script_opts=COOP_SCRIPT,
+                            user_opts=["OPTIM.LR", "0.01", "TRAINER.COOP.N_CTX", "4"])
     for name, accuracy in ((new, "50.0"), (old, "75.0")):
         seed = tmp_path / "eurosat/CoOp/vit_b32_16shots" / name / "seed1"
         seed.mkdir(parents=True)
