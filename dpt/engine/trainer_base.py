@@ -174,11 +174,12 @@ class TrainerBase:
                 self._scheds[name].load_state_dict(ckpt["scheduler"])
             if self.scaler is not None and "scaler" in ckpt:
                 self.scaler.load_state_dict(ckpt["scaler"])
-            self._restore_rng(ckpt, path)
-            if ckpt.get("best_val") is not None:
-                self.best_result, self.best_epoch = ckpt["best_val"]["result"], ckpt["best_val"]["epoch"]
             start_epoch = ckpt["epoch"]
             print(f"Previous epoch: {start_epoch}")
+        last = ckpts[names[-1]]  # what every part of one save holds alike: RNG states, the best val result
+        self._restore_rng(last, paths[-1])
+        if last.get("best_val") is not None:
+            self.best_result, self.best_epoch = last["best_val"]["result"], last["best_val"]["epoch"]
         return start_epoch
 
     @staticmethod
