@@ -2,7 +2,9 @@
 
 Why: a run missing several things (the dataset folder, the CLIP weights, a writable output folder) used to
 stop on the first one, after loading torch and the data, and leave a run folder behind; fixing them one
-round trip at a time costs minutes each. Each check below is independent and returns problem lines;
+round trip at a time costs minutes each. Config errors that depend on the backbone (INPUT.SIZE, normalisation,
+the layer a trainer starts CAVPT at) are found from the weights file's tensor shapes, without building a model.
+Each check below is independent and returns problem lines;
 ``preflight`` runs them all before the run folder is created (train.py), and ``dpt-check-data`` reuses
 ``dataset_check``. Nothing here writes a file, decodes an image or loads a model; the RNG state is kept.
 """
@@ -25,7 +27,11 @@ from dpt.data.splits import load_split_file
 from dpt.engine.checkpoint import checkpoint_name
 from dpt.errors import error_message
 from dpt.modeling.backbones.loader import resolve_backbone
+from dpt.modeling.backbones.open_clip_adapter import OPENAI_MEAN, OPENAI_STD, ImagePreprocess
+from dpt.modeling.backbones.open_clip_loader import OpenClipBackbone
+from dpt.modeling.backbones.weights_shape import backbone_shape
 from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
+from dpt.trainers.base import check_input
 
 
 class PreflightError(ValueError):
@@ -64,13 +70,57 @@ def device_problems(cfg: CfgNode) -> List[str]:
     return problems
 
 
-def trainer_problems(name: str) -> List[str]:
-    """TRAINER.NAME must be registered (the message lists the valid names and the closest)."""
+def trainer_problems(name: str, cfg: Optional[CfgNode] = None) -> List[str]:
+    """TRAINER.NAME must be registered (the message lists the valid names and the closest); with ``cfg``, the
+    trainer's own config checks (``check_cfg``: negative lengths, ...) must pass."""
     try:
-        TRAINER_REGISTRY.get(name)
+        cls = TRAINER_REGISTRY.get(name)
     except KeyError as err:
         return [error_message(err)]
+    if cfg is None:
+        return []
+    try:
+        cls.check_cfg(cls.__new__(cls), cfg)  # reads cfg only, as the trainer's constructor calls it
+    except (KeyError, ValueError) as err:
+        return [error_message(err)]
     return []
+
+
+def backbone_problems(cfg: CfgNode) -> List[str]:
+    """Config keys that must fit the backbone, checked on the OpenAI-format weights file's tensor shapes: INPUT.SIZE
+    and, with normalize, INPUT.PIXEL_MEAN / PIXEL_STD (the trainers' ``check_input``), and the blocks the trainer lays
+    prompts in (``layer_layout``: TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT, TRAINER.DPT.TOPLIMIT) against the ViT's depth.
+
+    An open_clip name is checked when its model is built; an unresolvable name is ``weights_problems``'s to report.
+    Config keys read: MODEL.BACKBONE.NAME, INPUT.*, TRAINER.NAME and what the trainer's ``layer_layout`` reads.
+    """
+    name = cfg.MODEL.BACKBONE.NAME
+    try:
+        backbone = resolve_backbone(name) if name else None
+        if backbone is None or isinstance(backbone, OpenClipBackbone):
+            return []
+        path = backbone.weights_file()
+    except (FileNotFoundError, ValueError):
+        return []
+    try:
+        shape = backbone_shape(path)
+    except (OSError, ValueError) as err:
+        return [error_message(err)]
+    problems = []
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # its interpolation note is printed when the run builds
+            check_input(cfg.INPUT, name, ImagePreprocess(shape.input_size, OPENAI_MEAN, OPENAI_STD))
+    except ValueError as err:
+        problems.append(error_message(err))
+    cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME) if cfg.TRAINER.NAME in TRAINER_REGISTRY else None
+    if cls is not None and shape.vision_layers and hasattr(cls, "layer_layout"):
+        trainer = cls.__new__(cls)
+        trainer.cfg = cfg  # layer_layout reads cfg only
+        try:
+            trainer.layer_layout(shape.vision_layers)
+        except ValueError as err:
+            problems.append(error_message(err))
+    return problems
 
 
 def _layout(cls: type) -> str:
@@ -175,19 +225,24 @@ def model_dir_problems(model_dir: str, load_epoch: Optional[int]) -> List[str]:
     return []
 
 
-def preflight(cfg: CfgNode, eval_only: bool = False, model_dir: str = "", load_epoch: Optional[int] = None) -> None:
-    """Run every check; raise ``PreflightError`` listing all problems found.
+def preflight(cfg: CfgNode, eval_only: bool = False, model_dir: str = "", load_epoch: Optional[int] = None) -> str:
+    """Run every check; raise ``PreflightError`` listing all problems found, else return the dataset folder
+    ("" for a reader that finds its files its own way).
 
     Config keys read: USE_CUDA, TRAINER.NAME, TRAINER.COOP.PREC, TRAINER.COCOOP.PREC, DATASET.ROOT, DATASET.NAME,
-    DATASET.CSV, MODEL.BACKBONE.NAME, OUTPUT_DIR.
+    DATASET.CSV, MODEL.BACKBONE.NAME, INPUT.*, OUTPUT_DIR, and what the trainer's ``check_cfg`` / ``layer_layout``
+    read.
     """
+    dataset = dataset_check(cfg)
     problems = [
         *device_problems(cfg),
-        *trainer_problems(cfg.TRAINER.NAME),
-        *dataset_check(cfg).problems,
+        *trainer_problems(cfg.TRAINER.NAME, cfg),
+        *dataset.problems,
         *weights_problems(cfg.MODEL.BACKBONE.NAME),
+        *backbone_problems(cfg),
         *output_problems(cfg.OUTPUT_DIR),
         *(model_dir_problems(model_dir, load_epoch) if eval_only else []),
     ]
     if problems:
         raise PreflightError(problems)
+    return dataset.folder

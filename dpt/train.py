@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from dpt.api import set_random_seed
+from dpt.cache.in_use import lock_caches, release_locks
 from dpt.config.merge import save_cfg, setup_cfg
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import remove_stale_temporaries
@@ -75,7 +76,7 @@ def _run(args: argparse.Namespace, keep_last_epoch: bool) -> None:
     """setup_cfg -> preflight (all problems at once, before any file is written) -> seed -> log -> trainer."""
     notes: List[str] = []
     cfg = setup_cfg(args, notes)
-    preflight(cfg, eval_only=args.eval_only, model_dir=args.model_dir, load_epoch=args.load_epoch)
+    dataset_folder = preflight(cfg, eval_only=args.eval_only, model_dir=args.model_dir, load_epoch=args.load_epoch)
     if not args.eval_only:
         check_new_classes(cfg, args, learnable=True)
     init_distributed()
@@ -86,6 +87,7 @@ def _run(args: argparse.Namespace, keep_last_epoch: bool) -> None:
         set_random_seed(cfg.SEED)
     if is_main_process():
         setup_logger(cfg.OUTPUT_DIR)
+    locks = lock_caches([dataset_folder, cfg.DATALOADER.CACHE_DIR])  # dpt-cache clear skips what a live run holds
     try:
         leftovers = remove_stale_temporaries(cfg.OUTPUT_DIR) if is_main_process() else []
         if leftovers:
@@ -122,6 +124,7 @@ def _run(args: argparse.Namespace, keep_last_epoch: bool) -> None:
                 print(f"Stopped by {stop}: {saved}; the same command resumes the run")
                 raise
     finally:
+        release_locks(locks)
         close_logger()
 
 

@@ -22,8 +22,10 @@ B2N=$OUTPUT/base2new
 
 if [ "$METHOD" = zeroshot ]; then
   CFG=${CFG:-vit_b32}
+  NAME=$(run_group "$B2N/train_base/$DATASET/shots_0/ZeroshotCLIP" "" "$CFG")
+  NAME=${NAME##*/}
   for phase in train_base:base test_new:new; do
-    run_job "$B2N/${phase%:*}/$DATASET/shots_0/ZeroshotCLIP/$CFG$SUFFIX" "=> result" \
+    run_job "$B2N/${phase%:*}/$DATASET/shots_0/ZeroshotCLIP/$NAME" "=> result" \
       --trainer ZeroshotCLIP \
       --dataset-config-file "$REPO/configs/datasets/$DATASET.yaml" \
       --config-file "$REPO/configs/trainers/CoOp/$CFG.yaml" \
@@ -38,7 +40,8 @@ if [ "$DATASET" = imagenet ]; then EPOCHS=$M_IMAGENET_EPOCHS; fi
 CFG_DIR=$M_CONFIG
 EPOCH_OPTS=()
 if [ "$EPOCHS" != - ]; then CFG_DIR=${M_CONFIG}_ep$EPOCHS; EPOCH_OPTS=(OPTIM.MAX_EPOCH "$EPOCHS"); fi
-GROUP=$DATASET/shots_$SHOTS/$M_TRAINER/$CFG_DIR$SUFFIX
+NAME=$(run_group "$B2N/train_base/$DATASET/shots_$SHOTS/$M_TRAINER" "" "$CFG_DIR")
+GROUP=$DATASET/shots_$SHOTS/$M_TRAINER/${NAME##*/}
 for seed in "${SEEDS[@]}"; do
   run_job "$B2N/train_base/$GROUP/seed$seed" "Finish training" \
     --seed "$seed" --trainer "$M_TRAINER" \

@@ -8,6 +8,6 @@ BACKBONE=${BACKBONE:-vit_b32}
 CFG=${CFG:-${BACKBONE}_c4_ep10_batch1}
 YAML="$REPO/configs/trainers/CoCoOp/$CFG.yaml"
 [ -f "$YAML" ] || { echo "error: no CoCoOp config $YAML; valid: $(ls "$REPO/configs/trainers/CoCoOp" | sed 's/\.yaml$//' | tr '\n' ' ')" >&2; exit 2; }
-NCTX=$(awk '$1 == "N_CTX:" {print $2}' "$YAML")
-if grep -Eq 'CTX_INIT: *"[^"]+"' "$YAML"; then VARIANT=ctxinit; else VARIANT=nctx${NCTX}; fi
-train_seeds CoCoOp "$CFG" "$OUTPUT/$DATASET/CoCoOp/${CFG}_${SHOTS}shots/${VARIANT}${SUFFIX}"
+GROUP=$(run_group "$OUTPUT/$DATASET/CoCoOp/${CFG}_${SHOTS}shots" "$YAML" \
+  "ctxinit?TRAINER.COCOOP.CTX_INIT" nctx=TRAINER.COCOOP.N_CTX)
+train_seeds CoCoOp "$CFG" "$GROUP"

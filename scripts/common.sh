@@ -1,7 +1,7 @@
 # Shared by the method scripts: argument parsing, the finished/unfinished check and the job runner.
 # Environment: DATA (dataset root, default ./data), OUTPUT (output root, default ./output), PYTHON (default python),
 # TAG (run-folder suffix; default: derived from the overrides after --), RUN_STATUS=1 (print each run's state
-# and folder instead of running it).
+# and folder instead of running it). Run-group folders are named by dpt/launch/run_names.py (run_group below).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,7 +14,7 @@ usage() {
   exit 2
 }
 
-# parse_args DATASET SHOTS [SEEDS...] [-- KEY VALUE ...] -> DATASET SHOTS SEEDS[] OPTS[] SUFFIX
+# parse_args DATASET SHOTS [SEEDS...] [-- KEY VALUE ...] -> DATASET SHOTS SEEDS[] OPTS[], SCRIPT_OPTS[] empty
 parse_args() {
   [ $# -ge 2 ] || usage
   DATASET=$1
@@ -22,6 +22,7 @@ parse_args() {
   shift 2
   SEEDS=()
   OPTS=()
+  SCRIPT_OPTS=()
   while [ $# -gt 0 ]; do
     if [ "$1" = "--" ]; then shift; OPTS=("$@"); break; fi
     SEEDS+=("$1")
@@ -31,13 +32,19 @@ parse_args() {
   check_dataset "$DATASET"
   [[ "$SHOTS" =~ ^[0-9]+$ ]] || { echo "error: SHOTS must be a number of images per class, got '$SHOTS'" >&2; exit 2; }
   (( ${#OPTS[@]} % 2 == 0 )) || { echo "error: overrides after -- must be KEY VALUE pairs: ${OPTS[*]}" >&2; exit 2; }
-  # Overrides change the run, so they name its folder: "-- OPTIM.LR 0.01" -> "_OPTIM.LR-0.01".
-  SUFFIX=""
-  local i
-  for ((i = 0; i < ${#OPTS[@]}; i += 2)); do
-    SUFFIX+="_${OPTS[i]}-$(printf '%s' "${OPTS[i+1]}" | tr -c 'A-Za-z0-9.+-' '_')"
-  done
-  if [ -n "${TAG:-}" ]; then SUFFIX="_$TAG"; fi
+}
+
+# run_group PARENT CONFIG PART...: PARENT/<variant><suffix>, the run-group folder (dpt/launch/run_names.py, the one
+# rule): each PART is LABEL=KEY[:DEFAULT] (KEY's value as the run resolves it: OPTS, then SCRIPT_OPTS, then the
+# yaml CONFIG), LABEL?KEY (the variant is LABEL when KEY is set) or literal text; the suffix names the other
+# overrides after -- ("-- OPTIM.LR 0.01" -> "_OPTIM.LR-0.01"; paths and long values shortened with a digest), or
+# is "_$TAG". A folder named by the earlier rule is reused when it exists.
+run_group() {
+  local parent=$1 config=$2 sets=() i
+  shift 2
+  for ((i = 0; i < ${#SCRIPT_OPTS[@]}; i += 2)); do sets+=(--set "${SCRIPT_OPTS[i]}" "${SCRIPT_OPTS[i+1]}"); done
+  PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m dpt.launch.run_names "$parent" "$@" --config "$config" \
+    ${sets[@]+"${sets[@]}"} --tag "${TAG:-}" -- ${OPTS[@]+"${OPTS[@]}"}
 }
 
 check_dataset() {
@@ -80,11 +87,10 @@ run_job() {
   "$PYTHON" "$REPO/train.py" --root "$DATA" --output-dir "$dir" "$@"
 }
 
-# train_seeds TRAINER CFG RUN_ROOT EXTRA_OPTS...: one run per seed under RUN_ROOT/seed<S>.
+# train_seeds TRAINER CFG RUN_ROOT: one run per seed under RUN_ROOT/seed<S>, with SCRIPT_OPTS then OPTS.
 # PRINT_RUN_ROOT=1 prints RUN_ROOT and runs nothing (scripts/xd.sh finds a method's runs that way).
 train_seeds() {
   local trainer=$1 cfg=$2 run_root=$3
-  shift 3
   if [ "${PRINT_RUN_ROOT:-0}" = 1 ]; then echo "$run_root"; return 0; fi
   local seed
   for seed in "${SEEDS[@]}"; do
@@ -92,6 +98,6 @@ train_seeds() {
       --seed "$seed" --trainer "$trainer" \
       --dataset-config-file "$REPO/configs/datasets/$DATASET.yaml" \
       --config-file "$REPO/configs/trainers/$trainer/$cfg.yaml" \
-      "$@" DATASET.NUM_SHOTS "$SHOTS" ${OPTS[@]+"${OPTS[@]}"}
+      ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"} DATASET.NUM_SHOTS "$SHOTS" ${OPTS[@]+"${OPTS[@]}"}
   done
 }

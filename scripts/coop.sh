@@ -11,5 +11,7 @@ CTP=${CTP:-end}
 if [ "$DATASET" = imagenet ] || [ "$SHOTS" -le 1 ]; then CFG=${BACKBONE}_ep50
 elif [ "$SHOTS" -le 4 ]; then CFG=${BACKBONE}_ep100
 else CFG=$BACKBONE; fi
-train_seeds CoOp "$CFG" "$OUTPUT/$DATASET/CoOp/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}${SUFFIX}" \
-  TRAINER.COOP.N_CTX "$NCTX" TRAINER.COOP.CSC "$CSC" TRAINER.COOP.CLASS_TOKEN_POSITION "$CTP"
+SCRIPT_OPTS=(TRAINER.COOP.N_CTX "$NCTX" TRAINER.COOP.CSC "$CSC" TRAINER.COOP.CLASS_TOKEN_POSITION "$CTP")
+GROUP=$(run_group "$OUTPUT/$DATASET/CoOp/${CFG}_${SHOTS}shots" "$REPO/configs/trainers/CoOp/$CFG.yaml" \
+  nctx=TRAINER.COOP.N_CTX csc=TRAINER.COOP.CSC ctp=TRAINER.COOP.CLASS_TOKEN_POSITION)
+train_seeds CoOp "$CFG" "$GROUP"

@@ -9,5 +9,7 @@ if [ "$DATASET" = imagenet ]; then EPOCHS=20
 elif [ "$SHOTS" -le 1 ]; then EPOCHS=60
 elif [ "$SHOTS" -ge 16 ] && { [ "$DATASET" = caltech101 ] || [ "$DATASET" = oxford_pets ]; }; then EPOCHS=60
 else EPOCHS=100; fi
-train_seeds DPT "$BACKBONE" "$OUTPUT/$DATASET/DPT/${BACKBONE}_${SHOTS}shots/nctx16_vctx10_cpn10${SUFFIX}" \
-  OPTIM.MAX_EPOCH "$EPOCHS"
+SCRIPT_OPTS=(OPTIM.MAX_EPOCH "$EPOCHS")
+GROUP=$(run_group "$OUTPUT/$DATASET/DPT/${BACKBONE}_${SHOTS}shots" "$REPO/configs/trainers/DPT/$BACKBONE.yaml" \
+  nctx=TRAINER.COOP.N_CTX:16 vctx=TRAINER.VPT.N_CTX:10 cpn=TRAINER.SELECTED_COVPT.CPN:10)
+train_seeds DPT "$BACKBONE" "$GROUP"

@@ -5,4 +5,5 @@
 source "$(dirname "$0")/common.sh"
 parse_args "$@"
 BACKBONE=${BACKBONE:-vit_b32}
-train_seeds LinearProbeCLIP "$BACKBONE" "$OUTPUT/$DATASET/LinearProbeCLIP/${BACKBONE}_${SHOTS}shots/lbfgs_l2${SUFFIX}"
+GROUP=$(run_group "$OUTPUT/$DATASET/LinearProbeCLIP/${BACKBONE}_${SHOTS}shots" "" lbfgs_l2)
+train_seeds LinearProbeCLIP "$BACKBONE" "$GROUP"

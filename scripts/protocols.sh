@@ -94,13 +94,16 @@ evaluate_run() {
     DATALOADER.PRELOAD_TRAIN False "$@" ${OPTS[@]+"${OPTS[@]}"}
 }
 
-# evaluate_transfer ROOT SOURCE TARGET SEED: seed SEED of the run group ROOT (trained on SOURCE) on TARGET's full
-# test set with TARGET's classes and template, into evaluation_root(SOURCE)/<group>/TARGET/seed<SEED>. Images of
-# TARGET are read from TARGET_DATA (default DATA).
+# evaluate_transfer ROOT SOURCE TARGET SEED [NAME]: seed SEED of the run group ROOT (trained on SOURCE) on TARGET's
+# full test set with TARGET's classes and template, into evaluation_root(SOURCE)/<group>/TARGET/seed<SEED>, the
+# group's last folder renamed NAME when given (evaluations with their own overrides). Images of TARGET are read
+# from TARGET_DATA (default DATA).
 evaluate_transfer() {
-  local root=$1 source=$2 target=$3 seed=$4 opts
+  local root=$1 source=$2 target=$3 seed=$4 name=${5:-} opts group
+  group=${root#"$OUTPUT/$source/"}
+  [ -z "$name" ] || group=${group%/*}/$name
   mapfile -t opts < <(dataset_opts "$target")
   DATA=${TARGET_DATA:-$DATA} evaluate_run "$root/seed$seed" \
-    "$(evaluation_root "$source")/${root#"$OUTPUT/$source/"}/$target/seed$seed" "$seed" \
+    "$(evaluation_root "$source")/$group/$target/seed$seed" "$seed" \
     DATASET.NUM_SHOTS -1 DATASET.SUBSAMPLE_CLASSES all DATASET.TEMPLATE "" "${opts[@]}"
 }

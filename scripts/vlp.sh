@@ -8,5 +8,7 @@ BACKBONE=${BACKBONE:-vit_b32}
 if [ "$DATASET" = imagenet ]; then EPOCHS=20
 elif [ "$SHOTS" -le 1 ]; then EPOCHS=60
 else EPOCHS=100; fi
-train_seeds VLP "$BACKBONE" "$OUTPUT/$DATASET/VLP/${BACKBONE}_${SHOTS}shots/nctx16_vctx10${SUFFIX}" \
-  OPTIM.MAX_EPOCH "$EPOCHS"
+SCRIPT_OPTS=(OPTIM.MAX_EPOCH "$EPOCHS")
+GROUP=$(run_group "$OUTPUT/$DATASET/VLP/${BACKBONE}_${SHOTS}shots" "$REPO/configs/trainers/VLP/$BACKBONE.yaml" \
+  nctx=TRAINER.COOP.N_CTX:16 vctx=TRAINER.VPT.N_CTX:10)
+train_seeds VLP "$BACKBONE" "$GROUP"

@@ -9,5 +9,7 @@ VCTX=${VCTX:-10}
 if [ "$DATASET" = imagenet ] || [ "$SHOTS" -le 1 ]; then EPOCHS=50
 elif [ "$SHOTS" -le 4 ]; then EPOCHS=100
 else EPOCHS=200; fi
-train_seeds VPT "$BACKBONE" "$OUTPUT/$DATASET/VPT/${BACKBONE}_${SHOTS}shots/vctx${VCTX}${SUFFIX}" \
-  OPTIM.MAX_EPOCH "$EPOCHS" TRAINER.VPT.N_CTX "$VCTX"
+SCRIPT_OPTS=(OPTIM.MAX_EPOCH "$EPOCHS" TRAINER.VPT.N_CTX "$VCTX")
+GROUP=$(run_group "$OUTPUT/$DATASET/VPT/${BACKBONE}_${SHOTS}shots" "$REPO/configs/trainers/VPT/$BACKBONE.yaml" \
+  vctx=TRAINER.VPT.N_CTX)
+train_seeds VPT "$BACKBONE" "$GROUP"

@@ -9,7 +9,8 @@ shift
 parse_args "$DATASET_ARG" 0 0 "$@"
 CFG=${CFG:-${BACKBONE:-vit_b32}}
 TRAINER=${TRAINER:-ZeroshotCLIP}
-run_job "$OUTPUT/$TRAINER/$CFG${SUFFIX}/$DATASET" "=> result" \
+GROUP=$(run_group "$OUTPUT/$TRAINER" "" "$CFG")
+run_job "$GROUP/$DATASET" "=> result" \
   --trainer "$TRAINER" \
   --dataset-config-file "$REPO/configs/datasets/$DATASET.yaml" \
   --config-file "$REPO/configs/trainers/CoOp/$CFG.yaml" \

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 import random
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,10 +13,15 @@ import torch
 
 from dpt.cache.atomic import atomic_path, temporary_target, write_text_atomic
 from dpt.cache.kinds import CACHE_KINDS, kind_of
+from dpt import train
+from dpt.cache.in_use import holders, is_live, lock_caches, release_locks
 from dpt.data import DataManager, build_dataset
 from dpt.tools.cache import main
 from dpt.trainers.feature_cache import split_cache_path
 from fixtures_data import make_data_cfg, make_dataset
+from test_trainers import argv
+
+REPO = Path(__file__).resolve().parents[1]
 
 DAY = 86400
 
@@ -143,3 +151,45 @@ def test_atomic_writes_use_the_one_temporary_name_and_leave_nothing_on_failure(t
     except KeyboardInterrupt:
         pass
     assert os.listdir(target.parent) == ["config.yaml"] and target.read_text() == "a: 1\n"
+def test_clear_skips_caches_a_live_run_holds_and_drops_stale_locks(tmp_path, capsys):
+    root, fewshot, images, selector, old_tmp, young_tmp = _setup(tmp_path)
+    other_cache = tmp_path / "fast_disk"  # a DATALOADER.CACHE_DIR nobody holds
+    other_cache.mkdir()
+    free = other_cache / f"selector_ImageNet_test_{'0' * 24}.pt"
+    free.write_bytes(b"\0" * 10)
+    dataset_dir = fewshot.parent.parent
+    locks = lock_caches([str(dataset_dir)])  # this process plays the running job
+    assert [Path(h.path) for h in holders(str(dataset_dir))] == [Path(p) for p in locks]
+    capsys.readouterr()
+    assert main(["clear", str(root), "--cache-dir", str(other_cache)]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped {fewshot}: in use by pid {os.getpid()} on " in out
+    assert out.strip().splitlines()[-1].startswith("removed 1 cache file(s), 10 B, skipped 5 in use by a live run")
+    assert fewshot.exists() and selector.exists() and all(p.exists() for p in images) and not free.exists()
+    release_locks(locks)
+    assert holders(str(dataset_dir)) == []
+
+    ended = subprocess.run([sys.executable, "-c", "from dpt.cache.in_use import lock_caches; import sys; "
+                            "print(lock_caches([sys.argv[1]])[0])", str(dataset_dir)],  # exits holding it: killed
+                           capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    stale = ended.stdout.strip()
+    assert Path(stale).is_file() and not is_live(holders(str(dataset_dir))[0])
+    assert main(["clear", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"removed the stale lock {stale} (its run has ended)" in out and not Path(stale).exists()
+    assert not fewshot.exists() and not selector.exists()
+
+
+def test_a_run_holds_its_dataset_folder_until_it_ends(tmp_path, tiny_clip_path, monkeypatch):
+    root = tmp_path / "data"
+    info = make_dataset(root, "EuroSAT", n_classes=2, n_train=3, n_val=2, n_test=2, seed=1)
+    seen = []
+
+    def build_trainer(cfg):
+        seen.extend(holders(info["dataset_dir"]))
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(train, "build_trainer", build_trainer)
+    assert train.main(argv("CoOp", root, tmp_path / "run", tiny_clip_path)) == 2
+    assert [(h.pid, h.host) for h in seen] == [(os.getpid(), socket.gethostname())]
+    assert holders(info["dataset_dir"]) == []  # released when the run ended

@@ -177,3 +177,13 @@ def test_dotted_key_access():
     with pytest.raises(AttributeError, match="'OPTIM.LR': the config is frozen"):
         set_key(cfg, "OPTIM.LR", 0.1)
     assert cfg.OPTIM.LR == 0.5
+
+
+def test_template_of_only_the_class_name_is_a_string(tmp_path):
+    cfg = setup_cfg(_args(tmp_path, "DATASET.TEMPLATE", "{}"))
+    assert cfg.DATASET.TEMPLATE == "{}"  # yacs' literal_eval would make it an empty dict
+    path = tmp_path / "config.yaml"
+    save_cfg(cfg, str(path))
+    again = setup_cfg(argparse.Namespace(config_file=str(path), dataset_config_file="", opts=[]))
+    assert again.DATASET.TEMPLATE == "{}"
+    assert setup_cfg(_args(tmp_path, "DATASET.TEMPLATE", "'{}.'")).DATASET.TEMPLATE == "{}."  # quotes still stripped

@@ -1,8 +1,17 @@
 """Two gloo ranks with averaged prompt gradients learn the same prompts as one process on the global batch."""
 from __future__ import annotations
 
+import os
+import random
+import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -12,9 +21,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from dpt.engine import distributed
+from dpt.engine.checkpoint import load_checkpoint
+from dpt.engine.trainer_base import TrainerBase
 from dpt.modeling.backbones.loader import load_clip
 from dpt.modeling.prompted_clip import PromptedCLIP
+from fixtures_data import make_dataset
 from fixtures_open_clip import needs_open_clip
+from test_trainers import argv
+from yacs.config import CfgNode
 
 GLOBAL_BATCH, STEPS = 8, 3
 
@@ -102,13 +116,6 @@ def test_env_is_read_and_checked(monkeypatch) -> None:
 
 def test_torchrun_two_processes_train_end_to_end(tmp_path, tiny_clip_path):
     """`torchrun --nproc_per_node 2 train.py ...` (gloo on CPU): one log and one set of checkpoints, from rank 0."""
-    import os
-    import subprocess
-    import sys
-
-    from fixtures_data import make_dataset
-    from test_trainers import argv
-
     make_dataset(tmp_path / "data", "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=4, learnable=True, seed=3)
     out = tmp_path / "run"
     with socket.socket() as s:
@@ -125,3 +132,77 @@ def test_torchrun_two_processes_train_end_to_end(tmp_path, tiny_clip_path):
     assert (out / "prompt_learner" / "model.pth.tar-2").is_file()
     # 16 images, global batch 8 = 4 per rank: 2 steps per epoch, as one process with batch 8
     assert "epoch [2/2] batch [2/2]" in log and "batch [3/" not in log
+
+
+class _OnePart(TrainerBase):
+    """The smallest trainer: one registered part, nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cfg = CfgNode({"TRAINER": CfgNode({"NAME": "OnePart"})})
+        self.scaler = None
+        self.register_model("prompt_learner", torch.nn.Linear(2, 2))
+
+
+def _draws() -> list:
+    return [torch.rand(3).tolist(), random.random(), float(np.random.rand())]
+
+
+def _rng_rank_main(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    distributed.init_distributed("gloo")
+    try:
+        trainer = _OnePart()
+        for seed_fn in (torch.manual_seed, random.seed, np.random.seed):
+            seed_fn(100 + rank)  # each rank its own stream, as an unseeded run or rank-dependent draws give
+        trainer.save_model(0, out)
+        expected = _draws()
+        for seed_fn in (torch.manual_seed, random.seed, np.random.seed):
+            seed_fn(7)
+        dist.barrier()  # rank 0 has written
+        assert trainer.resume_model_if_exist(out) == 1
+        torch.save({"expected": expected, "resumed": _draws()}, f"{out}/draws{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_every_rank_saves_and_resumes_its_own_rng_state(tmp_path: Path) -> None:
+    mp.spawn(_rng_rank_main, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    draws = [torch.load(tmp_path / f"draws{r}.pt") for r in range(2)]
+    assert all(d["resumed"] == d["expected"] for d in draws)
+    assert draws[0]["expected"] != draws[1]["expected"]  # the ranks' streams differ, so both had to be saved
+    ckpt = load_checkpoint(str(tmp_path / "prompt_learner" / "model.pth.tar-1"))
+    assert len(ckpt["rng_ranks"]) == 2 and torch.equal(ckpt["rng"]["torch"], ckpt["rng_ranks"][0]["torch"])
+
+
+def test_torchrun_kill_9_then_resume_learns_the_same_prompts(tmp_path, tiny_clip_path):
+    """Two gloo processes killed mid-epoch 2, then the same command: bit-for-bit the uninterrupted prompts."""
+    make_dataset(tmp_path / "data", "EuroSAT", n_classes=4, n_train=16, n_val=2, n_test=4, learnable=True, seed=3)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def command(name: str):
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                    "--master_port", str(_free_port())]
+        return torchrun + [str(Path(__file__).resolve().parents[1] / "train.py")] + argv(
+            "VLP", tmp_path / "data", tmp_path / name, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1",
+            "DATASET.NUM_SHOTS", "16", epochs=3)
+
+    parts = ("prompt_learner", "image_encoder.transformer.ctx_learner")
+    subprocess.run(command("full"), env=env, capture_output=True, timeout=300, check=True)
+    victim = subprocess.Popen(command("cut"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pointers = [tmp_path / "cut" / part / "checkpoint" for part in parts]
+    while victim.poll() is None and not all(p.is_file() for p in pointers):  # the epoch-1 checkpoints
+        time.sleep(0.01)
+    ranks = Path(f"/proc/{victim.pid}/task/{victim.pid}/children").read_text().split()  # torchrun's workers
+    for pid in [victim.pid, *map(int, ranks)]:
+        os.kill(pid, signal.SIGKILL)
+    victim.wait()
+    resumed = subprocess.run(command("cut"), env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    resumed_log = max((tmp_path / "cut").glob("log.txt-*")).read_text()  # a rerun logs beside the first log.txt
+    assert re.search(r"Previous epoch: [12]\n", resumed_log)
+    for part in parts:
+        full = load_checkpoint(str(tmp_path / "full" / part / "model.pth.tar-3"))["state_dict"]
+        cut = load_checkpoint(str(tmp_path / "cut" / part / "model.pth.tar-3"))["state_dict"]
+        assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)

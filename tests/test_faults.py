@@ -56,35 +56,58 @@ def _same_weights(dir_a: Path, dir_b: Path, epoch: int, names=tuple(VLP_MODELS))
 
 
 # ----------------------------------------------------------------------------- 1. interruption
-def test_kill_9_mid_epoch_then_same_command_resumes_exactly(eurosat_root, tiny_clip_path, tmp_path):
-    full, cut = tmp_path / "full", tmp_path / "cut"
-
-    def command(out: Path):
-        return [sys.executable, str(REPO / "train.py"),
-                *argv("CoOp", eurosat_root, out, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1", epochs=3)]
-
+def _kill_and_resume(command, kill_at: str):
+    """Run ``command(full)`` through, run ``command(cut)`` until a line starts with ``kill_at``, kill -9 it, rerun
+    the same command; returns (uninterrupted stdout, resumed stdout)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
-    uninterrupted = subprocess.Popen(command(full), cwd=REPO, env=env, stdout=subprocess.PIPE,
+    uninterrupted = subprocess.Popen(command("full"), cwd=REPO, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
-    victim = subprocess.Popen(command(cut), cwd=REPO, env=env, stdout=subprocess.PIPE,
+    victim = subprocess.Popen(command("cut"), cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     seen = []
     for line in victim.stdout:
         seen.append(line)
-        if line.startswith("epoch [2/3] batch [1/"):  # mid-epoch 2, after the epoch-1 checkpoints
+        if line.startswith(kill_at):
             victim.send_signal(signal.SIGKILL)
             break
     victim.wait()
     assert victim.returncode == -signal.SIGKILL, "".join(seen[-5:])
     full_out, _ = uninterrupted.communicate()
     assert uninterrupted.returncode == 0
-
-    rerun = subprocess.run(command(cut), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    rerun = subprocess.run(command("cut"), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                            text=True, check=True)
-    resumed_from = int(re.search(r"Previous epoch: (\d+)", rerun.stdout).group(1))
-    assert resumed_from in (1, 2) and "train from scratch" not in rerun.stdout
-    assert _final_accuracy(rerun.stdout) == _final_accuracy(full_out)
-    assert _same_weights(full, cut, 3, names=("prompt_learner",))
+    return full_out, rerun.stdout
+
+
+def test_kill_9_mid_epoch_then_same_command_resumes_exactly(eurosat_root, tiny_clip_path, tmp_path):
+    def command(name: str):
+        return [sys.executable, str(REPO / "train.py"), *argv("CoOp", eurosat_root, tmp_path / name, tiny_clip_path,
+                                                            "TRAIN.CHECKPOINT_FREQ", "1", epochs=3)]
+
+    # mid-epoch 2, after the epoch-1 checkpoints
+    full_out, resumed = _kill_and_resume(command, "epoch [2/3] batch [1/")
+    resumed_from = int(re.search(r"Previous epoch: (\d+)", resumed).group(1))
+    assert resumed_from in (1, 2) and "train from scratch" not in resumed
+    assert _final_accuracy(resumed) == _final_accuracy(full_out)
+    assert _same_weights(tmp_path / "full", tmp_path / "cut", 3, names=("prompt_learner",))
+
+
+def test_kill_9_keeps_the_best_val_score_and_its_epoch(eurosat_root, tiny_clip_path, tmp_path):
+    """TEST.FINAL_MODEL best_val: a resumed run compares later epochs with the best score saved before the kill."""
+    def command(name: str):
+        return [sys.executable, str(REPO / "train.py"), *argv(
+            "CoOp", eurosat_root, tmp_path / name, tiny_clip_path, "TRAIN.CHECKPOINT_FREQ", "1",
+            "TEST.FINAL_MODEL", "best_val", "OPTIM.LR", "0.02", epochs=5)]
+
+    full_out, resumed = _kill_and_resume(command, "epoch [4/5] batch [1/")  # after the epoch-3 checkpoints
+    assert "Previous epoch: 3" in resumed
+    best = re.compile(r"Best val accuracy ([\d.]+)% at epoch (\d+)")
+    assert best.findall(resumed) == best.findall(full_out) and best.findall(full_out)
+    chosen = re.compile(r"Loading weights to prompt_learner .*\(epoch = (\d+)\)")
+    assert chosen.findall(resumed) == chosen.findall(full_out)
+    assert _final_accuracy(resumed) == _final_accuracy(full_out)
+    state = load_checkpoint(str(tmp_path / "cut/prompt_learner/model.pth.tar-5"))["best_val"]
+    assert state["epoch"] + 1 == int(best.findall(full_out)[0][1])
 
 
 _SAVE_LOOP = """
@@ -419,3 +442,20 @@ def test_model_dir_without_the_file_names_the_expected_path(eurosat_root, tiny_c
     err = capsys.readouterr().err.strip().splitlines()
     expected = partial / "image_encoder.transformer.ctx_learner" / "model.pth.tar-5"
     assert len(err) == 1 and f'model not found at "{expected}"' in err[0]
+
+
+def test_class_specific_context_on_another_class_count_is_one_line(eurosat_root, tiny_clip_path, tmp_path, capsys):
+    """TRAINER.COOP.CSC True learned on 4 classes, then evaluated or resumed on the 2 base classes."""
+    csc = ("TRAINER.COOP.CSC", "True")
+    run = tmp_path / "run"
+    assert main(argv("CoOp", eurosat_root, run, tiny_clip_path, *csc, epochs=1)) == 0
+    capsys.readouterr()
+    expected = (f"error: {run} holds a class-specific context (TRAINER.COOP.CSC True) learned for 4 classes, but this "
+                f"run has 2 classes: such a context only applies to the classes it was trained on (train with "
+                f"TRAINER.COOP.CSC False to transfer)")
+    base = ("DATASET.SUBSAMPLE_CLASSES", "base")
+    extra = ("--eval-only", "--model-dir", str(run), "--load-epoch", "1")
+    assert main(argv("CoOp", eurosat_root, tmp_path / "ev", tiny_clip_path, *csc, *base, extra=extra)) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [expected]
+    assert main(argv("CoOp", eurosat_root, run, tiny_clip_path, *csc, *base, epochs=2)) == 2  # a resume
+    assert capsys.readouterr().err.strip().splitlines() == [expected]

@@ -150,7 +150,8 @@ def test_bad_folders_are_one_line_errors(tmp_path, capsys, layout, message):
 def test_missing_root_is_one_line_error(tmp_path, tiny_clip_path, capsys):
     argv = ["--root", str(tmp_path / "nowhere"), "--trainer", "ZeroshotCLIP", "--eval-only",
             "--dataset-config-file", str(REPO / "configs/datasets/image_folder.yaml"),
-            "--output-dir", str(tmp_path / "o"), "TRAINER.COOP.PREC", "fp32", "MODEL.BACKBONE.NAME", str(tiny_clip_path)]
+            "--output-dir", str(tmp_path / "o"), "TRAINER.COOP.PREC", "fp32", "MODEL.BACKBONE.NAME", str(tiny_clip_path),
+            "INPUT.SIZE", "(32, 32)"]  # the tiny CLIP's size: the preflight would report 224 too
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"dataset ImageFolder: folder not found: {tmp_path / 'nowhere'}" in err[0]

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from dpt.config import get_cfg_default
+from dpt.modeling.backbones.clip_import import clip
+from dpt.modeling.backbones.weights_shape import BackboneShape, backbone_shape
 from dpt.preflight import (
     PreflightError,
     dataset_check,
@@ -153,3 +156,45 @@ def test_a_reader_without_a_dataset_folder_is_left_to_check_itself(monkeypatch):
     monkeypatch.setitem(DATASET_REGISTRY._entries, "MyCSV", type("MyCSV", (DatasetBase,), {}))
     check = dataset_check_at("/nowhere", "MyCSV")
     assert (check.folder, check.problems, check.notes) == ("", [], [])
+
+
+def test_config_errors_that_need_the_weights_are_found_from_its_shapes(tmp_path, tiny_clip_path, monkeypatch,
+                                                                      capsys):
+    """INPUT.SIZE and normalisation vs the weights, BOTTOMLIMIT beyond the ViT's blocks and a negative length: all
+    in the preflight, with the other problems, before a run folder or a model exists."""
+    built = []
+    monkeypatch.setattr(clip.model, "build_model", lambda *a, **k: built.append(1))  # no CLIP may be built
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder\n")
+    make_dataset(tmp_path / "data", "EuroSAT", n_classes=2, n_train=2, n_val=1, n_test=1)
+    opts = ("INPUT.SIZE", "(224, 224)", "INPUT.PIXEL_MEAN", "[0.5, 0.5, 0.5]",
+            "TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT", "13", "TRAINER.VPT.N_CTX", "-1")
+    assert main(argv("DPT", tmp_path / "data", blocker / "out", tiny_clip_path, *opts)) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: config key 'TRAINER.VPT.N_CTX': expected a length >= 0, got -1",
+        f"error: config key 'INPUT.SIZE' is (224, 224) but {tiny_clip_path} expects (32, 32)",
+        "error: config key 'TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT': expected a layer in 1..12, got 13",
+        f"error: cannot write the output folder {blocker / 'out'}: {blocker} is a file, not a folder",
+    ]
+    assert built == []
+    opts = ("INPUT.PIXEL_STD", "[0.5, 0.5, 0.5]", "TRAINER.DPT.CAVPT_DIRECTION", "bottom_up",
+            "TRAINER.DPT.TOPLIMIT", "0")
+    assert main(argv("DPT", tmp_path / "data", tmp_path / "out", tiny_clip_path, *opts)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith(f"error: config key 'INPUT.PIXEL_STD' is [0.5, 0.5, 0.5] but "
+                                               f"{tiny_clip_path} expects [0.26862954, 0.26130258, 0.27577711]")
+    assert err[1] == "error: config key 'TRAINER.DPT.TOPLIMIT': expected a layer in 1..12, got 0"
+    assert built == [] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fixture", ["tiny_clip_path", "tiny_clip_jit_path"])
+def test_backbone_shape_is_read_from_the_file(fixture, request, tmp_path):
+    path = Path(request.getfixturevalue(fixture))  # a torch.save state dict, OpenAI's TorchScript format
+    assert backbone_shape(path) == BackboneShape((32, 32), 12)
+    save_file({k: v.contiguous() for k, v in torch.load(request.getfixturevalue("tiny_clip_path")).items()},
+              str(tmp_path / "tiny.safetensors"))
+    assert backbone_shape(tmp_path / "tiny.safetensors") == BackboneShape((32, 32), 12)
+    (tmp_path / "other.pt").write_bytes(b"")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an OpenAI-format CLIP state dict"):
+        backbone_shape(tmp_path / "other.pt")

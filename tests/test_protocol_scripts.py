@@ -91,6 +91,14 @@ def test_xd_trains_on_own_images_and_evaluates_each_target(workspace):
         assert re.search(r"^\* accuracy: ", log, re.M)
     again = script(workspace, "xd.sh", "coop", "image_folder", "dtd", "--", *TINY, **env)
     assert again.returncode == 0 and again.stdout.count("Skip: the results exist") == 2
+    # a second --: overrides of the target evaluations only, naming their folders
+    own = script(workspace, "xd.sh", "coop", "image_folder", "dtd", "--", *TINY, "--", "TEST.PER_CLASS_RESULT", "True",
+                 **env)
+    assert own.returncode == 0, own.stdout[-3000:] + own.stderr[-3000:]
+    assert own.stdout.count("Skip: the results exist") == 1  # the source run: trained, not retrained
+    log = (workspace / "out/xd/image_folder" / f"{group}_TEST.PER_CLASS_RESULT-True/dtd/seed1/log.txt").read_text()
+    assert re.search(r"^  PER_CLASS_RESULT: True$", log, re.M) and re.search(r"^\* accuracy: ", log, re.M)
+    assert "PER_CLASS_RESULT: false" in (workspace / "out/image_folder" / group / "seed1/config.yaml").read_text()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -100,6 +108,8 @@ def test_xd_trains_on_own_images_and_evaluates_each_target(workspace):
     (("xd.sh", "dpt", "eurosat"), "usage: bash"),
     (("xd.sh", "dpt", "eurosat", "--", "OPTIM.LR", "0.1"), "error: give at least one TARGET dataset"),
     (("xd.sh", "vpt", "eurosat", "dtd", "caltech"), "error: unknown dataset 'caltech'"),
+    (("xd.sh", "coop", "eurosat", "dtd", "--", "--", "TEST.PER_CLASS_RESULT"),
+     "error: overrides after the second -- must be KEY VALUE pairs: TEST.PER_CLASS_RESULT"),
     (("eval_dg.sh", "MyCoOp", "imagenet_a"), "error: unknown trainer 'MyCoOp'; valid: CoOp VPT VLP DPT"),
 ])
 def test_bad_arguments_are_one_line_errors(tmp_path, args, message):

@@ -35,6 +35,7 @@ OUR_KEY_TOKENS = "layers.{j}.key_tokens"  # [n_key_tokens, W] per layer
 _OUR_KEY_TOKENS = re.compile(r"^layers\.(\d+)\.key_tokens$")
 _OUR_LAYER = re.compile(r"^layers\.(\d+)\.")
 CLASS_COUNT = "classes"  # a layout fact reported, never compared (class-dependent tensors are not loaded)
+CSC_CLASSES = "classes of the class-specific context"  # compared: a CSC context is learned per class
 
 State = Dict[str, torch.Tensor]
 
@@ -99,7 +100,7 @@ def describe_layout(states: Mapping[str, Mapping[str, torch.Tensor]]) -> Dict[st
         facts["TRAINER.COOP.N_CTX"] = ctx.shape[-2]
         facts["TRAINER.COOP.CSC"] = ctx.dim() == 3
         if ctx.dim() == 3:
-            facts["classes of the class-specific context"] = ctx.shape[0]
+            facts[CSC_CLASSES] = ctx.shape[0]
         facts["text width"] = ctx.shape[-1]
         facts["CoCoOp meta-net"] = any(k.startswith("meta_net.") for k in text)
     if "token_prefix" in text:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from dpt.compat import restricted_pickle
-from dpt.compat.official import CLASS_COUNT, describe_layout, to_ours
+from dpt.compat.official import CLASS_COUNT, CSC_CLASSES, describe_layout, to_ours
 from dpt.engine.checkpoint import strip_module_prefix
 
 State = Dict[str, torch.Tensor]
@@ -113,6 +113,10 @@ def check_layout(where: str, found: Mapping[str, State], expected: Mapping[str, 
     """
     have, want = describe_layout(found), describe_layout(expected)
     for key, value in have.items():
+        if key == CSC_CLASSES and key in want and want[key] != value:
+            raise ValueError(f"{where} holds a class-specific context (TRAINER.COOP.CSC True) learned for {value} "
+                             f"classes, but this run has {want[key]} classes: such a context only applies to the "
+                             f"classes it was trained on (train with TRAINER.COOP.CSC False to transfer)")
         if key != CLASS_COUNT and key in want and want[key] != value:
             raise ValueError(f"{where} holds a model with {key} = {value}, but this run's config has "
                              f"{key} = {want[key]}")

@@ -49,7 +49,9 @@ def _set(cfg: CN, key: str, value, source: str) -> None:
     if not has_key(cfg, key) or isinstance(get_key(cfg, key), CN):
         raise _closest_key_error(key, source)
     default = get_key(cfg, key)
-    value = _coerce(value)
+    raw, value = value, _coerce(value)
+    if isinstance(default, str) and isinstance(raw, str) and not isinstance(value, str):
+        value = raw  # a string key keeps its text: DATASET.TEMPLATE "{}" is a template, not an empty dict
     if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
         value = type(default)(value)
     elif type(value) is not type(default):

@@ -9,7 +9,7 @@ Logging and checkpoints belong to rank 0 (``is_main_process``).
 from __future__ import annotations
 
 import os
-from typing import Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, List, NamedTuple, Sequence
 
 import torch
 import torch.distributed as dist
@@ -57,6 +57,19 @@ def world_size() -> int:
 def is_main_process() -> bool:
     """True on rank 0 (or without a process group): the rank that logs and writes checkpoints."""
     return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def gather_objects(obj: Any) -> List[Any]:
+    """``obj`` of every rank, in rank order (a collective: every rank must call it); ``[obj]`` in one process."""
+    if world_size() == 1:
+        return [obj]
+    gathered: List[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 def train_sampler(data_source: Sequence, seed: int) -> Sampler:

@@ -20,7 +20,13 @@ from tqdm import tqdm
 
 from dpt.config.access import get_key
 from dpt.data.data_manager import DataManager
-from dpt.engine.distributed import broadcast_parameters, distributed_loader, is_main_process, world_size
+from dpt.engine.distributed import (
+    broadcast_parameters,
+    distributed_loader,
+    gather_objects,
+    is_main_process,
+    world_size,
+)
 from dpt.engine.evaluator import Classification
 from dpt.engine.nonfinite import first_nonfinite_module
 from dpt.engine.precision import check_precision, grad_scaler
@@ -86,7 +92,6 @@ class TrainerX(TrainerBase):
         print(f"Loading evaluator: {cfg.TEST.EVALUATOR}")
         cmat = os.path.join(self.output_dir, "cmat.pt") if cfg.TEST.COMPUTE_CMAT else None
         self.evaluator = Classification(self.lab2cname, cfg.TEST.PER_CLASS_RESULT, cmat)
-        self.best_result = -float("inf")
         self._writer = None
         self.eval_split = cfg.TEST.SPLIT
         # Set by train.py under a launcher (dpt/launch/preemption.py): keep a copy of each finished epoch's checkpoint.
@@ -225,14 +230,16 @@ class TrainerX(TrainerBase):
         last = self.epoch + 1 == self.max_epoch
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
         if not self.cfg.TEST.NO_TEST and self.cfg.TEST.FINAL_MODEL == "best_val":
-            result = self.test(split="val")
+            result = gather_objects(self.test(split="val"))[0]  # rank 0's: every rank takes the same branch
             if result > self.best_result:
-                self.best_result = result
+                self.best_result, self.best_epoch = result, self.epoch
                 self.save_model(self.epoch, self.output_dir, is_best=True, val_result=result)
         if (freq > 0 and (self.epoch + 1) % freq == 0) or last:
             self.save_model(self.epoch, self.output_dir)
-        if self.keep_last_epoch and is_main_process():
-            self._last_epoch = (self.epoch, copy.deepcopy(self.checkpoint_states(self.epoch)))
+        if self.keep_last_epoch:
+            states = self.checkpoint_states(self.epoch)  # every rank: the RNG states are gathered
+            if is_main_process():
+                self._last_epoch = (self.epoch, copy.deepcopy(states))
 
     def save_last_epoch(self) -> Optional[int]:
         """Write the kept checkpoint of the last finished epoch (``keep_last_epoch``); returns its 1-based
@@ -250,6 +257,8 @@ class TrainerX(TrainerBase):
         if not self.cfg.TEST.NO_TEST:
             if self.cfg.TEST.FINAL_MODEL == "best_val":
                 print("Deploy the model with the best val performance")
+                if self.best_epoch is not None:
+                    print(f"Best val accuracy {self.best_result:.2f}% at epoch {self.best_epoch + 1}")
                 self.load_model(self.output_dir)
             else:
                 print("Deploy the last-epoch model")

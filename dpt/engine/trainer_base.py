@@ -24,7 +24,7 @@ from dpt.engine.checkpoint import (
 )
 from dpt.compat.official import describe_layout, layout_text
 from dpt.compat.weights import Weights, check_layout, load_into, read_weights
-from dpt.engine.distributed import all_reduce_gradients, is_main_process
+from dpt.engine.distributed import all_reduce_gradients, gather_objects, is_main_process, rank, world_size
 from dpt.engine.optim import OptimSpec, build_lr_scheduler, build_optimizer
 from dpt.engine.precision import autocast
 
@@ -42,6 +42,9 @@ class TrainerBase:
         self._scheds: "OrderedDict[str, Any]" = OrderedDict()
         # identity of the loaded backbone (clip_loader.backbone_id), set by the trainer that loads it
         self.backbone_id: Optional[str] = None
+        # TEST.FINAL_MODEL best_val: the best validation accuracy so far and its 0-based epoch (saved and resumed)
+        self.best_result = -float("inf")
+        self.best_epoch: Optional[int] = None
 
     def optim_spec(self, **overrides) -> OptimSpec:
         """cfg.OPTIM as an OptimSpec, with per-group overrides (e.g. lr=0.002, warmup_epoch=1)."""
@@ -105,7 +108,11 @@ class TrainerBase:
 
     def checkpoint_states(self, epoch: int, val_result: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
         """What ``save_model`` writes after ``epoch`` (0-based), per registered model: weights, optimiser,
-        scheduler, scaler and RNG states. The tensors are the live ones; copy them to keep a snapshot."""
+        scheduler, scaler, the best validation result so far, and the RNG states of every rank (``rng`` is rank
+        0's, ``rng_ranks`` all of them under torchrun). A collective under torchrun: every rank calls it. The
+        tensors are the live ones; copy them to keep a snapshot."""
+        rng_ranks = gather_objects(rng_state())
+        best = {"result": self.best_result, "epoch": self.best_epoch} if self.best_epoch is not None else None
         states = {}
         for name in self.get_model_names():
             optim, sched = self._optims[name], self._scheds[name]
@@ -115,9 +122,12 @@ class TrainerBase:
                 "optimizer": optim.state_dict() if optim is not None else None,
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "val_result": val_result,
+                "best_val": best,
                 "meta": self.checkpoint_meta(),
-                "rng": rng_state(),
+                "rng": rng_ranks[0],
             }
+            if len(rng_ranks) > 1:
+                state["rng_ranks"] = rng_ranks
             if self.scaler is not None:
                 state["scaler"] = self.scaler.state_dict()
             states[name] = state
@@ -125,11 +135,12 @@ class TrainerBase:
 
     def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: Optional[float] = None,
                    states: Optional[Dict[str, Dict[str, Any]]] = None) -> None:
-        """Save every registered model (rank 0 only under torchrun); ``states`` (from ``checkpoint_states``)
-        instead of the current ones when given."""
+        """Save every registered model (rank 0 writes; without ``states`` every rank must call it, as the RNG
+        states are gathered); ``states`` (from ``checkpoint_states``) instead of the current ones when given."""
+        states = states or self.checkpoint_states(epoch, val_result)
         if not is_main_process():
             return
-        for name, state in (states or self.checkpoint_states(epoch, val_result)).items():
+        for name, state in states.items():
             save_checkpoint(state, os.path.join(directory, name), is_best=is_best)
 
     def _check_meta(self, stored: Dict[str, Any], path: str) -> None:
@@ -148,23 +159,39 @@ class TrainerBase:
             print("No checkpoint found, train from scratch")
             return 0
         paths = same_epoch_checkpoints(directory, names, paths)
+        ckpts = {name: load_checkpoint(path) for name, path in zip(names, paths)}
+        check_layout(directory, {n: c["state_dict"] for n, c in ckpts.items()},
+                     {n: self._models[n].state_dict() for n in names})
         start_epoch = 0
         for name, path in zip(names, paths):
             print(f"Loading checkpoint from {path}")
-            ckpt = load_checkpoint(path)
+            ckpt = ckpts[name]
             self._check_meta(ckpt.get("meta") or {}, path)
-            self._models[name].load_state_dict(ckpt["state_dict"])
+            load_into(self._models[name], ckpt["state_dict"], (), path, name)
             if self._optims[name] is not None and ckpt.get("optimizer") is not None:
                 self._optims[name].load_state_dict(ckpt["optimizer"])
             if self._scheds[name] is not None and ckpt.get("scheduler") is not None:
                 self._scheds[name].load_state_dict(ckpt["scheduler"])
             if self.scaler is not None and "scaler" in ckpt:
                 self.scaler.load_state_dict(ckpt["scaler"])
-            if "rng" in ckpt:
-                set_rng_state(ckpt["rng"])
             start_epoch = ckpt["epoch"]
             print(f"Previous epoch: {start_epoch}")
+        last = ckpts[names[-1]]  # what every part of one save holds alike: RNG states, the best val result
+        self._restore_rng(last, paths[-1])
+        if last.get("best_val") is not None:
+            self.best_result, self.best_epoch = last["best_val"]["result"], last["best_val"]["epoch"]
         return start_epoch
+
+    @staticmethod
+    def _restore_rng(ckpt: Dict[str, Any], path: str) -> None:
+        """This rank's saved RNG states; rank 0's (with a note) when the checkpoint has none for this world size."""
+        ranks = ckpt.get("rng_ranks") or ([ckpt["rng"]] if "rng" in ckpt else [])
+        if len(ranks) == world_size():
+            set_rng_state(ranks[rank()])
+        elif ranks:
+            print(f"Note: {path} holds the RNG states of {len(ranks)} process(es), this run has {world_size()}: "
+                  f"every process continues from rank 0's, so the run does not continue exactly")
+            set_rng_state(ranks[0])
 
     def keys_to_skip_on_load(self, name: str) -> List[str]:
         """State-dict keys of model ``name`` that depend on the class names and are not loaded."""

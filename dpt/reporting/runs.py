@@ -13,6 +13,9 @@ Layouts read (REFERENCE.md 6; written by ``scripts/*.sh``):
 - a run folder with any name, as the official DPT script writes (``--output-dir ./output``): ``<root>/log.txt``
   or ``<root>/<name>/log.txt``, identified by the arguments and config its log prints (``logged_run.py``)
 
+``<variant>`` is whatever name the scripts gave the run group (``dpt/launch/run_names.py``: this rule's names and
+the earlier rule's are read alike, as folders).
+
 The official DPT code registers CoOp as ``MyCoOp`` (REFERENCE.md 7.3): its rows show as ``CoOp (MyCoOp)``,
 next to ours and never averaged with them.
 """

@@ -14,22 +14,26 @@ the ones made from older images, splits or settings only take space, and an Imag
 
 A cache's age counts from its last use (each run that reads it refreshes its modification time). ``clear``
 removes what ``list`` shows for the same options and prints it, except that a temporary file is only removed
-once untouched for a day (or DAYS, if longer): a younger one may be a running job's file being written.
-Clear image caches while no run uses them: a running job reads its memory-mapped test images until it ends.
+once untouched for a day (or DAYS, if longer): a younger one may be a running job's file being written. Nor
+does it remove a cache that a live run holds (``dpt/cache/in_use.py``: a run locks its dataset folder and
+DATALOADER.CACHE_DIR while it runs; a running job reads its memory-mapped test images until it ends): it names
+the run and skips its caches. The lock of a killed run is stale; ``clear`` removes it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from tabulate import tabulate
 
 from dpt.cache.kinds import CACHE_FOLDERS, KIND_NAMES, TEMPORARY, kind_of
 from dpt.errors import ArgumentParser, cli_main
+from dpt.cache.in_use import Holder, holders, is_live, lock_folder
 from dpt.registry import DATASET_REGISTRY
 
 TEMPORARY_MIN_AGE_DAYS = 1.0
@@ -97,6 +101,21 @@ def select(caches: Sequence[CacheFile], older_than: Optional[float], kinds: Sequ
     return chosen
 
 
+def split_held(caches: Sequence[CacheFile]) -> tuple:
+    """``(free caches, {cache path: live holders}, stale lock files)`` for the folders of ``caches``."""
+    live: Dict[str, List[Holder]] = {}
+    stale: List[str] = []
+    for folder in sorted({lock_folder(os.path.dirname(c.path)) for c in caches}):
+        for holder in holders(folder):
+            if is_live(holder):
+                live.setdefault(folder, []).append(holder)
+            else:
+                stale.append(holder.path)
+    held = {c.path: live[lock_folder(os.path.dirname(c.path))] for c in caches
+            if lock_folder(os.path.dirname(c.path)) in live}
+    return [c for c in caches if c.path not in held], held, stale
+
+
 def human_size(n_bytes: float) -> str:
     """1234567 -> "1.2 MB" (decimal units)."""
     if n_bytes < 1000:
@@ -151,12 +170,20 @@ def main(args: argparse.Namespace) -> None:
     if args.command == "list":
         print(f"{len(chosen)} cache file(s), {total}")
         return
-    for cache in chosen:
+    free, held, stale = split_held(chosen)
+    for path, runs in held.items():
+        print(f"skipped {path}: in use by {'; '.join(h.describe() for h in runs)}")
+    for lock in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(lock)
+        print(f"removed the stale lock {lock} (its run has ended)")
+    for cache in free:
         try:
             os.remove(cache.path)
         except FileNotFoundError:  # removed meanwhile (another clear, or a writer renamed its temporary)
             pass
-    print(f"removed {len(chosen)} cache file(s), {total}")
+    kept = f", skipped {len(held)} in use by a live run" if held else ""
+    print(f"removed {len(free)} cache file(s), {human_size(sum(c.size for c in free))}{kept}")
 
 
 if __name__ == "__main__":
