@@ -45,14 +45,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-TRAINERS = {  # trainer -> PromptedCLIP switches for a ViT of n blocks (configs/trainers/<T>/vit_b32.yaml)
-    "ZeroshotCLIP": lambda n: dict(learn_text=False),
-    "CoOp": lambda n: dict(learn_text=True, n_ctx=16),
-    "CoCoOp": lambda n: dict(learn_text=True, n_ctx=4, image_conditioned=True, text_chunk_size=1024),  # *_c4_ep10_batch1
-    "VPT": lambda n: dict(learn_text=False, vpt_layers=range(n), n_vpt_ctx=10),
-    "VLP": lambda n: dict(learn_text=True, n_ctx=16, vpt_layers=range(n), n_vpt_ctx=10),
-    "DPT": lambda n: dict(learn_text=True, n_ctx=16, vpt_layers=range(n - 1), n_vpt_ctx=10, cavpt_layers=[n - 1],
-                          n_cavpt=10),
+TRAINERS = {  # trainer -> config opts of its configs/trainers/<T>/vit_b32.yaml for a ViT of n blocks
+    "ZeroshotCLIP": lambda n: [],
+    "CoOp": lambda n: ["TRAINER.COOP.N_CTX", 16],
+    "CoCoOp": lambda n: ["TRAINER.COCOOP.N_CTX", 4, "TRAINER.COCOOP.CHUNK_SIZE", 1024],  # *_c4_ep10_batch1
+    "VPT": lambda n: ["TRAINER.VPT.N_CTX", 10],
+    "VLP": lambda n: ["TRAINER.COOP.N_CTX", 16, "TRAINER.VPT.N_CTX", 10],
+    "DPT": lambda n: ["TRAINER.COOP.N_CTX", 16, "TRAINER.VPT.N_CTX", 10, "TRAINER.SELECTED_COVPT.CPN", 10,
+                      "TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT", n],
 }
 GUIDED = ("VLP", "DPT")  # guidance loss of the first PRETRAIN.C epochs (the costlier step)
 TRAIN_BATCH = {"CoCoOp": 1}  # the configs' train batch where it is not the benchmark's batch
@@ -62,6 +62,25 @@ CLIP_ARGS = (512, 224, 12, 768, 32, 77, 49408, 512, 8, 12)  # ViT-B/32: embed, r
 
 
 # ---------------------------------------------------------------------------------------------- worker
+def trainer_cfg(trainer: str, layers: int):
+    """The default config with the trainer's benchmark opts (``TRAINERS``), as train.py would merge them."""
+    from dpt.config import get_cfg_default
+
+    cfg = get_cfg_default()
+    cfg.TRAINER.NAME = trainer
+    cfg.merge_from_list(TRAINERS[trainer](layers))
+    return cfg
+
+
+def compose(trainer: str, clip_model, classnames: List[str], layers: int):
+    """The trainer's own prompted CLIP (``PromptTrainer.compose``), seeded as the benchmark always was."""
+    import dpt.trainers  # noqa: F401  (registers the trainers)
+    from dpt.registry import TRAINER_REGISTRY
+
+    torch.manual_seed(0)
+    return TRAINER_REGISTRY.get(trainer).compose(trainer_cfg(trainer, layers), clip_model, classnames, TEMPLATE)
+
+
 def _transforms(resolution: int):
     from dpt.config import get_cfg_default
     from dpt.data.transforms import build_transform, split_at_to_tensor
@@ -147,7 +166,6 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     from dpt.data.images import read_image
     from dpt.engine.precision import autocast, grad_scaler
     from dpt.modeling.backbones.loader import load_clip
-    from dpt.modeling.prompted_clip import PromptedCLIP
     from dpt.modeling.text_encoder import TextEncoder
     from dpt.trainers.feature_cache import SelectorFeatureCache
 
@@ -156,10 +174,8 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     resolution = spec.get("resolution", 224)
     clip_model = load_clip(spec["clip"], precision=prec).to(device)
     classnames = [f"class name {i}" for i in range(n_cls)]
-    torch.manual_seed(0)
-    model = PromptedCLIP(clip_model, classnames, TEMPLATE, **TRAINERS[trainer](spec.get("layers", 12)))
-    model.freeze_clip()
-    conditioned = model.image_conditioned
+    model = compose(trainer, clip_model, classnames, spec.get("layers", 12))
+    conditioned = model.prompt_learner is not None and model.prompt_learner.image_conditioned
     if naive and not conditioned:
         model.text_encoder = TextEncoder(clip_model, truncate=False, chunk_size=n_cls if n_cls <= 256 else 64)
     forward = (lambda image, **_: _cocoop_per_image_loop(model, image)) if naive and conditioned else model
@@ -209,7 +225,7 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
             def fast_batch():
                 image = test_images()
                 zs = None
-                if model.cavpt is not None:
+                if any(part.needs_zero_shot_image for part in model.vision_parts.values()):
                     zs = cache.lookup(torch.arange(batch), image, model.zero_shot_image_features)  # [B, E]
                 return model(image, text_features=text, zs_image_features=zs)
 

@@ -14,11 +14,11 @@ import yaml
 from dpt.config.merge import setup_cfg
 from dpt.engine.precision import check_precision
 from dpt.modeling.backbones.loader import load_clip
-from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.reporting.logparse import parse_metric
 from dpt.train import main
 from fixtures_data import make_dataset
 from test_trainers import argv, eurosat_root  # noqa: F401  (module fixture)
+from fixtures_parts import compose_clip
 
 REPO = Path(__file__).resolve().parents[1]
 NOTE = "Note: TRAINER.COOP.PREC and TRAINER.COCOOP.PREC fp16 needs a CUDA GPU; none found, running in fp32"
@@ -86,7 +86,7 @@ def test_autocast_precisions_train_on_cpu(prec, trainer, eurosat_root, tiny_clip
 def test_fp16_clip_keeps_fp32_master_prompts(tiny_clip_path):
     """Gradients reach fp32 prompt parameters through a fp16 CLIP, so one GradScaler can unscale them all."""
     clip_model = load_clip(str(tiny_clip_path), precision="fp16")
-    model = PromptedCLIP(clip_model, ["cat", "dog", "car"], "a photo of a {}.", learn_text=True,
+    model = compose_clip(clip_model, ["cat", "dog", "car"], "a photo of a {}.", learn_text=True,
                          vpt_layers=range(11), n_vpt_ctx=4, cavpt_layers=[11], n_cavpt=2)
     model.freeze_clip()
     out = model(torch.randn(2, 3, 32, 32), need_guidance=True)

@@ -21,9 +21,13 @@ from torch import nn
 
 from dpt.compat import restricted_pickle
 from dpt.compat.official import CLASS_COUNT, describe_layout, to_ours
-from dpt.engine.checkpoint import strip_module_prefix
 
 State = Dict[str, torch.Tensor]
+
+
+def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> State:
+    """Drop DataParallel's ``module.`` key prefix."""
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
 
 
 @dataclass(frozen=True)

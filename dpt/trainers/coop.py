@@ -13,8 +13,11 @@ from dpt.trainers.base import PromptTrainer, cross_entropy
 class CoOp(PromptTrainer):
     """Reads TRAINER.COOP.{N_CTX, CSC, CTX_INIT, CLASS_TOKEN_POSITION}, MODEL.INIT_WEIGHTS and OPTIM."""
 
-    def build_model(self) -> None:
-        model = self.build_prompted_clip(self.build_clip(), **self.text_prompt_switches())
+    @classmethod
+    def text_part(cls, cfg, clip_model, classnames):
+        return cls.coop_text_part(cfg, clip_model, classnames)
+
+    def register_parts(self, model) -> None:
         if self.cfg.MODEL.INIT_WEIGHTS:
             self._load_init_weights(self.cfg.MODEL.INIT_WEIGHTS)
         self.register_learnable(TEXT_PROMPTS, model.prompt_learner, self.optim_spec())

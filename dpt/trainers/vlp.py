@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from dpt.compat.official import TEXT_PROMPTS, VISUAL_PROMPTS
+from dpt.modeling.parts import BlockPrompts
+from dpt.modeling.visual_prompts import VisualPrompts
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
+from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers, vision_width
 from dpt.trainers.vpt import check_length
 
 
@@ -40,26 +42,34 @@ class VLP(PromptTrainer):
         dpt = self.cfg.TRAINER.DPT
         return self.optim_spec(lr=dpt.TEXT_LR, warmup_epoch=dpt.TEXT_WARMUP_EPOCH)
 
-    def layer_layout(self, n_layers: int) -> Dict[str, Sequence[int]]:
+    @classmethod
+    def vpt_blocks(cls, cfg, n_layers: int) -> Sequence[int]:
         """VPT-deep in every block."""
-        return {"vpt_layers": range(n_layers)}
+        return range(n_layers)
 
     def checkpoint_meta(self):
-        return {**super().checkpoint_meta(), "vpt_layers": list(self.model.vpt_layers)}
+        visual = self.model.vision_parts.get("visual_prompts")
+        return {**super().checkpoint_meta(), "vpt_layers": list(visual.blocks) if visual is not None else []}
 
-    def build_model(self) -> None:
-        clip_model = self.build_clip()
-        model = self.build_prompted_clip(
-            clip_model,
-            **self.text_prompt_switches(),
-            n_vpt_ctx=self.cfg.TRAINER.VPT.N_CTX,
-            **self.layer_layout(vision_layers(clip_model)),
-        )
+    @classmethod
+    def text_part(cls, cfg, clip_model, classnames):
+        return cls.coop_text_part(cfg, clip_model, classnames)
+
+    @classmethod
+    def vision_parts(cls, cfg, clip_model, classnames) -> Dict[str, BlockPrompts]:
+        """VPT-deep prompts of TRAINER.VPT.N_CTX tokens in ``vpt_blocks`` (none when that is empty)."""
+        blocks = cls.vpt_blocks(cfg, vision_layers(clip_model))
+        if not len(blocks):
+            return {}
+        return {"visual_prompts": VisualPrompts(blocks, cfg.TRAINER.VPT.N_CTX, vision_width(clip_model))}
+
+    def register_parts(self, model) -> None:
+        """Dassl's order of the official trainer: visual prompts (, CAVPT), then the text prompt."""
         self.register_visual_parts(model)
         self.register_learnable(TEXT_PROMPTS, model.prompt_learner, self.text_spec())
 
     def register_visual_parts(self, model) -> None:
-        if model.visual_prompts is not None:
+        if "visual_prompts" in model.vision_parts:
             self.register_learnable(VISUAL_PROMPTS, model.visual_prompts, self.visual_spec())
 
     def needs_guidance(self) -> bool:
