@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import functools
 import os
 import random
 from dataclasses import dataclass, field
@@ -18,13 +19,12 @@ from typing import List, Optional, Sequence
 import torch
 from yacs.config import CfgNode
 
-from dpt.config.merge import PRECISION_KEYS
 from dpt.data.dataset_base import SplitDataset, dataset_folder
 from dpt.data.splits import load_split_file
 from dpt.engine.checkpoint import checkpoint_name
 from dpt.errors import error_message
 from dpt.modeling.backbones.loader import resolve_weights
-from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
+from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY, precision_key
 
 
 class PreflightError(ValueError):
@@ -45,7 +45,7 @@ class DatasetCheck:
 
 
 def device_problems(cfg: CfgNode) -> List[str]:
-    """Precision and process placement the GPU cannot serve (USE_CUDA, TRAINER.COOP/COCOOP.PREC, LOCAL_RANK).
+    """Precision and process placement the GPU cannot serve (USE_CUDA, the trainer's precision key, LOCAL_RANK).
 
     fp16 without a GPU is no problem: ``setup_cfg`` already runs it as fp32.
     """
@@ -56,13 +56,11 @@ def device_problems(cfg: CfgNode) -> List[str]:
     if local_rank >= visible:
         problems.append(f"LOCAL_RANK {local_rank} has no GPU: {visible} visible (CUDA_VISIBLE_DEVICES="
                         f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); start at most {visible} processes per node")
-    for key in PRECISION_KEYS:
-        node = cfg
-        for part in key.split("."):
-            node = node[part]
-        if node == "bf16" and not torch.cuda.is_bf16_supported():
-            problems.append(f"config key {key!r} is bf16, which {torch.cuda.get_device_name()} does not support; "
-                            f"use amp or fp16")
+    key = precision_key(cfg.TRAINER.NAME) if cfg.TRAINER.NAME in TRAINER_REGISTRY else ""
+    if key and functools.reduce(lambda node, part: node[part], key.split("."), cfg) == "bf16" \
+            and not torch.cuda.is_bf16_supported():
+        problems.append(f"config key {key!r} is bf16, which {torch.cuda.get_device_name()} does not support; "
+                        f"use amp or fp16")
     return problems
 
 
@@ -180,7 +178,7 @@ def model_dir_problems(model_dir: str, load_epoch: Optional[int]) -> List[str]:
 def preflight(cfg: CfgNode, eval_only: bool = False, model_dir: str = "", load_epoch: Optional[int] = None) -> None:
     """Run every check; raise ``PreflightError`` listing all problems found.
 
-    Config keys read: USE_CUDA, TRAINER.NAME, TRAINER.COOP.PREC, TRAINER.COCOOP.PREC, DATASET.ROOT, DATASET.NAME,
+    Config keys read: USE_CUDA, TRAINER.NAME, the trainer's precision key, DATASET.ROOT, DATASET.NAME,
     DATASET.CSV, MODEL.BACKBONE.NAME, OUTPUT_DIR.
     """
     problems = [

@@ -95,13 +95,10 @@ def _ours_with_official_inputs(case: str, init: Dict[str, torch.Tensor]) -> Tupl
 
 def _trainer(cls: type, epoch: int):
     """The real trainer class's loss and guidance switch without data or model (they read only cfg and epoch)."""
-    trainer = cls.__new__(cls)
     cfg = get_cfg_default()
     cfg.TRAINER.ALPHA = ALPHA
     cfg.DATASET.NAME = "OxfordPets"
-    trainer.cfg = cfg
-    trainer.epoch = epoch
-    return trainer
+    return cls.loss_trainer(cfg, epoch)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""PromptTrainer: what every CLIP prompt trainer shares (CLIP loading, the prompted model, eval caching)."""
+"""PromptTrainer: what every CLIP prompt trainer shares (the prompted model from parts, eval caching)."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
@@ -6,14 +6,13 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.engine.trainer import TrainerX
-from dpt.modeling.backbones.loader import backbone_id, image_preprocess, load_clip
-from dpt.modeling.backbones.open_clip_adapter import ImagePreprocess
+from dpt.compat.official import describe_layout
 from dpt.modeling.parts import BlockPrompts, TextPrompts
 from dpt.modeling.prompt_learner import PromptLearner
 from dpt.modeling.prompt_tokens import ClassNameTooLong
 from dpt.modeling.prompted_clip import PromptedCLIP, TextFeatures
 from dpt.modeling.templates import CUSTOM_TEMPLATES
+from dpt.trainers.clip_trainer import ClipTrainer
 
 
 def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
@@ -21,8 +20,8 @@ def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == label).float().mean().item() * 100.0
 
 
-class PromptTrainer(TrainerX):
-    """Loads CLIP (MODEL.BACKBONE.NAME, the precision key), builds one PromptedCLIP, caches per evaluation.
+class PromptTrainer(ClipTrainer):
+    """Composes one PromptedCLIP from the method's parts on the loaded CLIP, caches per evaluation.
 
     Subclasses choose their parts (``text_part``, ``vision_parts``, ``text_block_parts``), register them
     (``register_parts``) and write the loss.
@@ -39,19 +38,6 @@ class PromptTrainer(TrainerX):
             raise KeyError(f"no prompt template for dataset {name!r}; set DATASET.TEMPLATE or add it to "
                            f"dpt/modeling/templates.py")
         return CUSTOM_TEMPLATES[name]
-
-    def build_clip(self):
-        """Load MODEL.BACKBONE.NAME onto the device, check the input config against it and record its identity.
-
-        CLIP moves to the device first, so the parts and the zero-shot text features are made there (fp16 is
-        GPU-only).
-        """
-        name = self.cfg.MODEL.BACKBONE.NAME
-        print(f"Loading CLIP (backbone: {name})")
-        clip_model = load_clip(name, precision=self.precision)
-        check_input(self.cfg.INPUT, name, image_preprocess(clip_model))
-        self.backbone_id = backbone_id(name)
-        return clip_model.to(self.device)
 
     # --- the method's parts (classmethods of cfg, so benchmarks and tools compose the same model without data) --
     @classmethod
@@ -125,9 +111,32 @@ class PromptTrainer(TrainerX):
         coop = cfg.TRAINER.COOP
         return PromptLearner(clip_model, classnames, coop.N_CTX, coop.CTX_INIT, coop.CSC, coop.CLASS_TOKEN_POSITION)
 
+    def describe_checkpoint(self, states):
+        """Facts the official layouts' shapes give (N_CTX, CSC, VPT.N_CTX, BOTTOMLIMIT, CAVPT sizes, classes)."""
+        return describe_layout(states)
+
+    def diagnosed_modules(self):
+        """The whole prompted CLIP (frozen CLIP included), to name where a non-finite value first appears."""
+        return list(self.model.named_modules(prefix="model"))
+
     def keys_to_skip_on_load(self, name: str) -> List[str]:
         """Class-name dependent buffers of the text prompt learner (REFERENCE.md 7.1)."""
         return ["token_prefix", "token_suffix"] if name == "prompt_learner" else []
+
+    @classmethod
+    def loss_trainer(cls, cfg, epoch: int = 0) -> "PromptTrainer":
+        """A trainer holding only ``cfg`` and ``epoch``: enough for ``loss`` and ``needs_guidance`` without data
+        or a model (benchmarks and golden tests use the trainers' own losses this way)."""
+        trainer = cls.__new__(cls)
+        trainer.cfg, trainer.epoch = cfg, epoch
+        return trainer
+
+    def loss(self, output, label: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the logits (CoOp, CoCoOp, VPT); VLP / DPT add their terms."""
+        return cross_entropy(output, label)
+
+    def forward_backward(self, batch) -> Dict[str, float]:
+        return self.supervised_step(batch, self.loss)
 
     def supervised_step(self, batch, loss_fn) -> Dict[str, float]:
         """parse -> forward (autocast) -> ``loss_fn(output, label)`` -> backward/update -> logged floats."""
@@ -154,25 +163,6 @@ class PromptTrainer(TrainerX):
 
     def model_inference(self, image: torch.Tensor) -> torch.Tensor:
         return self.model(image, text_features=self._text_features).logits
-
-
-def check_input(inp, backbone: str, expected: ImagePreprocess) -> None:
-    """INPUT.SIZE, and PIXEL_MEAN / PIXEL_STD when normalising, must be what the backbone's weights expect.
-
-    A different interpolation or resize mode only changes the resampling, so it is printed as a note.
-    """
-    if tuple(inp.SIZE) != tuple(expected.size):
-        raise ValueError(f"config key 'INPUT.SIZE' is {tuple(inp.SIZE)} but {backbone} expects {tuple(expected.size)}")
-    if "normalize" in inp.TRANSFORMS:
-        for key, value in (("PIXEL_MEAN", expected.mean), ("PIXEL_STD", expected.std)):
-            given = [float(v) for v in inp[key]]
-            if len(given) != len(value) or any(abs(a - b) > 1e-6 for a, b in zip(given, value)):
-                spelled = "[" + ",".join(str(v) for v in value) + "]"  # one shell word, for the opts list
-                raise ValueError(f"config key 'INPUT.{key}' is {given} but {backbone} expects {list(value)} "
-                                 f"(append `INPUT.{key} {spelled}`)")
-    if inp.INTERPOLATION != expected.interpolation or expected.resize_mode != "shortest":
-        print(f"Note: {backbone} was trained with {expected.interpolation} resizing ({expected.resize_mode} mode); "
-              f"this run resizes with INPUT.INTERPOLATION {inp.INTERPOLATION} (shorter side, then center crop)")
 
 
 def cross_entropy(output, label: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ import os
 from dpt.compat.official import TEXT_PROMPTS
 from dpt.compat.weights import check_layout, load_into, read_weights
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer, cross_entropy
+from dpt.trainers.base import PromptTrainer
 
 
 @TRAINER_REGISTRY.register()
@@ -29,9 +29,7 @@ class CoOp(PromptTrainer):
             raise FileNotFoundError(f"config key 'MODEL.INIT_WEIGHTS': file not found: {path}")
         weights = read_weights(path, TEXT_PROMPTS)
         learner = self.model.prompt_learner
-        check_layout(path, {TEXT_PROMPTS: weights.state_dict}, {TEXT_PROMPTS: learner.state_dict()})
+        check_layout(path, self.describe_checkpoint({TEXT_PROMPTS: weights.state_dict}),
+                     self.describe_checkpoint({TEXT_PROMPTS: learner.state_dict()}))
         load_into(learner, weights.state_dict, self.keys_to_skip_on_load(TEXT_PROMPTS), path, "the prompt learner")
         print(f"Initialized prompt_learner from {path}")
-
-    def forward_backward(self, batch):
-        return self.supervised_step(batch, cross_entropy)

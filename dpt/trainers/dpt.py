@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.compat.official import CAVPT
+from dpt.compat.official import CAVPT, VISUAL_PROMPTS
 from dpt.modeling.cavpt import ClassAwarePrompts
 from dpt.modeling.parts import BlockPrompts
 from dpt.registry import TRAINER_REGISTRY
@@ -32,6 +32,9 @@ def cavpt_loss(layer_logits: List[torch.Tensor], topk: torch.Tensor, label: torc
 class DPT(VLP):
     """VLP's keys plus TRAINER.SELECTED_COVPT.CPN, TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT, TRAINER.ALPHA and
     TRAINER.DPT.{N_KEY_TOKENS, ATTN_DIM, CAVPT_DIRECTION, TOPLIMIT, SHARED_CAVPT}."""
+
+    # an official run with BOTTOMLIMIT 1 keeps an empty visual-prompt tensor in a part we do not register
+    empty_foreign_parts = (VISUAL_PROMPTS,)
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from dpt.compat.official import TEXT_PROMPTS, VISUAL_PROMPTS
 from dpt.modeling.parts import BlockPrompts
 from dpt.modeling.visual_prompts import VisualPrompts
-from dpt.registry import TRAINER_REGISTRY
+from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers, vision_width
 from dpt.trainers.vpt import check_length
 
@@ -22,18 +22,19 @@ class VLP(PromptTrainer):
     def check_cfg(self, cfg) -> None:
         check_length(cfg, "TRAINER.VPT.N_CTX")
 
-    def is_imagenet(self) -> bool:
-        return self.cfg.DATASET.NAME == "ImageNet"
+    def imagenet_schedule(self) -> bool:
+        """The dataset class declares the official ImageNet schedule (``imagenet_schedule``)."""
+        return DATASET_REGISTRY.get(self.cfg.DATASET.NAME).imagenet_schedule
 
     def guidance_epochs(self) -> int:
         """PRETRAIN.C, or TRAINER.DPT.IMAGENET_GUIDANCE_EPOCHS on ImageNet (paper IV.A: 10) when >= 0."""
         override = self.cfg.TRAINER.DPT.IMAGENET_GUIDANCE_EPOCHS
-        return override if self.is_imagenet() and override >= 0 else self.cfg.PRETRAIN.C
+        return override if self.imagenet_schedule() and override >= 0 else self.cfg.PRETRAIN.C
 
     def visual_spec(self):
         """OPTIM, with the official code's ImageNet-only visual warm-up (REFERENCE.md 7.8 #17) as a key."""
         override = self.cfg.TRAINER.DPT.IMAGENET_WARMUP_EPOCH
-        if self.is_imagenet() and override >= 0:
+        if self.imagenet_schedule() and override >= 0:
             return self.optim_spec(warmup_epoch=override)
         return self.optim_spec()
 
@@ -85,6 +86,3 @@ class VLP(PromptTrainer):
             + F.cross_entropy(output.logits_zs_text.float(), label)
             + self.cfg.TRAINER.DPT.BETA * main
         )
-
-    def forward_backward(self, batch):
-        return self.supervised_step(batch, self.loss)

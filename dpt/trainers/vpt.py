@@ -4,7 +4,7 @@ from __future__ import annotations
 from dpt.compat.official import VISUAL_PROMPTS
 from dpt.modeling.visual_prompts import VisualPrompts
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers, vision_width
+from dpt.trainers.base import PromptTrainer, vision_layers, vision_width
 
 
 def check_length(cfg, key: str) -> None:
@@ -34,6 +34,3 @@ class VPT(PromptTrainer):
 
     def register_parts(self, model) -> None:
         self.register_learnable(VISUAL_PROMPTS, model.visual_prompts, self.optim_spec())
-
-    def forward_backward(self, batch):
-        return self.supervised_step(batch, cross_entropy)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from dpt.modeling.prompt_tokens import ClassNameTooLong, tokenize_class_prompts
 from dpt.modeling.prompted_clip import TextFeatures
 from dpt.modeling.templates import IMAGENET_TEMPLATES_SELECT
-from dpt.registry import TRAINER_REGISTRY
+from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer
 
 
@@ -18,11 +18,12 @@ class ZeroshotCLIP(PromptTrainer):
 
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP2(ZeroshotCLIP):
-    """Mean of normalised text features over IMAGENET_TEMPLATES_SELECT (+ the dataset's template unless ImageNet)."""
+    """Mean of normalised text features over IMAGENET_TEMPLATES_SELECT (+ the dataset's template when its class
+    says ``template_in_ensemble``; not for ImageNet, as CoOp)."""
 
     def before_test(self) -> None:
         templates = list(IMAGENET_TEMPLATES_SELECT)
-        if self.cfg.DATASET.NAME != "ImageNet":
+        if DATASET_REGISTRY.get(self.cfg.DATASET.NAME).template_in_ensemble:
             templates.append(self.template())
         names = [c.replace("_", " ") for c in self.classnames]
         features = []
