@@ -72,6 +72,7 @@ def trainer_cfg(trainer: str, layers: int):
     config_file, opts = TRAINERS[trainer]
     cfg = get_cfg_default()
     cfg.TRAINER.NAME = trainer
+    cfg.DATASET.NAME = "OxfordPets"  # dataset-dependent recipe choices (ImageNet's schedule) stay off
     if config_file:
         merge_from_file(cfg, os.path.join(REPO, "configs", "trainers", config_file))
     merge_from_list(cfg, opts(layers))
