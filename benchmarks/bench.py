@@ -11,7 +11,9 @@ every forward (training step and every evaluation batch), the selector's zero-sh
 recomputed for every batch, and every image is read and decoded from its JPEG file. Its text is
 encoded in one pass up to 256 classes and in 64-prompt recomputed chunks above, only so that 1000
 classes fit in memory (same values). Each worker first warms up the kernels on a small untimed
-forward/backward.
+forward/backward. Models and losses are the trainers' own: ``compose`` (``PromptTrainer.compose`` on the
+trainer's config file + ``TRAINERS`` opts) and ``loss_trainer(cfg, epoch=0).loss`` (VLP / DPT: the guidance
+loss of the first epochs, the costlier step); only the optimiser step is the benchmark's (one SGD group).
 
 Evaluation seconds per 1,000 images: naive = batch time x 1000 / B (the text is inside every batch);
 fast = (text once) x 1000 / N_test + warm-cache batch time x 1000 / B, with N_test the real test size
@@ -45,16 +47,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-TRAINERS = {  # trainer -> PromptedCLIP switches for a ViT of n blocks (configs/trainers/<T>/vit_b32.yaml)
-    "ZeroshotCLIP": lambda n: dict(learn_text=False),
-    "CoOp": lambda n: dict(learn_text=True, n_ctx=16),
-    "CoCoOp": lambda n: dict(learn_text=True, n_ctx=4, image_conditioned=True, text_chunk_size=1024),  # *_c4_ep10_batch1
-    "VPT": lambda n: dict(learn_text=False, vpt_layers=range(n), n_vpt_ctx=10),
-    "VLP": lambda n: dict(learn_text=True, n_ctx=16, vpt_layers=range(n), n_vpt_ctx=10),
-    "DPT": lambda n: dict(learn_text=True, n_ctx=16, vpt_layers=range(n - 1), n_vpt_ctx=10, cavpt_layers=[n - 1],
-                          n_cavpt=10),
+TRAINERS = {  # trainer -> (its config file under configs/trainers/, opts for a ViT of n blocks)
+    "ZeroshotCLIP": ("", lambda n: []),
+    "CoOp": ("CoOp/vit_b32.yaml", lambda n: ["TRAINER.COOP.N_CTX", 16]),
+    "CoCoOp": ("CoCoOp/vit_b32_c4_ep10_batch1.yaml", lambda n: ["TRAINER.COCOOP.N_CTX", 4, "TRAINER.COCOOP.CHUNK_SIZE", 1024]),
+    "VPT": ("VPT/vit_b32.yaml", lambda n: ["TRAINER.VPT.N_CTX", 10]),
+    "VLP": ("VLP/vit_b32.yaml", lambda n: ["TRAINER.COOP.N_CTX", 16, "TRAINER.VPT.N_CTX", 10]),
+    "DPT": ("DPT/vit_b32.yaml", lambda n: ["TRAINER.COOP.N_CTX", 16, "TRAINER.VPT.N_CTX", 10,
+                                           "TRAINER.SELECTED_COVPT.CPN", 10, "TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT", n]),
 }
-GUIDED = ("VLP", "DPT")  # guidance loss of the first PRETRAIN.C epochs (the costlier step)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_BATCH = {"CoCoOp": 1}  # the configs' train batch where it is not the benchmark's batch
 TEST_SIZE = {1000: 50_000, 37: 3_669}  # ImageNet val, Oxford Pets test
 TEMPLATE = "a photo of a {}."
@@ -62,6 +64,35 @@ CLIP_ARGS = (512, 224, 12, 768, 32, 77, 49408, 512, 8, 12)  # ViT-B/32: embed, r
 
 
 # ---------------------------------------------------------------------------------------------- worker
+def trainer_cfg(trainer: str, layers: int):
+    """The trainer's config (defaults, its configs/trainers file, the benchmark's opts), as train.py merges it."""
+    from dpt.config import get_cfg_default
+    from dpt.config.merge import merge_from_file, merge_from_list
+
+    config_file, opts = TRAINERS[trainer]
+    cfg = get_cfg_default()
+    cfg.TRAINER.NAME = trainer
+    cfg.DATASET.NAME = "OxfordPets"  # dataset-dependent recipe choices (ImageNet's schedule) stay off
+    if config_file:
+        merge_from_file(cfg, os.path.join(REPO, "configs", "trainers", config_file))
+    merge_from_list(cfg, opts(layers))
+    return cfg
+
+
+def trainer_class(trainer: str):
+    """The registered trainer class: its ``compose`` builds the model, its ``loss_trainer`` gives the loss."""
+    import dpt.trainers  # noqa: F401  (registers the trainers)
+    from dpt.registry import TRAINER_REGISTRY
+
+    return TRAINER_REGISTRY.get(trainer)
+
+
+def compose(trainer: str, clip_model, classnames: List[str], layers: int):
+    """The trainer's own prompted CLIP (``PromptTrainer.compose``), seeded as the benchmark always was."""
+    torch.manual_seed(0)
+    return trainer_class(trainer).compose(trainer_cfg(trainer, layers), clip_model, classnames, TEMPLATE)
+
+
 def _transforms(resolution: int):
     from dpt.config import get_cfg_default
     from dpt.data.transforms import build_transform, split_at_to_tensor
@@ -74,19 +105,6 @@ def _transforms(resolution: int):
     cfg.INPUT.TRANSFORMS = ["random_resized_crop", "random_flip", "normalize"]
     train, test = build_transform(cfg, is_train=True), build_transform(cfg, is_train=False)
     return train, test, split_at_to_tensor(test)
-
-
-def _loss(trainer: str, out, label: torch.Tensor) -> torch.Tensor:
-    """The trainer's first-epoch loss (REFERENCE 7.5/7.6 with BETA 1, ALPHA 0.3)."""
-    from dpt.trainers.dpt import cavpt_loss
-
-    loss = F.cross_entropy(out.logits.float(), label)
-    if trainer in GUIDED:
-        guidance = (out.logits_zs_image.float(), out.logits_zs_text.float())
-        loss = loss + F.cross_entropy(guidance[0], label) + F.cross_entropy(guidance[1], label)
-    if out.layer_logits and bool((out.topk_indices == label[:, None]).any()):
-        loss = loss + 0.3 * cavpt_loss(out.layer_logits, out.topk_indices, label)
-    return loss
 
 
 def _cocoop_per_image_loop(model, image: torch.Tensor):
@@ -147,7 +165,6 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     from dpt.data.images import read_image
     from dpt.engine.precision import autocast, grad_scaler
     from dpt.modeling.backbones.loader import load_clip
-    from dpt.modeling.prompted_clip import PromptedCLIP
     from dpt.modeling.text_encoder import TextEncoder
     from dpt.trainers.feature_cache import SelectorFeatureCache
 
@@ -156,10 +173,10 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     resolution = spec.get("resolution", 224)
     clip_model = load_clip(spec["clip"], precision=prec).to(device)
     classnames = [f"class name {i}" for i in range(n_cls)]
-    torch.manual_seed(0)
-    model = PromptedCLIP(clip_model, classnames, TEMPLATE, **TRAINERS[trainer](spec.get("layers", 12)))
-    model.freeze_clip()
-    conditioned = model.image_conditioned
+    model = compose(trainer, clip_model, classnames, spec.get("layers", 12))
+    # the trainer's own loss at its first epoch (VLP / DPT: the guidance loss, the costlier step)
+    loss_trainer = trainer_class(trainer).loss_trainer(trainer_cfg(trainer, spec.get("layers", 12)), epoch=0)
+    conditioned = model.prompt_learner is not None and model.prompt_learner.image_conditioned
     if naive and not conditioned:
         model.text_encoder = TextEncoder(clip_model, truncate=False, chunk_size=n_cls if n_cls <= 256 else 64)
     forward = (lambda image, **_: _cocoop_per_image_loop(model, image)) if naive and conditioned else model
@@ -209,7 +226,7 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
             def fast_batch():
                 image = test_images()
                 zs = None
-                if model.cavpt is not None:
+                if any(part.needs_zero_shot_image for part in model.vision_parts.values()):
                     zs = cache.lookup(torch.arange(batch), image, model.zero_shot_image_features)  # [B, E]
                 return model(image, text_features=text, zs_image_features=zs)
 
@@ -229,8 +246,8 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
 
         def train_step():
             with autocast(prec, device):
-                out = forward(train_images(), need_guidance=trainer in GUIDED)
-                loss = _loss(trainer, out, label)
+                out = forward(train_images(), need_guidance=loss_trainer.needs_guidance())
+                loss = loss_trainer.loss(out, label)
             optim.zero_grad(set_to_none=True)
             if scaler is None:
                 loss.backward()

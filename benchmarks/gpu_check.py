@@ -128,7 +128,9 @@ class GpuCheck:
         """train.py opts: the CLIP file, tiny sizes, the precision (None: the config's) and CPU when asked."""
         opts = ["MODEL.BACKBONE.NAME", self.clip, *self.sizes.overrides]
         if prec:
-            opts += ["TRAINER.COOP.PREC", prec]
+            from dpt.registry import precision_key
+
+            opts += [precision_key("DPT"), prec]  # the trainer's own key
         return opts + (["USE_CUDA", "False"] if self.device == "cpu" else [])
 
     def trained_row(self, row: Row, rc: Optional[int], error: str, log: str, prec: str) -> Row:

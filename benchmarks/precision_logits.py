@@ -23,7 +23,7 @@ import bench
 
 def compare_precisions(clip: str, device: str, precisions: Sequence[str], classes: int = 37, batch: int = 8,
                        resolution: int = 224) -> Dict[str, Dict[str, Any]]:
-    """Logits of DPT (bench.TRAINERS["DPT"] switches) per precision vs fp32 on seeded random images.
+    """Logits of DPT (bench.compose("DPT", ...)) per precision vs fp32 on seeded random images.
 
     Args:
         clip: CLIP state-dict file, loaded once per precision (``load_clip(clip, precision)``).
@@ -34,7 +34,6 @@ def compare_precisions(clip: str, device: str, precisions: Sequence[str], classe
     """
     from dpt.engine.precision import autocast
     from dpt.modeling.backbones.loader import load_clip
-    from dpt.modeling.prompted_clip import PromptedCLIP
 
     where = torch.device(device)
     classnames = [f"class name {i}" for i in range(classes)]
@@ -43,10 +42,8 @@ def compare_precisions(clip: str, device: str, precisions: Sequence[str], classe
     reference, scale, result = None, 1.0, {}
     for prec in ("fp32", *precisions):
         clip_model = load_clip(clip, precision=prec).to(where)
-        torch.manual_seed(0)  # the same prompt initialisation for every precision
         layers = len(clip_model.visual.transformer.resblocks)
-        model = PromptedCLIP(clip_model, classnames, bench.TEMPLATE, **bench.TRAINERS["DPT"](layers)).eval()
-        model.freeze_clip()
+        model = bench.compose("DPT", clip_model, classnames, layers).eval()  # seeded: the same prompts every time
         with torch.no_grad(), autocast(prec, where):
             out = model(images, need_guidance=True)
         logits = torch.stack([out.logits, out.logits_zs_image, out.logits_zs_text]).float().cpu()  # [3, B, n_cls]

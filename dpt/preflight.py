@@ -21,7 +21,6 @@ import torch
 from yacs.config import CfgNode
 
 from dpt.config.access import get_key
-from dpt.config.merge import PRECISION_KEYS
 from dpt.data.dataset_base import SplitDataset, dataset_folder
 from dpt.data.splits import load_split_file
 from dpt.engine.checkpoint import checkpoint_name
@@ -30,8 +29,8 @@ from dpt.modeling.backbones.loader import resolve_backbone
 from dpt.modeling.backbones.open_clip_adapter import OPENAI_MEAN, OPENAI_STD, ImagePreprocess
 from dpt.modeling.backbones.open_clip_loader import OpenClipBackbone
 from dpt.modeling.backbones.weights_shape import backbone_shape
-from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
-from dpt.trainers.base import check_input
+from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY, precision_key
+from dpt.trainers.clip_trainer import check_input
 
 
 class PreflightError(ValueError):
@@ -52,7 +51,7 @@ class DatasetCheck:
 
 
 def device_problems(cfg: CfgNode) -> List[str]:
-    """Precision and process placement the GPU cannot serve (USE_CUDA, TRAINER.COOP/COCOOP.PREC, LOCAL_RANK).
+    """Precision and process placement the GPU cannot serve (USE_CUDA, the trainer's precision key, LOCAL_RANK).
 
     fp16 without a GPU is no problem: ``build_config`` already runs it as fp32.
     """
@@ -63,10 +62,10 @@ def device_problems(cfg: CfgNode) -> List[str]:
     if local_rank >= visible:
         problems.append(f"LOCAL_RANK {local_rank} has no GPU: {visible} visible (CUDA_VISIBLE_DEVICES="
                         f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); start at most {visible} processes per node")
-    for key in PRECISION_KEYS:
-        if get_key(cfg, key) == "bf16" and not torch.cuda.is_bf16_supported():
-            problems.append(f"config key {key!r} is bf16, which {torch.cuda.get_device_name()} does not support; "
-                            f"use amp or fp16")
+    key = precision_key(cfg.TRAINER.NAME) if cfg.TRAINER.NAME in TRAINER_REGISTRY else ""
+    if key and get_key(cfg, key) == "bf16" and not torch.cuda.is_bf16_supported():
+        problems.append(f"config key {key!r} is bf16, which {torch.cuda.get_device_name()} does not support; "
+                        f"use amp or fp16")
     return problems
 
 
@@ -89,10 +88,10 @@ def trainer_problems(name: str, cfg: Optional[CfgNode] = None) -> List[str]:
 def backbone_problems(cfg: CfgNode) -> List[str]:
     """Config keys that must fit the backbone, checked on the OpenAI-format weights file's tensor shapes: INPUT.SIZE
     and, with normalize, INPUT.PIXEL_MEAN / PIXEL_STD (the trainers' ``check_input``), and the blocks the trainer lays
-    prompts in (``layer_layout``: TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT, TRAINER.DPT.TOPLIMIT) against the ViT's depth.
+    prompts in (``check_layers``: TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT, TRAINER.DPT.TOPLIMIT) against the ViT's depth.
 
     An open_clip name is checked when its model is built; an unresolvable name is ``weights_problems``'s to report.
-    Config keys read: MODEL.BACKBONE.NAME, INPUT.*, TRAINER.NAME and what the trainer's ``layer_layout`` reads.
+    Config keys read: MODEL.BACKBONE.NAME, INPUT.*, TRAINER.NAME and what the trainer's ``check_layers`` reads.
     """
     name = cfg.MODEL.BACKBONE.NAME
     try:
@@ -113,11 +112,9 @@ def backbone_problems(cfg: CfgNode) -> List[str]:
     except ValueError as err:
         problems.append(error_message(err))
     cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME) if cfg.TRAINER.NAME in TRAINER_REGISTRY else None
-    if cls is not None and shape.vision_layers and hasattr(cls, "layer_layout"):
-        trainer = cls.__new__(cls)
-        trainer.cfg = cfg  # layer_layout reads cfg only
+    if cls is not None and shape.vision_layers:
         try:
-            trainer.layer_layout(shape.vision_layers)
+            cls.check_layers(cfg, shape.vision_layers)
         except ValueError as err:
             problems.append(error_message(err))
     return problems
@@ -229,8 +226,8 @@ def preflight(cfg: CfgNode, eval_only: bool = False, model_dir: str = "", load_e
     """Run every check; raise ``PreflightError`` listing all problems found, else return the dataset folder
     ("" for a reader that finds its files its own way).
 
-    Config keys read: USE_CUDA, TRAINER.NAME, TRAINER.COOP.PREC, TRAINER.COCOOP.PREC, DATASET.ROOT, DATASET.NAME,
-    DATASET.CSV, MODEL.BACKBONE.NAME, INPUT.*, OUTPUT_DIR, and what the trainer's ``check_cfg`` / ``layer_layout``
+    Config keys read: USE_CUDA, TRAINER.NAME, the trainer's precision key, DATASET.ROOT, DATASET.NAME,
+    DATASET.CSV, MODEL.BACKBONE.NAME, INPUT.*, OUTPUT_DIR, and what the trainer's ``check_cfg`` / ``check_layers``
     read.
     """
     dataset = dataset_check(cfg)

@@ -67,3 +67,11 @@ def unknown_name_message(kind: str, key: str, valid: List[str]) -> str:
 
 TRAINER_REGISTRY = Registry("trainer", "dpt.trainers")
 DATASET_REGISTRY = Registry("dataset", "dpt.datasets")
+
+
+def precision_key(trainer_name: str) -> str:
+    """The config key holding trainer ``trainer_name``'s precision (its class's ``precision_key``).
+
+    Raises KeyError for an unregistered name (listing the valid ones).
+    """
+    return TRAINER_REGISTRY.get(trainer_name).precision_key

@@ -16,8 +16,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from dpt.modeling import ClassAwarePromptGenerator, PromptedCLIP, TextEncoder, clip  # noqa: E402
+from dpt.modeling import ClassAwarePromptGenerator, TextEncoder, clip  # noqa: E402
 from fixtures_clip import make_tiny_clip  # noqa: E402
+from fixtures_parts import compose_clip  # noqa: E402
 
 GOLDEN_DIR = ROOT / "tests" / "data" / "golden"
 CLASSNAMES = ["cat", "golden_retriever", "sea urchin", "aeroplane", "x", "tabby cat"]
@@ -48,7 +49,7 @@ def golden_images() -> torch.Tensor:
 def _prompted_case(clip_model: torch.nn.Module, switches: dict) -> Dict[str, torch.Tensor]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = PromptedCLIP(clip_model, CLASSNAMES, TEMPLATE, **switches)
+        model = compose_clip(clip_model, CLASSNAMES, TEMPLATE, **switches)
     with torch.no_grad():
         out = model(golden_images(), need_guidance=True, return_attention=True)
     case = {

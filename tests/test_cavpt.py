@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dpt.modeling import ClassAwarePromptGenerator, PromptedCLIP
+from dpt.modeling import ClassAwarePromptGenerator
+from fixtures_parts import compose_clip
 
 CLASSNAMES = ["cat", "dog", "sea urchin", "aeroplane", "tabby cat", "x", "car"]
 
@@ -71,7 +72,7 @@ def test_vit_b32_parameter_count_matches_reference() -> None:
 
 
 def test_dpt_selects_zero_shot_top_k_and_feeds_their_learned_text(tiny_clip) -> None:
-    model = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
+    model = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
                          vpt_layers=range(10), n_vpt_ctx=2, cavpt_layers=[10, 11], n_cavpt=3)
     images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

@@ -18,13 +18,14 @@ from dpt.modeling.text_encoder import TextEncoder
 from dpt.reporting.logparse import parse_metric
 from dpt.train import build_parser, main
 from test_trainers import REPO, argv, eurosat_root  # noqa: F401  (module fixture)
+from fixtures_parts import compose_clip
 
 NAMES = ["cat", "sea lion", "golden retriever dog", "x", "airliner", "a b c d e f"]
 
 
 def _model(clip_model, chunk_size: int, **switches) -> PromptedCLIP:
     torch.manual_seed(0)
-    model = PromptedCLIP(clip_model, NAMES, "a photo of a {}.", learn_text=True, n_ctx=4, image_conditioned=True,
+    model = compose_clip(clip_model, NAMES, "a photo of a {}.", learn_text=True, n_ctx=4, image_conditioned=True,
                          text_chunk_size=chunk_size, **switches)
     model.freeze_clip()
     return model
@@ -74,9 +75,9 @@ def test_chunks_are_bounded_and_cut_at_their_own_eot(tiny_clip, monkeypatch) -> 
     calls = []
     encode = TextEncoder._encode
 
-    def spy(self, embeds, eot):
+    def spy(self, embeds, eot, parts=()):
         calls.append((embeds.shape[0], embeds.shape[1], int(eot.max())))
-        return encode(self, embeds, eot)
+        return encode(self, embeds, eot, parts)
 
     monkeypatch.setattr(TextEncoder, "_encode", spy)
     with torch.no_grad():
@@ -105,21 +106,15 @@ def test_guidance_logits_use_the_frozen_image_side(tiny_clip) -> None:
     image = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         out = model(image, need_guidance=True)
-        zero_shot = PromptedCLIP(tiny_clip, NAMES, "a photo of a {}.", learn_text=False)(image).logits
+        zero_shot = compose_clip(tiny_clip, NAMES, "a photo of a {}.", learn_text=False)(image).logits
     assert torch.equal(out.logits_zs_image, out.logits)  # CoCoOp's image feature is CLIP's own
     torch.testing.assert_close(out.logits_zs_text, zero_shot, rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("switches, message", [
-    (dict(csc=True), "one shared context"),
-    (dict(class_token_position="middle"), "class token at the end"),
-    (dict(vpt_layers=range(12), n_vpt_ctx=2), "no vpt_layers"),
-])
-def test_unsupported_switches_are_refused(tiny_clip, switches, message) -> None:
-    with pytest.raises(ValueError, match=message):
-        _model(tiny_clip, 8, **switches)
-    with pytest.raises(ValueError, match="needs learn_text"):
-        PromptedCLIP(tiny_clip, NAMES, "a photo of a {}.", learn_text=False, image_conditioned=True)
+def test_unsupported_parts_are_refused(tiny_clip) -> None:
+    """CoCoOp's part takes no csc / class position (one shared context at the end), and no vision parts."""
+    with pytest.raises(ValueError, match="takes no vision parts"):
+        _model(tiny_clip, 8, vpt_layers=range(12), n_vpt_ctx=2)
     model = _model(tiny_clip, 8)
     with pytest.raises(ValueError, match="depend on each image"):
         model(torch.randn(1, 3, 32, 32), text_features=model.encode_learned_text())

@@ -24,9 +24,9 @@ from dpt.engine import distributed
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.engine.trainer_base import TrainerBase
 from dpt.modeling.backbones.loader import load_clip
-from dpt.modeling.prompted_clip import PromptedCLIP
 from fixtures_data import make_dataset
 from fixtures_open_clip import needs_open_clip
+from fixtures_parts import compose_clip
 from test_trainers import argv
 from yacs.config import CfgNode
 
@@ -37,7 +37,7 @@ def _train(clip_path: str, rank: int, world: int, steps: int = STEPS) -> torch.T
     """``steps`` SGD steps of VLP-style prompts on this rank's share of a fixed global batch -> flat params."""
     clip_model = load_clip(clip_path, precision="fp32")
     torch.manual_seed(0)
-    model = PromptedCLIP(clip_model, ["cat", "dog", "sea lion"], "a photo of a {}.", learn_text=True, n_ctx=4,
+    model = compose_clip(clip_model, ["cat", "dog", "sea lion"], "a photo of a {}.", learn_text=True, n_ctx=4,
                          vpt_layers=range(12), n_vpt_ctx=2)
     model.freeze_clip()
     learnable = [model.prompt_learner, model.visual_prompts]

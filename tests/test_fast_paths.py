@@ -15,6 +15,7 @@ from dpt.modeling.text_encoder import TextEncoder
 from dpt.trainers.feature_cache import SelectorFeatureCache, cache_key
 from fixtures_data import make_dataset
 from test_trainers import argv
+from fixtures_parts import compose_clip
 
 NAMES = ["cat", "sea lion", "golden retriever dog", "x", "airliner", "a b c d e f"]
 
@@ -33,7 +34,7 @@ def _learned_prompts(model: PromptedCLIP):
 
 @pytest.mark.parametrize("truncate", [False, True])
 def test_recomputed_chunks_match_one_pass_values_and_grads(tiny_clip, truncate) -> None:
-    model = PromptedCLIP(tiny_clip, NAMES, "a photo of a {}.", learn_text=True, n_ctx=4)
+    model = compose_clip(tiny_clip, NAMES, "a photo of a {}.", learn_text=True, n_ctx=4)
     model.freeze_clip()
     results = []
     for chunk_size in (len(NAMES), 4, 1):  # one pass (no recompute), uneven chunks, one prompt per chunk
@@ -59,7 +60,7 @@ def test_recomputed_chunks_match_one_pass_values_and_grads(tiny_clip, truncate) 
 
 def _dpt_model(clip_model) -> PromptedCLIP:
     torch.manual_seed(0)
-    model = PromptedCLIP(
+    model = compose_clip(
         clip_model, NAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
         vpt_layers=range(0, 9), n_vpt_ctx=2, cavpt_layers=range(9, 12), n_cavpt=3,
     )

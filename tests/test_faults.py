@@ -23,11 +23,11 @@ from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries
 from dpt.engine.trainer import TrainerX
 from dpt.modeling.backbones.loader import load_clip
-from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.reporting.logparse import parse_metric
 from dpt.train import build_parser, main
 from fixtures_data import make_data_cfg, make_dataset
 from test_trainers import argv
+from fixtures_parts import compose_clip
 
 REPO = Path(__file__).resolve().parents[1]
 VLP_MODELS = ["image_encoder.transformer.ctx_learner", "prompt_learner"]
@@ -329,7 +329,7 @@ def test_grad_overflow_skips_every_optimiser_and_backs_off():
 def test_fp16_clip_keeps_learnable_prompts_fp32_for_the_scaler(tiny_clip_path):
     """GradScaler refuses fp16 gradients, so every learnable tensor must be an fp32 master copy."""
     clip_model = load_clip(str(tiny_clip_path), precision="fp16")
-    model = PromptedCLIP(clip_model, ["a", "b", "c"], "a photo of a {}.", learn_text=True, n_ctx=4,
+    model = compose_clip(clip_model, ["a", "b", "c"], "a photo of a {}.", learn_text=True, n_ctx=4,
                          vpt_layers=list(range(11)), n_vpt_ctx=2, cavpt_layers=[11], n_cavpt=2)
     model.freeze_clip()
     learnable = [p for p in model.parameters() if p.requires_grad]

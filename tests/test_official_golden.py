@@ -47,6 +47,7 @@ from dpt.modeling import PromptedCLIP
 from dpt.trainers.base import cross_entropy
 from dpt.trainers.dpt import DPT
 from dpt.trainers.vlp import VLP
+from fixtures_parts import compose_clip
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "official" / "official_golden.pt"
 CLASSNAMES = ["abyssinian", "golden_retriever", "sea urchin", "aeroplane", "x", "tabby cat", "pug", "newfoundland"]
@@ -70,7 +71,7 @@ def build_ours(case: str) -> Tuple[PromptedCLIP, torch.Tensor]:
     """
     with torch.random.fork_rng(devices=[]):  # leave the global RNG of the test session untouched
         torch.manual_seed(MODEL_SEED)
-        model = PromptedCLIP(make_tiny_clip(), CLASSNAMES, TEMPLATE, **CASES[case])
+        model = compose_clip(make_tiny_clip(), CLASSNAMES, TEMPLATE, **CASES[case])
     model.freeze_clip()
     noise = torch.Generator().manual_seed(NORM_SEED)
     with torch.no_grad():
@@ -94,13 +95,10 @@ def _ours_with_official_inputs(case: str, init: Dict[str, torch.Tensor]) -> Tupl
 
 def _trainer(cls: type, epoch: int):
     """The real trainer class's loss and guidance switch without data or model (they read only cfg and epoch)."""
-    trainer = cls.__new__(cls)
     cfg = get_cfg_default()
     cfg.TRAINER.ALPHA = ALPHA
     cfg.DATASET.NAME = "OxfordPets"
-    trainer.cfg = cfg
-    trainer.epoch = epoch
-    return trainer
+    return cls.loss_trainer(cfg, epoch)
 
 
 @pytest.fixture(scope="module")

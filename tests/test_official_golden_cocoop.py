@@ -32,6 +32,7 @@ import torch
 from dpt.demo.tiny_clip import make_tiny_clip
 from dpt.modeling import PromptedCLIP
 from dpt.trainers.base import cross_entropy
+from fixtures_parts import compose_clip
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "official" / "official_cocoop.pt"
 CLASSNAMES = ["abyssinian", "golden_retriever", "sea urchin", "aeroplane", "x", "tabby cat", "pug", "newfoundland"]
@@ -52,7 +53,7 @@ def build_ours(case: str, chunk_size: int = 5) -> Tuple[PromptedCLIP, torch.Tens
     """
     with torch.random.fork_rng(devices=[]):  # leave the global RNG of the test session untouched
         torch.manual_seed(MODEL_SEED)
-        model = PromptedCLIP(make_tiny_clip(), CLASSNAMES, TEMPLATE, learn_text=True, image_conditioned=True,
+        model = compose_clip(make_tiny_clip(), CLASSNAMES, TEMPLATE, learn_text=True, image_conditioned=True,
                              text_chunk_size=chunk_size, **CASES[case])
     model.freeze_clip()
     images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(IMAGE_SEED))

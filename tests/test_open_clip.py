@@ -17,7 +17,7 @@ from PIL import Image
 from dpt.config import get_cfg_default
 from dpt.data.transforms import build_transform
 from dpt.engine.checkpoint import load_checkpoint
-from dpt.modeling import PromptedCLIP, PromptedVisionEncoder, TextEncoder, clip
+from dpt.modeling import PromptedVisionEncoder, TextEncoder, clip
 from dpt.modeling.backbones.loader import backbone_id, image_preprocess, load_clip
 from dpt.modeling.backbones.open_clip_adapter import OPENAI_MEAN, OPENAI_STD
 from dpt.modeling.backbones.open_clip_loader import (
@@ -32,6 +32,7 @@ from dpt.train import main
 from fixtures_open_clip import TINY_OPEN_CLIP_CONFIG, needs_open_clip, write_tiny_open_clip
 import test_trainers
 from test_trainers import CONFIG, FITTED, LEARNED, argv, epoch_losses
+from fixtures_parts import compose_clip, vpt_part
 
 eurosat_root = test_trainers.eurosat_root  # the module-scoped synthetic EuroSAT fixture
 CLASSNAMES = ["cat", "golden retriever", "sea urchin", "aeroplane"]
@@ -80,7 +81,7 @@ def test_zero_shot_logits_equal_open_clips_model_tokenizer_and_preprocess(tiny_o
     theirs = torch.stack([preprocess(p) for p in pictures])
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)  # the test transform is open_clip's preprocess
 
-    model = PromptedCLIP(load_clip(tiny_open_clip_name), CLASSNAMES, TEMPLATE, learn_text=False)
+    model = compose_clip(load_clip(tiny_open_clip_name), CLASSNAMES, TEMPLATE, learn_text=False)
     with torch.no_grad():
         logits = model(ours).logits
         expected, _ = reference.eval().get_logits(theirs, tokenizer([TEMPLATE.format(c) for c in CLASSNAMES]))
@@ -118,7 +119,7 @@ def test_visual_prompts_and_attention_map_by_hand_on_open_clips_blocks(tiny_open
     encoder = PromptedVisionEncoder(model.visual)
     with torch.no_grad():
         plain = encoder(images, return_attention=True)
-        prompted = encoder(images, visual_prompts=prompts, vpt_layers=layers).features
+        prompted = encoder(images, [vpt_part(layers, prompts)]).features
         torch.testing.assert_close(plain.features, visual(images), rtol=0, atol=1e-6)
         x = visual._embeds(images)  # [B, 17, 64], batch-first as open_clip runs it
         for block in visual.transformer.resblocks[:-1]:
@@ -151,7 +152,7 @@ def test_accepted_tower_flags_keep_open_clip_equality(tmp_path) -> None:
     model, reference = load_clip(name), _reference(name)
     tokens = clip.tokenize([TEMPLATE.format(c) for c in CLASSNAMES])
     with torch.no_grad():
-        logits = PromptedCLIP(model, CLASSNAMES, TEMPLATE, learn_text=False)(_images()).logits
+        logits = compose_clip(model, CLASSNAMES, TEMPLATE, learn_text=False)(_images()).logits
         expected, _ = reference.get_logits(_images(), tokens)
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-4)
 
@@ -161,7 +162,7 @@ def test_fp16_mirrors_openai_fp16_and_bf16_autocast_stays_close(tiny_open_clip_n
     half = load_clip(tiny_open_clip_name, precision="fp16")
     assert half.dtype == torch.float16 and half.text_projection.dtype == torch.float16
     assert half.ln_final.weight.dtype == torch.float32  # LayerNorms keep fp32 weights and compute in fp32
-    model = PromptedCLIP(half, CLASSNAMES, TEMPLATE, learn_text=True, vpt_layers=range(11), n_vpt_ctx=2,
+    model = compose_clip(half, CLASSNAMES, TEMPLATE, learn_text=True, vpt_layers=range(11), n_vpt_ctx=2,
                          cavpt_layers=[11], n_cavpt=2)
     model.freeze_clip()
     out = model(_images(2), need_guidance=True)
@@ -170,7 +171,7 @@ def test_fp16_mirrors_openai_fp16_and_bf16_autocast_stays_close(tiny_open_clip_n
     learnable = [model.prompt_learner.ctx, model.visual_prompts.ctx, *model.cavpt.parameters()]
     assert all(p.dtype == torch.float32 and p.grad is not None and torch.isfinite(p.grad).all() for p in learnable)
 
-    full = PromptedCLIP(load_clip(tiny_open_clip_name), CLASSNAMES, TEMPLATE, learn_text=False)
+    full = compose_clip(load_clip(tiny_open_clip_name), CLASSNAMES, TEMPLATE, learn_text=False)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         low = full(_images()).logits.float()
     with torch.no_grad():

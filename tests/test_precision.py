@@ -14,32 +14,34 @@ import yaml
 from dpt.config.merge import setup_cfg
 from dpt.engine.precision import check_precision
 from dpt.modeling.backbones.loader import load_clip
-from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.reporting.logparse import parse_metric
 from dpt.train import main
 from fixtures_data import make_dataset
 from test_trainers import argv, eurosat_root  # noqa: F401  (module fixture)
+from fixtures_parts import compose_clip
 
 REPO = Path(__file__).resolve().parents[1]
-NOTE = "Note: TRAINER.COOP.PREC and TRAINER.COCOOP.PREC fp16 needs a CUDA GPU; none found, running in fp32"
+NOTE = "Note: TRAINER.COOP.PREC fp16 needs a CUDA GPU; none found, running in fp32"
 
 
 def _cfg(*opts, notes=None):
     return setup_cfg(argparse.Namespace(config_file="", dataset_config_file="", opts=list(opts)), notes)
 
 
-def test_fp16_without_gpu_resolves_to_fp32_before_freezing(monkeypatch, capsys):
+def test_fp16_without_gpu_resolves_the_trainers_precision_key_to_fp32_before_freezing(monkeypatch, capsys):
+    """Only the key the trainer class declares (CoCoOp: TRAINER.COCOOP.PREC) is resolved; no trainer: none."""
     notes = []
-    cfg = _cfg(notes=notes)
-    assert (cfg.TRAINER.COOP.PREC, cfg.TRAINER.COCOOP.PREC) == ("fp32", "fp32") and cfg.is_frozen()
+    cfg = _cfg("TRAINER.NAME", "CoOp", notes=notes)
+    assert (cfg.TRAINER.COOP.PREC, cfg.TRAINER.COCOOP.PREC) == ("fp32", "fp16") and cfg.is_frozen()
     assert notes == [NOTE]
-    cfg = _cfg("TRAINER.COOP.PREC", "bf16")  # other precisions are kept; without a notes list the note is printed
+    cfg = _cfg("TRAINER.NAME", "CoCoOp", "TRAINER.COOP.PREC", "bf16")  # without a notes list the note is printed
     assert (cfg.TRAINER.COOP.PREC, cfg.TRAINER.COCOOP.PREC) == ("bf16", "fp32")
-    assert capsys.readouterr().out == NOTE.replace("TRAINER.COOP.PREC and ", "") + "\n"
+    assert capsys.readouterr().out == NOTE.replace("COOP", "COCOOP") + "\n"
+    assert _cfg(notes=notes).TRAINER.COOP.PREC == "fp16" and len(notes) == 1  # no TRAINER.NAME: nothing to resolve
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert _cfg(notes=notes).TRAINER.COOP.PREC == "fp16" and len(notes) == 1
+    assert _cfg("TRAINER.NAME", "DPT", notes=notes).TRAINER.COOP.PREC == "fp16" and len(notes) == 1
     notes.clear()
-    assert _cfg("USE_CUDA", "False", notes=notes).TRAINER.COOP.PREC == "fp32"
+    assert _cfg("TRAINER.NAME", "DPT", "USE_CUDA", "False", notes=notes).TRAINER.COOP.PREC == "fp32"
     assert notes == [NOTE.replace("none found", "USE_CUDA is False")]
 
 
@@ -47,8 +49,7 @@ def test_fp16_on_cpu_trains_in_fp32_and_says_so(eurosat_root, tiny_clip_path, tm
     args = argv("CoOp", eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COOP.PREC", "fp16", epochs=1)
     assert main(args) == 0
     log = (tmp_path / "log.txt").read_text()
-    note = NOTE.replace(" and TRAINER.COCOOP.PREC", "")  # argv already sets TRAINER.COCOOP.PREC fp32
-    assert note in log and "PREC: fp32" in log and parse_metric(str(tmp_path / "log.txt")) is not None
+    assert NOTE in log and "PREC: fp32" in log and parse_metric(str(tmp_path / "log.txt")) is not None
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert saved["TRAINER"]["COOP"]["PREC"] == "fp32" and saved["TRAINER"]["COCOOP"]["PREC"] == "fp32"
 
@@ -56,8 +57,8 @@ def test_fp16_on_cpu_trains_in_fp32_and_says_so(eurosat_root, tiny_clip_path, tm
 def test_fp16_on_cpu_through_the_api_is_still_an_error():
     """Building a trainer from a hand-made config skips setup_cfg, so the engine still refuses fp16 on CPU."""
     with pytest.raises(ValueError, match="'TRAINER.COOP.PREC' is fp16, which needs a CUDA GPU"):
-        check_precision("fp16", torch.device("cpu"))
-    check_precision("fp32", torch.device("cpu"))
+        check_precision("fp16", torch.device("cpu"), "TRAINER.COOP.PREC")
+    check_precision("fp32", torch.device("cpu"), "TRAINER.COOP.PREC")
 
 
 def test_headline_script_runs_on_cpu_unchanged(tmp_path, tiny_clip_path):
@@ -86,7 +87,7 @@ def test_autocast_precisions_train_on_cpu(prec, trainer, eurosat_root, tiny_clip
 def test_fp16_clip_keeps_fp32_master_prompts(tiny_clip_path):
     """Gradients reach fp32 prompt parameters through a fp16 CLIP, so one GradScaler can unscale them all."""
     clip_model = load_clip(str(tiny_clip_path), precision="fp16")
-    model = PromptedCLIP(clip_model, ["cat", "dog", "car"], "a photo of a {}.", learn_text=True,
+    model = compose_clip(clip_model, ["cat", "dog", "car"], "a photo of a {}.", learn_text=True,
                          vpt_layers=range(11), n_vpt_ctx=4, cavpt_layers=[11], n_cavpt=2)
     model.freeze_clip()
     out = model(torch.randn(2, 3, 32, 32), need_guidance=True)

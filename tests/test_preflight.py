@@ -125,6 +125,11 @@ def test_device_problems_on_a_gpu_machine(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     cfg.TRAINER.COOP.PREC = "bf16"
+    cfg.TRAINER.NAME = "CoCoOp"  # the trainer's own precision key is checked: TRAINER.COCOOP.PREC
+    assert device_problems(cfg) == [
+        "LOCAL_RANK 1 has no GPU: 1 visible (CUDA_VISIBLE_DEVICES=3); start at most 1 processes per node",
+    ]
+    cfg.TRAINER.NAME = "DPT"
     assert device_problems(cfg) == [
         "LOCAL_RANK 1 has no GPU: 1 visible (CUDA_VISIBLE_DEVICES=3); start at most 1 processes per node",
         "config key 'TRAINER.COOP.PREC' is bf16, which Tesla V100 does not support; use amp or fp16",

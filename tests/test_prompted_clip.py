@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dpt.modeling import PromptedCLIP, PromptedVisionEncoder, PromptLearner, TextEncoder, clip
+from dpt.modeling import PromptedVisionEncoder, PromptLearner, TextEncoder, clip
 from dpt.modeling.prompt_tokens import ClassNameTooLong, tokenize_class_prompts
 from fixtures_clip import make_tiny_clip
+from fixtures_parts import compose_clip, vpt_part
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSNAMES = ["cat", "golden_retriever", "sea urchin", "aeroplane", "x"]
@@ -61,7 +62,7 @@ def test_truncated_chunked_text_encoder_matches_reference_values_and_grads(tiny_
 
 
 def test_zero_shot_logits_equal_clip(tiny_clip) -> None:
-    model = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}, a type of pet.", learn_text=False)
+    model = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}, a type of pet.", learn_text=False)
     images = _images()
     with torch.no_grad():
         out = model(images)
@@ -72,7 +73,7 @@ def test_zero_shot_logits_equal_clip(tiny_clip) -> None:
 
 
 def test_ctx_init_prompt_equals_hand_crafted_template(tiny_clip) -> None:
-    model = PromptedCLIP(tiny_clip, CLASSNAMES, "{} texture.", learn_text=True, ctx_init="a_photo of a")
+    model = compose_clip(tiny_clip, CLASSNAMES, "{} texture.", learn_text=True, ctx_init="a_photo of a")
     assert model.prompt_learner.n_ctx == 4 and model.prompt_learner.ctx.shape == (4, 64)
     images = _images()
     with torch.no_grad():
@@ -112,14 +113,14 @@ def test_class_specific_context_and_state_dict_keys(tiny_clip) -> None:
 def test_resnet_backbone_serves_zero_shot_and_coop_but_not_visual_prompts() -> None:
     resnet_clip = make_tiny_clip(vision_layers=(1, 1, 1, 1), vision_width=8)
     images = _images()
-    zero_shot = PromptedCLIP(resnet_clip, CLASSNAMES, "a photo of a {}.", learn_text=False)
-    coop = PromptedCLIP(resnet_clip, CLASSNAMES, "{} texture.", learn_text=True, ctx_init="a photo of a")
+    zero_shot = compose_clip(resnet_clip, CLASSNAMES, "a photo of a {}.", learn_text=False)
+    coop = compose_clip(resnet_clip, CLASSNAMES, "{} texture.", learn_text=True, ctx_init="a photo of a")
     expected = _zero_shot_reference(resnet_clip, images, "a photo of a {}.")
     with torch.no_grad():
         torch.testing.assert_close(zero_shot(images).logits, expected, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(coop(images).logits, expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="ViT"):
-        PromptedCLIP(resnet_clip, CLASSNAMES, "{}.", learn_text=True, vpt_layers=[0], n_vpt_ctx=2)
+        compose_clip(resnet_clip, CLASSNAMES, "{}.", learn_text=True, vpt_layers=[0], n_vpt_ctx=2)
     with pytest.raises(ValueError, match="ViT"):
         zero_shot.vision(images, return_attention=True)
 
@@ -142,7 +143,7 @@ def test_vpt_equals_prompts_between_cls_and_patches(tiny_clip) -> None:
     images = _images(2)
     visual = tiny_clip.visual
     with torch.no_grad():
-        ours = PromptedVisionEncoder(visual)(images, visual_prompts=prompts, vpt_layers=layers).features
+        ours = PromptedVisionEncoder(visual)(images, [vpt_part(layers, prompts)]).features
         x = visual.conv1(images).flatten(2).transpose(1, 2)
         x = torch.cat([visual.class_embedding.expand(2, 1, -1), x], dim=1) + visual.positional_embedding
         x = visual.ln_pre(x)
@@ -181,15 +182,15 @@ def test_last_block_cls_attention_by_hand(tiny_clip) -> None:
 
 def test_layer_index_errors(tiny_clip) -> None:
     encoder = PromptedVisionEncoder(tiny_clip.visual)
-    with pytest.raises(ValueError, match="vpt_layers"):
-        encoder(_images(1), visual_prompts=torch.zeros(1, 1, 64), vpt_layers=[12])
+    with pytest.raises(ValueError, match=r"VisualPrompts blocks: expected distinct 0-based block indices in \[0, 12\)"):
+        encoder(_images(1), [vpt_part([12], torch.zeros(1, 1, 64))])
     with pytest.raises(ValueError, match="overlap"):
-        PromptedCLIP(tiny_clip, CLASSNAMES, "{}.", learn_text=True, vpt_layers=[10, 11], n_vpt_ctx=1,
+        compose_clip(tiny_clip, CLASSNAMES, "{}.", learn_text=True, vpt_layers=[10, 11], n_vpt_ctx=1,
                      cavpt_layers=[11], n_cavpt=2)(_images(1))
-    with pytest.raises(ValueError, match="learn_text"):
-        PromptedCLIP(tiny_clip, CLASSNAMES, "{}.", learn_text=False, cavpt_layers=[11], n_cavpt=2)
+    with pytest.raises(ValueError, match="needs a learned text part"):
+        compose_clip(tiny_clip, CLASSNAMES, "{}.", learn_text=False, cavpt_layers=[11], n_cavpt=2)
     with pytest.raises(ValueError, match="placeholder"):
-        PromptedCLIP(tiny_clip, CLASSNAMES, "a photo.", learn_text=False)
+        compose_clip(tiny_clip, CLASSNAMES, "a photo.", learn_text=False)
 
 
 # --- switch equivalences ------------------------------------------------------------------------------------
@@ -202,8 +203,8 @@ def _same_outputs(a, b) -> None:
 
 
 def test_vlp_with_zero_length_visual_prompts_equals_coop(tiny_clip) -> None:
-    coop = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4)
-    vlp = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
+    coop = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4)
+    vlp = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
                        vpt_layers=range(12), n_vpt_ctx=0)
     vlp.prompt_learner.load_state_dict(coop.prompt_learner.state_dict())
     assert vlp.visual_prompts.ctx.shape == (12, 0, 64)
@@ -212,9 +213,9 @@ def test_vlp_with_zero_length_visual_prompts_equals_coop(tiny_clip) -> None:
 
 
 def test_dpt_with_cavpt_length_zero_equals_vlp_without_last_layer_prompts(tiny_clip) -> None:
-    vlp = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
+    vlp = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
                        vpt_layers=range(11), n_vpt_ctx=3)
-    dpt = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
+    dpt = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
                        vpt_layers=range(11), n_vpt_ctx=3, cavpt_layers=[11], n_cavpt=0)
     dpt.prompt_learner.load_state_dict(vlp.prompt_learner.state_dict())
     dpt.visual_prompts.load_state_dict(vlp.visual_prompts.state_dict())
@@ -225,7 +226,7 @@ def test_dpt_with_cavpt_length_zero_equals_vlp_without_last_layer_prompts(tiny_c
 
 
 def test_cached_text_and_image_features_give_the_same_outputs(tiny_clip) -> None:
-    model = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
+    model = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
                          vpt_layers=range(11), n_vpt_ctx=3, cavpt_layers=[11], n_cavpt=3)
     images = _images()
     with torch.no_grad():
@@ -238,12 +239,12 @@ def test_cached_text_and_image_features_give_the_same_outputs(tiny_clip) -> None
 
 
 def test_cavpt_length_is_capped_at_class_count(tiny_clip, capsys: pytest.CaptureFixture) -> None:
-    model = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=2,
+    model = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=2,
                          cavpt_layers=[11], n_cavpt=10)
     assert "capped" in capsys.readouterr().out
     with torch.no_grad():
         out = model(_images(2))
-    assert model.n_cavpt == 5 and out.topk_indices.shape == (2, 5)
+    assert model.cavpt.n_select == 5 and out.topk_indices.shape == (2, 5)
     assert sorted(out.topk_indices[0].tolist()) == [0, 1, 2, 3, 4]
 
 
@@ -251,7 +252,7 @@ def test_cavpt_length_is_capped_at_class_count(tiny_clip, capsys: pytest.Capture
 
 
 def test_only_prompt_and_cavpt_parameters_get_gradients(tiny_clip) -> None:
-    model = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
+    model = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
                          vpt_layers=range(11), n_vpt_ctx=3, cavpt_layers=[11], n_cavpt=3)
     model.freeze_clip()
     assert not any(p.requires_grad for p in tiny_clip.parameters())
@@ -269,7 +270,7 @@ def test_only_prompt_and_cavpt_parameters_get_gradients(tiny_clip) -> None:
 
 
 def test_cavpt_keys_are_detached_from_earlier_visual_prompts(tiny_clip) -> None:
-    model = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
+    model = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
                          vpt_layers=range(11), n_vpt_ctx=3, cavpt_layers=[11], n_cavpt=3)
     model.freeze_clip()
     model(_images()).layer_logits[0].square().sum().backward()
@@ -281,7 +282,7 @@ def test_cavpt_keys_are_detached_from_earlier_visual_prompts(tiny_clip) -> None:
 
 
 def test_bf16_autocast_runs_close_to_fp32(tiny_clip) -> None:
-    model = PromptedCLIP(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
+    model = compose_clip(tiny_clip, CLASSNAMES, "a photo of a {}.", learn_text=True, n_ctx=4,
                          vpt_layers=range(11), n_vpt_ctx=3, cavpt_layers=[11], n_cavpt=3)
     images = _images()
     with torch.no_grad():
@@ -327,19 +328,19 @@ def test_outputs_match_goldens(case: str, golden_now: Dict[str, Dict[str, torch.
 
 def test_class_name_too_long_names_class_tokens_and_budget(tiny_clip) -> None:
     long_name = " ".join(["word"] * 60)  # 60 tokens: fits "a photo of a {}." (budget 70), not 16 context tokens
-    PromptedCLIP(tiny_clip, ["cat", long_name], "a photo of a {}.", learn_text=False)
+    compose_clip(tiny_clip, ["cat", long_name], "a photo of a {}.", learn_text=False)
     with pytest.raises(ClassNameTooLong) as info:
-        PromptedCLIP(tiny_clip, ["cat", long_name], "a photo of a {}.", learn_text=True, n_ctx=16)
+        compose_clip(tiny_clip, ["cat", long_name], "a photo of a {}.", learn_text=True, n_ctx=16)
     assert str(info.value) == (
         f"class {long_name!r} (60 tokens) does not fit CLIP's context: the budget for a class name is 58 tokens "
         f"(77 - 16 context tokens - 3 for SOS, EOT and the template '{{}}.')")
     assert (info.value.too_long, info.value.budget, info.value.n_ctx) == ([(long_name, 60)], 58, 16)
-    PromptedCLIP(tiny_clip, ["cat", long_name], "a photo of a {}.", learn_text=True, n_ctx=4)  # 46 + 4 + 3 fit
+    compose_clip(tiny_clip, ["cat", long_name], "a photo of a {}.", learn_text=True, n_ctx=4)  # 46 + 4 + 3 fit
     longer = [" ".join([w] * 75) for w in ("cat", "dog")]
     with pytest.raises(ClassNameTooLong, match=r"classes '(cat )+cat' \(75 tokens\), '(dog )+dog' \(75 tokens\) do "
                                                r"not fit .* budget for a class name is 70 tokens \(77 - 7 for SOS, "
                                                r"EOT and the template 'a photo of a \{\}.'\)"):
-        PromptedCLIP(tiny_clip, longer, "a photo of a {}.", learn_text=False)
+        compose_clip(tiny_clip, longer, "a photo of a {}.", learn_text=False)
 
 
 def test_tokenize_class_prompts_equals_clip_tokenize() -> None:

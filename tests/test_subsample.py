@@ -98,7 +98,7 @@ def test_every_trainer_builds_on_the_subsampled_classes(trainer, five_classes, t
 def test_dpt_caps_cavpt_length_and_sizes_classifiers_on_the_subset(five_classes, tiny_clip_path, capsys):
     t = _trainer("DPT", five_classes, tiny_clip_path, "new", "TRAINER.SELECTED_COVPT.CPN", "10")
     assert "CAVPT length 10 capped at the number of classes 2" in capsys.readouterr().out
-    assert t.model.n_cavpt == 2
+    assert t.model.cavpt.n_select == 2
     classifiers = [m.classifier.out_features for m in t.model.cavpt.modules() if hasattr(m, "classifier")]
     assert classifiers and set(classifiers) == {2}
     image = torch.randn(3, 3, 32, 32)

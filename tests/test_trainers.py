@@ -228,3 +228,15 @@ def test_loaded_clip_is_frozen_fp32(tiny_clip_path):
 def test_every_registered_trainer_is_covered_here():
     """A new trainer must add its checkpoint folders to LEARNED or FITTED (or be zero-shot) and a config to CONFIG."""
     assert set(TRAINER_REGISTRY.names()) == set(CONFIG) == set(LEARNED) | set(FITTED) | {"ZeroshotCLIP", "ZeroshotCLIP2"}
+
+
+@pytest.mark.parametrize("dataset, guidance, warmup", [("ImageNet", 10, 1), ("ImageNetV2", 30, 0), ("OxfordPets", 30, 0)])
+def test_imagenet_schedule_is_the_dataset_classes(dataset: str, guidance: int, warmup: int) -> None:
+    """VLP / DPT take TRAINER.DPT.IMAGENET_* only where the dataset class declares ``imagenet_schedule``."""
+    from dpt.config import get_cfg_default
+
+    trainer = TRAINER_REGISTRY.get("DPT").__new__(TRAINER_REGISTRY.get("DPT"))  # loss-side methods read only cfg
+    trainer.cfg = get_cfg_default()
+    trainer.cfg.merge_from_list(["DATASET.NAME", dataset, "PRETRAIN.C", 30, "OPTIM.WARMUP_EPOCH", 0])
+    assert trainer.guidance_epochs() == guidance
+    assert trainer.visual_spec().warmup_epoch == warmup

@@ -125,8 +125,3 @@ def describe_layout(states: Mapping[str, Mapping[str, torch.Tensor]]) -> Dict[st
     elif visual:
         facts["visual prompt blocks"] = vpt_blocks
     return facts
-
-
-def layout_text(facts: Mapping[str, Any]) -> str:
-    """``TRAINER.COOP.N_CTX = 16, ..., classes = 37`` for log lines."""
-    return ", ".join(f"{key} = {value}" for key, value in facts.items())

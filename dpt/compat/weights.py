@@ -20,10 +20,14 @@ import torch
 from torch import nn
 
 from dpt.compat import restricted_pickle
-from dpt.compat.official import CLASS_COUNT, CSC_CLASSES, describe_layout, to_ours
-from dpt.engine.checkpoint import strip_module_prefix
+from dpt.compat.official import CLASS_COUNT, CSC_CLASSES, to_ours
 
 State = Dict[str, torch.Tensor]
+
+
+def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> State:
+    """Drop DataParallel's ``module.`` key prefix."""
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
 
 
 @dataclass(frozen=True)
@@ -106,20 +110,25 @@ def read_weights(path: str, part: str) -> Weights:
     return Weights(state, epoch, {}, foreign=True)
 
 
-def check_layout(where: str, found: Mapping[str, State], expected: Mapping[str, State]) -> None:
+def check_layout(where: str, found: Mapping[str, Any], expected: Mapping[str, Any]) -> None:
     """Refuse, in one line naming both values, a checkpoint whose shapes say it was built with another config.
 
-    ``found`` / ``expected``: part name -> state dict (our names) of the checkpoint and of this run's model.
+    ``found`` / ``expected``: facts (config key -> value) the trainer read from the shapes of the checkpoint's
+    and this run's parts; ``CLASS_COUNT`` is informational (class-dependent tensors are not loaded).
     """
-    have, want = describe_layout(found), describe_layout(expected)
-    for key, value in have.items():
-        if key == CSC_CLASSES and key in want and want[key] != value:
+    for key, value in found.items():
+        if key == CSC_CLASSES and key in expected and expected[key] != value:
             raise ValueError(f"{where} holds a class-specific context (TRAINER.COOP.CSC True) learned for {value} "
-                             f"classes, but this run has {want[key]} classes: such a context only applies to the "
-                             f"classes it was trained on (train with TRAINER.COOP.CSC False to transfer)")
-        if key != CLASS_COUNT and key in want and want[key] != value:
+                             f"classes, but this run has {expected[key]} classes: such a context only applies to "
+                             f"the classes it was trained on (train with TRAINER.COOP.CSC False to transfer)")
+        if key != CLASS_COUNT and key in expected and expected[key] != value:
             raise ValueError(f"{where} holds a model with {key} = {value}, but this run's config has "
-                             f"{key} = {want[key]}")
+                             f"{key} = {expected[key]}")
+
+
+def layout_text(facts: Mapping[str, Any]) -> str:
+    """``TRAINER.COOP.N_CTX = 16, ..., classes = 37`` for log lines."""
+    return ", ".join(f"{key} = {value}" for key, value in facts.items())
 
 
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], skip: Iterable[str], path: str,

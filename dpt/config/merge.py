@@ -19,6 +19,7 @@ from yacs.config import CfgNode as CN
 from dpt.cache.atomic import write_text_atomic
 from dpt.config.access import get_key, has_key, set_key
 from dpt.config.defaults import CHOICES, get_cfg_default
+from dpt.registry import TRAINER_REGISTRY, precision_key
 
 
 def _all_keys(node: CN, prefix: str = "") -> List[str]:
@@ -131,31 +132,27 @@ def _apply_flags(cfg: CN, flags: Dict[str, Any]) -> None:
             _set(cfg, key, value, f"--{name.replace('_', '-')}")
 
 
-# Precision keys; fp16 (the CoOp configs' default) is GPU-only, so setup_cfg runs it as fp32 on a machine without CUDA.
-PRECISION_KEYS = ("TRAINER.COOP.PREC", "TRAINER.COCOOP.PREC")
-
-
 def fp16_to_fp32_without_gpu(cfg: CN) -> List[str]:
-    """Set every fp16 precision key to fp32 when no CUDA GPU will be used; returns the one-line note (or none).
+    """Set the trainer's precision key (``dpt.registry.precision_key``) to fp32 when it is fp16 and no CUDA GPU
+    will be used; returns the one-line note (or none). An unknown TRAINER.NAME is left to the trainer build.
 
     Why: ``bash scripts/dpt.sh DATASET SHOTS`` must run wherever the project installs, and resolving before the
     config is frozen makes log.txt and config.yaml show the precision actually used.
     """
     if cfg.USE_CUDA and torch.cuda.is_available():
         return []
-    changed = []
-    for key in PRECISION_KEYS:
-        *parents, leaf = key.split(".")
-        node = cfg
-        for part in parents:
-            node = node[part]
-        if node[leaf] == "fp16":
-            node[leaf] = "fp32"
-            changed.append(key)
-    if not changed:
+    if cfg.TRAINER.NAME not in TRAINER_REGISTRY:
         return []
+    key = precision_key(cfg.TRAINER.NAME)
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    if node[leaf] != "fp16":
+        return []
+    node[leaf] = "fp32"
     why = "USE_CUDA is False" if not cfg.USE_CUDA else "none found"
-    return [f"Note: {' and '.join(changed)} fp16 needs a CUDA GPU; {why}, running in fp32"]
+    return [f"Note: {key} fp16 needs a CUDA GPU; {why}, running in fp32"]
 
 
 def build_config(config_files: Sequence[str] = (), opts: Sequence[str] = (), notes: Optional[List[str]] = None,

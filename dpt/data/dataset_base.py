@@ -45,6 +45,11 @@ class DatasetBase:
     # Files or folders (relative to the dataset folder) a reader needs besides its image folder and split file;
     # the preflight checks them before a run starts (readers that list folders instead of a split JSON).
     required_files: ClassVar[Tuple[str, ...]] = ()
+    # Facts of the recipes the official code special-cases for one dataset (ImageNet), read by the trainers
+    # through the registry: VLP / DPT use TRAINER.DPT.IMAGENET_WARMUP_EPOCH / IMAGENET_GUIDANCE_EPOCHS (REFERENCE
+    # 7.8 #17); ZeroshotCLIP2 adds the dataset's own template to its 7-template ensemble unless told not to.
+    imagenet_schedule: ClassVar[bool] = False
+    template_in_ensemble: ClassVar[bool] = True
 
     def __init__(
         self, train_x: Sequence[Datum], val: Sequence[Datum], test: Sequence[Datum],

@@ -71,6 +71,8 @@ class ImageNet(SplitDataset):
     layout = "images/train/<wnid>/, images/val/ and classnames.txt"
     sample_val = False
     required_files = ("classnames.txt", "images/train", "images/val")
+    imagenet_schedule = True  # the official VLP / DPT warm-up and guidance epochs for ImageNet
+    template_in_ensemble = False  # CoOp's ZeroshotCLIP2: the 7 templates alone
 
     def read_full_split(self, dataset_dir: str, image_dir: str) -> Tuple[list, list, list]:
         classnames = read_classnames(os.path.join(dataset_dir, "classnames.txt"), self.name)

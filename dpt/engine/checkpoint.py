@@ -84,10 +84,6 @@ def latest_checkpoint(model_dir: str) -> Optional[str]:
     return path if name and os.path.isfile(path) else None
 
 
-def strip_module_prefix(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
-
-
 def rng_state() -> Dict[str, Any]:
     """Python, numpy and torch RNG states as tensors and plain values (loadable with weights_only)."""
     version, internal, gauss = random.getstate()

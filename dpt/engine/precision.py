@@ -1,4 +1,4 @@
-"""Precision modes (TRAINER.COOP.PREC): fp16 (GPU only), fp32, amp, bf16."""
+"""Precision modes (each trainer's ``precision_key``): fp16 (GPU only), fp32, amp, bf16."""
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +9,7 @@ import torch
 PRECISIONS = ("fp16", "fp32", "amp", "bf16")
 
 
-def check_precision(prec: str, device: torch.device, key: str = "TRAINER.COOP.PREC") -> None:
+def check_precision(prec: str, device: torch.device, key: str) -> None:
     """``prec`` (the value of config key ``key``) must be known, and fp16 needs a GPU."""
     if prec not in PRECISIONS:
         raise ValueError(f"config key {key!r}: expected one of {', '.join(PRECISIONS)}, got {prec!r}")

@@ -11,7 +11,7 @@ import datetime
 import os
 import time
 from collections import OrderedDict
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -58,9 +58,9 @@ class TrainerX(TrainerBase):
     DATASET/DATALOADER (via the DataManager).
     """
 
-    # Config key of this trainer's precision: every trainer reads TRAINER.COOP.PREC except CoCoOp, which reads
-    # TRAINER.COCOOP.PREC as the official code does.
-    precision_key = "TRAINER.COOP.PREC"
+    # Config key of this trainer's precision (fp16 / fp32 / amp / bf16), declared by each trainer class; config
+    # merge, preflight and tools read it through ``dpt.registry.precision_key``.
+    precision_key: str = ""
 
     def __init__(self, cfg, *, classnames: Optional[Sequence[str]] = None) -> None:
         """Build data, model and evaluator from ``cfg``.
@@ -75,6 +75,8 @@ class TrainerX(TrainerBase):
         use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))  # torchrun: one GPU per process
         self.device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+        if not self.precision_key:
+            raise TypeError(f"trainer {type(self).__name__} declares no precision_key (the config key of its precision)")
         self.precision = get_key(cfg, self.precision_key)
         check_precision(self.precision, self.device, self.precision_key)
         self.start_epoch = self.epoch = 0
@@ -133,12 +135,11 @@ class TrainerX(TrainerBase):
         image = batch.get("img")
         if isinstance(image, torch.Tensor) and not torch.isfinite(image).all():
             return "the input images already hold non-finite values"
-        root = getattr(self, "model", None)
-        if isinstance(root, nn.Module):
-            modules = list(root.named_modules(prefix="model"))
-        else:
-            modules = [item for name, m in self._models.items() for item in m.named_modules(prefix=name)]
-        return first_nonfinite_module(modules, lambda: self.forward_backward(batch))
+        return first_nonfinite_module(self.diagnosed_modules(), lambda: self.forward_backward(batch))
+
+    def diagnosed_modules(self) -> List[Tuple[str, nn.Module]]:
+        """(name, module) pairs searched for the first non-finite output: the registered models' by default."""
+        return [item for name, m in self._models.items() for item in m.named_modules(prefix=name)]
 
     def parse_batch_train(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor]:
         non_blocking = self.device.type == "cuda"
@@ -276,16 +277,18 @@ class TrainerX(TrainerBase):
     def after_test(self) -> None:
         """Hook: drop what ``before_test`` cached."""
 
+    def eval_loader(self, split: str) -> Iterable[Dict[str, Any]]:
+        """Batches ({"img", "label"}) to evaluate ``split`` ("val" or "test") on: its image loader by default."""
+        return self.val_loader if split == "val" else self.test_loader
+
     @torch.no_grad()
     def test(self, split: Optional[str] = None) -> float:
         """Evaluate on ``split`` (default TEST.SPLIT) and print Dassl's result block; returns the accuracy."""
         self.set_model_mode("eval")
         self.evaluator.reset()
         split = split or self.cfg.TEST.SPLIT
-        if split == "val" and self.val_loader is not None:
-            loader = self.val_loader
-        else:
-            split, loader = "test", self.test_loader
+        split = "val" if split == "val" and self.val_loader is not None else "test"
+        loader = self.eval_loader(split)
         self.eval_split = split
         print(f"Evaluate on the *{split}* set")
         self.before_test()

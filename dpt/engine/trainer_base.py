@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -22,8 +22,7 @@ from dpt.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from dpt.compat.official import describe_layout, layout_text
-from dpt.compat.weights import Weights, check_layout, load_into, read_weights
+from dpt.compat.weights import Weights, check_layout, layout_text, load_into, read_weights
 from dpt.engine.distributed import all_reduce_gradients, gather_objects, is_main_process, rank, world_size
 from dpt.engine.optim import OptimSpec, build_lr_scheduler, build_optimizer
 from dpt.engine.precision import autocast
@@ -160,8 +159,8 @@ class TrainerBase:
             return 0
         paths = same_epoch_checkpoints(directory, names, paths)
         ckpts = {name: load_checkpoint(path) for name, path in zip(names, paths)}
-        check_layout(directory, {n: c["state_dict"] for n, c in ckpts.items()},
-                     {n: self._models[n].state_dict() for n in names})
+        check_layout(directory, self.describe_checkpoint({n: c["state_dict"] for n, c in ckpts.items()}),
+                     self.describe_checkpoint({n: self._models[n].state_dict() for n in names}))
         start_epoch = 0
         for name, path in zip(names, paths):
             print(f"Loading checkpoint from {path}")
@@ -197,6 +196,16 @@ class TrainerBase:
         """State-dict keys of model ``name`` that depend on the class names and are not loaded."""
         return []
 
+    # Parts a foreign (official) run may hold as empty tensors although this trainer does not register them.
+    empty_foreign_parts: Tuple[str, ...] = ()
+
+    def describe_checkpoint(self, states: Mapping[str, Mapping[str, torch.Tensor]]) -> Dict[str, Any]:
+        """Config facts read from the shapes of the parts' state dicts (part -> state): {config key: value}.
+
+        Compared between a checkpoint and this run's model before loading; the trainer knows its parts' shapes.
+        """
+        return {}
+
     def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
         """Load weights for evaluation: ``model-best.pth.tar`` or ``model.pth.tar-<epoch>`` per registered model.
 
@@ -217,27 +226,26 @@ class TrainerBase:
             weights[name] = read_weights(path, name)
             self._check_meta(weights[name].meta, path)
         self._check_parts(directory, fname)
-        check_layout(directory, {n: w.state_dict for n, w in weights.items()},
-                     {n: self._models[n].state_dict() for n in names})
+        found = self.describe_checkpoint({n: w.state_dict for n, w in weights.items()})
+        check_layout(directory, found, self.describe_checkpoint({n: self._models[n].state_dict() for n in names}))
         if any(w.foreign for w in weights.values()):
-            facts = describe_layout({n: w.state_dict for n, w in weights.items()})
-            print(f"Dassl-written checkpoints (official names translated, fp32): {layout_text(facts)}")
+            print(f"Dassl-written checkpoints (official names translated, fp32): {layout_text(found)}")
         for name, loaded in weights.items():
             path = os.path.join(directory, name, fname)
             load_into(self._models[name], loaded.state_dict, self.keys_to_skip_on_load(name), path, name)
             print(f'Loading weights to {name} from "{path}" (epoch = {loaded.epoch})')
 
     def _check_parts(self, directory: str, fname: str) -> None:
-        """Every folder of ``directory`` holding ``fname`` must be a registered part (else: another method's run).
-
-        An official DPT run with BOTTOMLIMIT 1 keeps an empty visual-prompt tensor in a part we do not register.
-        """
+        """Every folder of ``directory`` holding ``fname`` must be a registered part (else: another method's run),
+        or one of ``empty_foreign_parts`` holding only empty tensors."""
         names = self.get_model_names()
         for entry in sorted(os.listdir(directory)):
             path = os.path.join(directory, entry, fname)
             if entry in names or not os.path.isfile(path):
                 continue
-            if all(t.numel() == 0 for t in read_weights(path, entry).state_dict.values()):
+            if entry in self.empty_foreign_parts and all(
+                t.numel() == 0 for t in read_weights(path, entry).state_dict.values()
+            ):
                 continue
             raise ValueError(
                 f"{directory} holds {entry}/{fname}, which trainer {self.cfg.TRAINER.NAME} does not learn "

@@ -6,11 +6,13 @@ gives the CAVPT loss.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from dpt.modeling.parts import BlockPrompts, PromptContext
 
 
 class CAVPTOutput(NamedTuple):
@@ -123,3 +125,57 @@ class ClassAwarePromptGenerator(nn.Module):
         if not 0 <= layer < self.n_layers:
             raise IndexError(f"CAVPT layer {layer} out of range for {self.n_layers} layers")
         return self.layers[0 if self.shared else layer](sequence, queries)
+
+
+class ClassAwarePrompts(ClassAwarePromptGenerator, BlockPrompts):
+    """DPT's vision-side CAVPT part: K class-aware tokens appended to each of ``blocks``, stripped after.
+
+    Before the blocks it selects each image's zero-shot top-K classes (frozen image features against the
+    template's text features) and takes their learned, unnormalised text features as queries (REFERENCE.md
+    7.6 step 2, 7.8 #12); block blocks[j] gets the tokens of CAVPT layer j and records its logits.
+    Records ``topk_indices`` [B, K] (descending) and ``layer_logits`` (per layer [B, K, n_cls]).
+
+    Args:
+        blocks: 0-based ViT blocks with CAVPT (blocks BOTTOMLIMIT-1 .. last, top-down).
+        n_select: K = TRAINER.SELECTED_COVPT.CPN, capped at n_cls with a printed warning.
+        text_dim, width, n_cls, n_key_tokens, attn_dim, shared: as ``ClassAwarePromptGenerator``.
+
+    State dict: the generator's (``layers.{j}.*``), the official ``image_encoder.transformer.extractor``.
+    """
+
+    needs_zero_shot_image = True
+    needs_learned_text = True
+
+    def __init__(
+        self,
+        blocks: Sequence[int],
+        n_select: int,
+        text_dim: int,
+        width: int,
+        n_cls: int,
+        n_key_tokens: int = 10,
+        attn_dim: int = 32,
+        shared: bool = False,
+    ) -> None:
+        super().__init__(len(blocks), text_dim, width, n_cls, n_key_tokens, attn_dim, shared)
+        self.blocks = tuple(int(b) for b in blocks)
+        if n_select > n_cls:
+            print(f"Warning: CAVPT length {n_select} capped at the number of classes {n_cls}")
+        self.n_select = max(0, min(n_select, n_cls))
+        self._layers = {block: layer for layer, block in enumerate(self.blocks)}
+
+    def prepare(self, context: PromptContext) -> None:
+        """Zero-shot top-K classes of each image and their learned text features as queries [B, K, E]."""
+        with torch.no_grad():
+            zs_image = context.zs_image
+            zs_logits = context.logit_scale * zs_image @ context.zs_text.to(zs_image.dtype).t()  # [B, n_cls]
+            topk = zs_logits.topk(self.n_select, dim=-1).indices  # [B, K] descending
+        context.records["topk_indices"] = topk
+        context.records["layer_logits"] = []
+        context.records["cavpt_queries"] = context.text.raw[topk]  # [B, K, E] unnormalised
+
+    def tokens_for(self, block_index: int, x: torch.Tensor, context: PromptContext) -> Optional[torch.Tensor]:
+        """The K tokens of this block's CAVPT layer from the detached block input x [B, L, W]: [B, K, W]."""
+        generated = self(self._layers[block_index], x.detach(), context.records["cavpt_queries"])
+        context.records["layer_logits"].append(generated.logits)
+        return generated.tokens

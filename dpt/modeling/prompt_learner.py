@@ -1,17 +1,17 @@
 """CoOp's learnable text context (REFERENCE.md 7.1): [SOS] + context vectors + class name + "." + [EOT].
 
-CoCoOp (REFERENCE.md 9.1) adds a meta-net whose output, computed from each image's feature, shifts every
-context vector, so each image gets its own prompts.
+The text-side part of CoOp, VLP and DPT; CoCoOp's image-conditioned context extends it
+(``conditioned_prompt_learner.py``).
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import List, Sequence
 
 import torch
 import torch.nn as nn
 
 from dpt.modeling.backbones.clip_import import clip
+from dpt.modeling.parts import BlockPrompts, TextPrompts
 from dpt.modeling.prompt_tokens import tokenize_class_prompts
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
@@ -36,7 +36,7 @@ def _assembly_index(name_lens: Sequence[int], n_ctx: int, position: str, context
     return torch.tensor(rows, dtype=torch.long)
 
 
-class PromptLearner(nn.Module):
+class PromptLearner(TextPrompts):
     """Learned context vectors shared by all classes (or per class with ``csc``), assembled into prompts.
 
     Args:
@@ -47,14 +47,10 @@ class PromptLearner(nn.Module):
             count, as CoOp: one token per word assumed). Empty: ctx ~ N(0, 0.02).
         csc: TRAINER.COOP.CSC, class-specific contexts [n_cls, n_ctx, D] (ignored with ``ctx_init``, as CoOp).
         class_token_position: TRAINER.COOP.CLASS_TOKEN_POSITION, "end" / "middle" / "front".
-        image_conditioned: CoCoOp's meta-net Linear(E, E // 16) -> ReLU -> Linear(E // 16, D), E = CLIP's
-            output dim; its output is added to every context vector (``conditioned_context``). Needs the
-            shared context (no ``csc``) and the class token at the end, as CoCoOp.
 
     Raises ``ClassNameTooLong`` (a ValueError) when a class name does not fit beside the context.
 
-    State dict (CoOp's / CoCoOp's keys, so official checkpoints load unchanged): ``ctx`` [n_ctx, D] or
-    [n_cls, n_ctx, D], ``meta_net.linear1.{weight,bias}`` and ``meta_net.linear2.{weight,bias}`` (CoCoOp),
+    State dict (CoOp's keys, so official checkpoints load unchanged): ``ctx`` [n_ctx, D] or [n_cls, n_ctx, D],
     ``token_prefix`` [n_cls, 1, D] and ``token_suffix`` [n_cls, 77 - 1 - n_ctx, D] (class-name dependent;
     loaders drop them). Non-persistent: ``tokenized_prompts`` [n_cls, 77] int64.
     """
@@ -67,7 +63,6 @@ class PromptLearner(nn.Module):
         ctx_init: str = "",
         csc: bool = False,
         class_token_position: str = "end",
-        image_conditioned: bool = False,
     ) -> None:
         super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
@@ -77,11 +72,6 @@ class PromptLearner(nn.Module):
             )
         if not classnames:
             raise ValueError("PromptLearner: classnames is empty")
-        if image_conditioned and (csc or class_token_position != "end"):
-            raise ValueError(
-                "PromptLearner: image_conditioned (CoCoOp) takes one shared context with the class token at the end, "
-                f"got csc={csc}, class_token_position={class_token_position!r}"
-            )
         embedding = clip_model.token_embedding
         dtype = clip_model.dtype
         device = embedding.weight.device
@@ -103,16 +93,6 @@ class PromptLearner(nn.Module):
             prompt_prefix = " ".join(["X"] * n_ctx)
         # fp32 master weights even for a fp16 CLIP, so one loss scaler can unscale every optimiser's gradients
         self.ctx = nn.Parameter(ctx_vectors)
-        self.meta_net = None
-        if image_conditioned:
-            vis_dim = clip_model.visual.output_dim
-            if vis_dim < 16:
-                raise ValueError(f"PromptLearner: CoCoOp's meta-net needs CLIP's output dim >= 16, got {vis_dim}")
-            self.meta_net = nn.Sequential(OrderedDict([
-                ("linear1", nn.Linear(vis_dim, vis_dim // 16)),
-                ("relu", nn.ReLU(inplace=True)),
-                ("linear2", nn.Linear(vis_dim // 16, ctx_dim)),
-            ])).to(device)
 
         names = [name.replace("_", " ") for name in classnames]
         tokenized = tokenize_class_prompts(names, "{}.", context_length, prompt_prefix, n_ctx).to(device)
@@ -142,22 +122,15 @@ class PromptLearner(nn.Module):
         index = self.assembly_index.unsqueeze(-1).expand(-1, -1, prompts.shape[-1])  # [n_cls, 77, D]
         return prompts.gather(1, index)
 
-    def conditioned_context(self, image_features: torch.Tensor) -> torch.Tensor:
-        """CoCoOp's per-image context: ctx + meta_net(f), the same shift on every context vector.
-
-        image_features: [B, E] normalised CLIP image features -> [B, n_ctx, D] in the parameters' dtype (fp32).
-        """
-        if self.meta_net is None:
-            raise ValueError("PromptLearner.conditioned_context needs image_conditioned=True (CoCoOp)")
-        weight = self.meta_net.linear1.weight
-        shift = self.meta_net(image_features.to(weight.dtype))  # [B, D]
-        return self.ctx.unsqueeze(0) + shift.unsqueeze(1)  # [1, n_ctx, D] + [B, 1, D]
+    def encode(self, encoder: nn.Module, blocks: Sequence[BlockPrompts] = ()) -> torch.Tensor:
+        """Class text features [n_cls, E] (unnormalised, CLIP dtype) of the assembled prompts."""
+        return encoder(self(), self.tokenized_prompts, blocks)
 
     def assemble(self, ctx: torch.Tensor, classes: torch.Tensor, length: int) -> torch.Tensor:
         """[SOS, ctx_i, class tokens, ".", EOT, ...] for (context, class) pairs, cut to ``length`` tokens.
 
         Args:
-            ctx: [n, n_ctx, D] one context per prompt (rows of ``conditioned_context``).
+            ctx: [n, n_ctx, D] one context per prompt (e.g. CoCoOp's per-image contexts).
             classes: [n] int64 class of each prompt.
             length: tokens to keep (> n_ctx), e.g. the chunk's longest EOT + 1.
 

@@ -26,12 +26,14 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from dpt.api import build_config, build_trainer
+from dpt.compat.run_files import run_config_value
 from dpt.data.images import read_image
 from dpt.data.transforms import build_transform, split_at_to_tensor
 from dpt.engine.checkpoint import latest_checkpoint
 from dpt.errors import ArgumentParser, cli_main
-from dpt.modeling.prompted_clip import PromptedCLIP
+from dpt.registry import precision_key
 from dpt.reporting.plots import DPI, save_atomic
+from dpt.trainers.base import PromptTrainer
 
 PANEL_PX = 200
 TITLE_PX = 40
@@ -60,9 +62,9 @@ def run_config_path(run_dir: str) -> str:
 
 
 def load_run_cfg(run_dir: str, root: str = "", backbone: str = "", prec: str = "", trainer: str = ""):
-    """The run's resolved config with optional DATASET.ROOT / MODEL.BACKBONE.NAME / precision (TRAINER.COOP.PREC
-    and CoCoOp's TRAINER.COCOOP.PREC) / TRAINER.NAME overrides, frozen."""
-    opts = ["TRAINER.COOP.PREC", prec, "TRAINER.COCOOP.PREC", prec] if prec else []
+    """The run's resolved config with optional DATASET.ROOT / MODEL.BACKBONE.NAME / precision (the trainer's
+    precision key) / TRAINER.NAME overrides, frozen."""
+    opts = [precision_key(trainer or run_config_value(run_dir, "TRAINER.NAME") or ""), prec] if prec else []
     return build_config([run_config_path(run_dir)], opts, root=root, backbone=backbone, trainer=trainer)
 
 
@@ -90,7 +92,7 @@ def build_eval_trainer(cfg, run_dir: Optional[str], epoch: Optional[int]):
             f"cannot build {cfg.TRAINER.NAME} for dataset {cfg.DATASET.NAME} under DATASET.ROOT {dataset_dir} "
             f"(the class names come from the dataset; pass --root): {err}"
         ) from err
-    if not isinstance(getattr(trainer, "model", None), PromptedCLIP):
+    if not isinstance(trainer, PromptTrainer):
         raise ValueError(f"trainer {cfg.TRAINER.NAME} has no prompted CLIP to draw attention from (a linear probe "
                          f"sees CLIP's own image features: use --zero-shot)")
     if run_dir is not None and trainer.get_model_names():

@@ -1,18 +1,19 @@
-"""PromptTrainer: what every CLIP prompt trainer shares (CLIP loading, the prompted model, eval caching)."""
+"""PromptTrainer: what every CLIP prompt trainer shares (the prompted model from parts, eval caching)."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from dpt.compat.official import describe_layout
 from dpt.config.access import get_key
-from dpt.engine.trainer import TrainerX
-from dpt.modeling.backbones.loader import backbone_id, image_preprocess, load_clip
-from dpt.modeling.backbones.open_clip_adapter import ImagePreprocess
+from dpt.modeling.parts import BlockPrompts, TextPrompts
+from dpt.modeling.prompt_learner import PromptLearner
 from dpt.modeling.prompt_tokens import ClassNameTooLong
 from dpt.modeling.prompted_clip import PromptedCLIP, TextFeatures
 from dpt.modeling.templates import CUSTOM_TEMPLATES
+from dpt.trainers.clip_trainer import ClipTrainer
 
 
 def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
@@ -20,11 +21,11 @@ def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == label).float().mean().item() * 100.0
 
 
-class PromptTrainer(TrainerX):
-    """Loads CLIP (MODEL.BACKBONE.NAME, the precision key), builds one PromptedCLIP, caches per evaluation.
+class PromptTrainer(ClipTrainer):
+    """Composes one PromptedCLIP from the method's parts on the loaded CLIP, caches per evaluation.
 
-    Subclasses call ``build_prompted_clip(self.build_clip(), **switches)`` in ``build_model`` and register the
-    learnable parts.
+    Subclasses choose their parts (``text_part``, ``vision_parts``, ``text_block_parts``), register them
+    (``register_parts``) and write the loss.
     """
 
     model: PromptedCLIP
@@ -43,27 +44,59 @@ class PromptTrainer(TrainerX):
         """Every template whose text features the classifier uses (one, but for template ensembles)."""
         return [self.template()]
 
-    def build_clip(self):
-        """Load MODEL.BACKBONE.NAME, check the input config against it and record its identity for checkpoints."""
-        name = self.cfg.MODEL.BACKBONE.NAME
-        print(f"Loading CLIP (backbone: {name})")
-        clip_model = load_clip(name, precision=self.precision)
-        check_input(self.cfg.INPUT, name, image_preprocess(clip_model))
-        self.backbone_id = backbone_id(name)
-        return clip_model
+    # --- the method's parts (classmethods of cfg, so benchmarks and tools compose the same model without data) --
+    @classmethod
+    def text_part(cls, cfg, clip_model, classnames: Sequence[str]) -> Optional[TextPrompts]:
+        """The text-side part (None: the template's zero-shot text features)."""
+        return None
 
-    def build_prompted_clip(self, clip_model, **switches) -> PromptedCLIP:
-        """Build the prompted CLIP with the dataset's class names and template, frozen, on the device.
+    @classmethod
+    def vision_parts(cls, cfg, clip_model, classnames: Sequence[str]) -> Dict[str, BlockPrompts]:
+        """Name -> vision block prompts (none by default)."""
+        return {}
 
-        CLIP moves to the device first, so the zero-shot text features are computed there (fp16 is GPU-only).
+    @classmethod
+    def text_block_parts(cls, cfg, clip_model, classnames: Sequence[str]) -> Dict[str, BlockPrompts]:
+        """Name -> text-tower block prompts (none by default)."""
+        return {}
+
+    @classmethod
+    def text_chunk_size(cls, cfg) -> int:
+        """Prompts per text-encoder chunk."""
+        return 256
+
+    @classmethod
+    def compose(cls, cfg, clip_model, classnames: Sequence[str], template: str) -> PromptedCLIP:
+        """This method's prompted CLIP: parts built in order text, vision, text blocks (the RNG order), CLIP frozen.
+
+        Raises ``ClassNameTooLong`` when a class name does not fit the template or the context.
         """
+        names = list(classnames)
+        model = PromptedCLIP(
+            clip_model, names, template,
+            text=cls.text_part(cfg, clip_model, names),
+            vision=cls.vision_parts(cfg, clip_model, names),
+            text_blocks=cls.text_block_parts(cfg, clip_model, names),
+            text_chunk_size=cls.text_chunk_size(cfg),
+        )
+        model.freeze_clip()
+        return model
+
+    def register_parts(self, model: PromptedCLIP) -> None:
+        """Register the learnable parts with their optimisers (``register_learnable``); none by default."""
+
+    def build_model(self) -> None:
+        """Load CLIP, compose this trainer's prompted CLIP, register its parts.
+
+        Reads class names only from ``self.classnames`` and the template from ``template()``.
+        """
+        clip_model = self.build_clip()
         try:
-            model = PromptedCLIP(clip_model.to(self.device), list(self.classnames), self.template(), **switches)
+            model = self.compose(self.cfg, clip_model, self.classnames, self.template())
         except ClassNameTooLong as err:
             raise self.class_name_error(err) from err
-        model.freeze_clip()
         self.model = model.to(self.device)
-        return self.model
+        self.register_parts(self.model)
 
     # the config node of the learned text context (TRAINER.COOP; CoCoOp: TRAINER.COCOOP), named in remedies
     text_prompt_key = "TRAINER.COOP"
@@ -77,20 +110,38 @@ class PromptTrainer(TrainerX):
             remedy += f" or shorten {key}.CTX_INIT" if node.CTX_INIT else f" or lower {key}.N_CTX ({err.n_ctx})"
         return ValueError(f"dataset {self.cfg.DATASET.NAME}: {err}; {remedy}")
 
-    def text_prompt_switches(self) -> Dict:
-        """CoOp text-prompt switches from TRAINER.COOP."""
-        coop = self.cfg.TRAINER.COOP
-        return dict(
-            learn_text=True,
-            n_ctx=coop.N_CTX,
-            ctx_init=coop.CTX_INIT,
-            csc=coop.CSC,
-            class_token_position=coop.CLASS_TOKEN_POSITION,
-        )
+    @staticmethod
+    def coop_text_part(cfg, clip_model, classnames: Sequence[str]) -> PromptLearner:
+        """CoOp's learned context from TRAINER.COOP.{N_CTX, CTX_INIT, CSC, CLASS_TOKEN_POSITION}."""
+        coop = cfg.TRAINER.COOP
+        return PromptLearner(clip_model, classnames, coop.N_CTX, coop.CTX_INIT, coop.CSC, coop.CLASS_TOKEN_POSITION)
+
+    def describe_checkpoint(self, states):
+        """Facts the official layouts' shapes give (N_CTX, CSC, VPT.N_CTX, BOTTOMLIMIT, CAVPT sizes, classes)."""
+        return describe_layout(states)
+
+    def diagnosed_modules(self):
+        """The whole prompted CLIP (frozen CLIP included), to name where a non-finite value first appears."""
+        return list(self.model.named_modules(prefix="model"))
 
     def keys_to_skip_on_load(self, name: str) -> List[str]:
         """Class-name dependent buffers of the text prompt learner (REFERENCE.md 7.1)."""
         return ["token_prefix", "token_suffix"] if name == "prompt_learner" else []
+
+    @classmethod
+    def loss_trainer(cls, cfg, epoch: int = 0) -> "PromptTrainer":
+        """A trainer holding only ``cfg`` and ``epoch``: enough for ``loss`` and ``needs_guidance`` without data
+        or a model (benchmarks and golden tests use the trainers' own losses this way)."""
+        trainer = cls.__new__(cls)
+        trainer.cfg, trainer.epoch = cfg, epoch
+        return trainer
+
+    def loss(self, output, label: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the logits (CoOp, CoCoOp, VPT); VLP / DPT add their terms."""
+        return cross_entropy(output, label)
+
+    def forward_backward(self, batch) -> Dict[str, float]:
+        return self.supervised_step(batch, self.loss)
 
     def supervised_step(self, batch, loss_fn) -> Dict[str, float]:
         """parse -> forward (autocast) -> ``loss_fn(output, label)`` -> backward/update -> logged floats."""
@@ -124,25 +175,6 @@ class PromptTrainer(TrainerX):
         return self.image_logits(image)
 
 
-def check_input(inp, backbone: str, expected: ImagePreprocess) -> None:
-    """INPUT.SIZE, and PIXEL_MEAN / PIXEL_STD when normalising, must be what the backbone's weights expect.
-
-    A different interpolation or resize mode only changes the resampling, so it is printed as a note.
-    """
-    if tuple(inp.SIZE) != tuple(expected.size):
-        raise ValueError(f"config key 'INPUT.SIZE' is {tuple(inp.SIZE)} but {backbone} expects {tuple(expected.size)}")
-    if "normalize" in inp.TRANSFORMS:
-        for key, value in (("PIXEL_MEAN", expected.mean), ("PIXEL_STD", expected.std)):
-            given = [float(v) for v in inp[key]]
-            if len(given) != len(value) or any(abs(a - b) > 1e-6 for a, b in zip(given, value)):
-                spelled = "[" + ",".join(str(v) for v in value) + "]"  # one shell word, for the opts list
-                raise ValueError(f"config key 'INPUT.{key}' is {given} but {backbone} expects {list(value)} "
-                                 f"(append `INPUT.{key} {spelled}`)")
-    if inp.INTERPOLATION != expected.interpolation or expected.resize_mode != "shortest":
-        print(f"Note: {backbone} was trained with {expected.interpolation} resizing ({expected.resize_mode} mode); "
-              f"this run resizes with INPUT.INTERPOLATION {inp.INTERPOLATION} (shorter side, then center crop)")
-
-
 def cross_entropy(output, label: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(output.logits.float(), label)
 
@@ -150,3 +182,8 @@ def cross_entropy(output, label: torch.Tensor) -> torch.Tensor:
 def vision_layers(clip_model) -> int:
     """Number of blocks of CLIP's vision transformer (12 for ViT-B, 24 for ViT-L)."""
     return len(clip_model.visual.transformer.resblocks)
+
+
+def vision_width(clip_model) -> int:
+    """Width W of CLIP's vision transformer (768 for ViT-B)."""
+    return clip_model.visual.conv1.weight.shape[0]

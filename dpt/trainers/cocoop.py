@@ -1,8 +1,7 @@
 """CoCoOp: CoOp's context shifted per image by a meta-net, so every image has its own prompts (REFERENCE.md 9.1)."""
 from __future__ import annotations
 
-from typing import Dict
-
+from dpt.modeling.conditioned_prompt_learner import ConditionedPromptLearner
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.coop import CoOp
 
@@ -24,16 +23,15 @@ class CoCoOp(CoOp):
         if chunk < 1:
             raise ValueError(f"config key 'TRAINER.COCOOP.CHUNK_SIZE': expected a number of prompts >= 1, got {chunk}")
 
-    def text_prompt_switches(self) -> Dict:
-        """CoCoOp's switches: shared context (TRAINER.COCOOP.N_CTX / CTX_INIT), class token at the end, meta-net."""
-        cocoop = self.cfg.TRAINER.COCOOP
-        return dict(
-            learn_text=True,
-            n_ctx=cocoop.N_CTX,
-            ctx_init=cocoop.CTX_INIT,
-            image_conditioned=True,
-            text_chunk_size=cocoop.CHUNK_SIZE,
-        )
+    @classmethod
+    def text_part(cls, cfg, clip_model, classnames) -> ConditionedPromptLearner:
+        """Shared context (TRAINER.COCOOP.N_CTX / CTX_INIT), class token at the end, meta-net."""
+        return ConditionedPromptLearner(clip_model, classnames, cfg.TRAINER.COCOOP.N_CTX, cfg.TRAINER.COCOOP.CTX_INIT)
+
+    @classmethod
+    def text_chunk_size(cls, cfg) -> int:
+        """TRAINER.COCOOP.CHUNK_SIZE (image x class prompts per chunk)."""
+        return cfg.TRAINER.COCOOP.CHUNK_SIZE
 
     def before_test(self) -> None:
         """Nothing to compute once per evaluation: the text features depend on each image."""

@@ -6,15 +6,18 @@ import os
 from dpt.compat.official import TEXT_PROMPTS
 from dpt.compat.weights import check_layout, load_into, read_weights
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer, cross_entropy
+from dpt.trainers.base import PromptTrainer
 
 
 @TRAINER_REGISTRY.register()
 class CoOp(PromptTrainer):
     """Reads TRAINER.COOP.{N_CTX, CSC, CTX_INIT, CLASS_TOKEN_POSITION}, MODEL.INIT_WEIGHTS and OPTIM."""
 
-    def build_model(self) -> None:
-        model = self.build_prompted_clip(self.build_clip(), **self.text_prompt_switches())
+    @classmethod
+    def text_part(cls, cfg, clip_model, classnames):
+        return cls.coop_text_part(cfg, clip_model, classnames)
+
+    def register_parts(self, model) -> None:
         if self.cfg.MODEL.INIT_WEIGHTS:
             self._load_init_weights(self.cfg.MODEL.INIT_WEIGHTS)
         self.register_learnable(TEXT_PROMPTS, model.prompt_learner, self.optim_spec())
@@ -26,9 +29,7 @@ class CoOp(PromptTrainer):
             raise FileNotFoundError(f"config key 'MODEL.INIT_WEIGHTS': file not found: {path}")
         weights = read_weights(path, TEXT_PROMPTS)
         learner = self.model.prompt_learner
-        check_layout(path, {TEXT_PROMPTS: weights.state_dict}, {TEXT_PROMPTS: learner.state_dict()})
+        check_layout(path, self.describe_checkpoint({TEXT_PROMPTS: weights.state_dict}),
+                     self.describe_checkpoint({TEXT_PROMPTS: learner.state_dict()}))
         load_into(learner, weights.state_dict, self.keys_to_skip_on_load(TEXT_PROMPTS), path, "the prompt learner")
         print(f"Initialized prompt_learner from {path}")
-
-    def forward_backward(self, batch):
-        return self.supervised_step(batch, cross_entropy)

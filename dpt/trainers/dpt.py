@@ -6,8 +6,11 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.compat.official import CAVPT
+from dpt.compat.official import CAVPT, VISUAL_PROMPTS
+from dpt.modeling.cavpt import ClassAwarePrompts
+from dpt.modeling.parts import BlockPrompts
 from dpt.registry import TRAINER_REGISTRY
+from dpt.trainers.base import vision_layers, vision_width
 from dpt.trainers.feature_cache import SelectorFeatureCache, split_cache_path
 from dpt.trainers.vlp import VLP
 from dpt.trainers.vpt import check_length
@@ -30,6 +33,9 @@ class DPT(VLP):
     """VLP's keys plus TRAINER.SELECTED_COVPT.CPN, TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT, TRAINER.ALPHA and
     TRAINER.DPT.{N_KEY_TOKENS, ATTN_DIM, CAVPT_DIRECTION, TOPLIMIT, SHARED_CAVPT}."""
 
+    # an official run with BOTTOMLIMIT 1 keeps an empty visual-prompt tensor in a part we do not register
+    empty_foreign_parts = (VISUAL_PROMPTS,)
+
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)
         check_length(cfg, "TRAINER.SELECTED_COVPT.CPN")
@@ -37,29 +43,40 @@ class DPT(VLP):
         if cfg.TRAINER.DPT.ATTN_DIM < 1:
             raise ValueError(f"config key 'TRAINER.DPT.ATTN_DIM': expected >= 1, got {cfg.TRAINER.DPT.ATTN_DIM}")
 
-    def layer_layout(self, n_layers: int) -> Dict[str, Sequence[int]]:
-        """CAVPT in blocks BOTTOMLIMIT..L (top_down) or 1..TOPLIMIT (bottom_up), VPT-deep in the others."""
-        dpt = self.cfg.TRAINER.DPT
+    @classmethod
+    def cavpt_blocks(cls, cfg, n_layers: int) -> range:
+        """CAVPT in blocks BOTTOMLIMIT..L (top_down) or 1..TOPLIMIT (bottom_up), 0-based."""
+        dpt = cfg.TRAINER.DPT
         if dpt.CAVPT_DIRECTION == "top_down":
-            key, limit = "TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT", self.cfg.TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT
+            key, limit = "TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT", cfg.TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT
         else:
             key, limit = "TRAINER.DPT.TOPLIMIT", dpt.TOPLIMIT
         if not 1 <= limit <= n_layers:
             raise ValueError(f"config key {key!r}: expected a layer in 1..{n_layers}, got {limit}")
-        cavpt = range(limit - 1, n_layers) if dpt.CAVPT_DIRECTION == "top_down" else range(limit)
-        return {
-            "cavpt_layers": cavpt,
-            "vpt_layers": [i for i in range(n_layers) if i not in cavpt],
-            "n_cavpt": self.cfg.TRAINER.SELECTED_COVPT.CPN,
-            "n_key_tokens": dpt.N_KEY_TOKENS,
-            "attn_dim": dpt.ATTN_DIM,
-            "shared_cavpt": dpt.SHARED_CAVPT,
-        }
+        return range(limit - 1, n_layers) if dpt.CAVPT_DIRECTION == "top_down" else range(limit)
+
+    @classmethod
+    def vpt_blocks(cls, cfg, n_layers: int) -> Sequence[int]:
+        """VPT-deep in the blocks without CAVPT."""
+        cavpt = cls.cavpt_blocks(cfg, n_layers)
+        return [i for i in range(n_layers) if i not in cavpt]
+
+    @classmethod
+    def vision_parts(cls, cfg, clip_model, classnames) -> Dict[str, BlockPrompts]:
+        """VLP's visual prompts + ``cavpt`` (TRAINER.SELECTED_COVPT.CPN, TRAINER.DPT.*)."""
+        parts = super().vision_parts(cfg, clip_model, classnames)
+        dpt = cfg.TRAINER.DPT
+        parts["cavpt"] = ClassAwarePrompts(
+            cls.cavpt_blocks(cfg, vision_layers(clip_model)), cfg.TRAINER.SELECTED_COVPT.CPN,
+            clip_model.text_projection.shape[1], vision_width(clip_model), len(classnames),
+            dpt.N_KEY_TOKENS, dpt.ATTN_DIM, dpt.SHARED_CAVPT,
+        )
+        return parts
 
     def checkpoint_meta(self):
         return {
             **super().checkpoint_meta(),
-            "cavpt_layers": list(self.model.cavpt_layers),
+            "cavpt_layers": list(self.model.cavpt.blocks),
             "shared_cavpt": self.model.cavpt.shared,
         }
 

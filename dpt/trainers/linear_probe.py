@@ -20,7 +20,7 @@ from dpt.data.transforms import build_transform
 from dpt.engine.checkpoint import checkpoint_name, load_checkpoint
 from dpt.modeling.prompted_vit import PromptedVisionEncoder
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer
+from dpt.trainers.clip_trainer import ClipTrainer
 from dpt.trainers.feature_cache import SelectorFeatureCache, split_cache_path
 from dpt.trainers.logistic_search import linear_weights, search_c, search_rows
 
@@ -28,8 +28,8 @@ CLASSIFIER = "classifier"
 
 
 @TRAINER_REGISTRY.register()
-class LinearProbeCLIP(PromptTrainer):
-    """Reads MODEL.BACKBONE.NAME, TRAINER.COOP.PREC, TRAINER.LINEAR_PROBE.*, DATASET.NUM_SHOTS, SEED and
+class LinearProbeCLIP(ClipTrainer):
+    """Reads MODEL.BACKBONE.NAME, TRAINER.COOP.PREC (``ClipTrainer``), TRAINER.LINEAR_PROBE.*, DATASET.NUM_SHOTS, SEED and
     DATALOADER.TEST.BATCH_SIZE / CACHE_DIR. One "epoch" (OPTIM.MAX_EPOCH must be 1) fits the classifier.
 
     Registered part "classifier": nn.Linear(E, n_cls) holding the fitted weights; checkpoints also record the
@@ -51,13 +51,12 @@ class LinearProbeCLIP(PromptTrainer):
                 raise ValueError(f"config key {key!r}: LinearProbeCLIP expects {expected}, got {value!r}")
 
     def build_model(self) -> None:
-        clip_model = self.build_clip().to(self.device)
+        clip_model = self.build_clip()
         for parameter in clip_model.parameters():
             parameter.requires_grad_(False)
         self.vision = PromptedVisionEncoder(clip_model.visual)
         self.classifier = nn.Linear(clip_model.text_projection.shape[1], self.num_classes).to(self.device)
         self.register_model(CLASSIFIER, self.classifier)
-        self._image_loaders = {"val": self.val_loader, "test": self.test_loader}
         self._features: Dict[str, Tuple[torch.Tensor, torch.Tensor]] = {}
 
     def checkpoint_meta(self):
@@ -72,7 +71,7 @@ class LinearProbeCLIP(PromptTrainer):
         """Features [N, E] fp32 (CPU) and labels [N] int64 of "train", "val" or "test", cached on disk."""
         if split not in self._features:
             items = self.dm.dataset.train_x if split == "train" else getattr(self.dm.dataset, split)
-            loader = self._image_loaders.get(split) or build_data_loader(
+            loader = {"val": self.val_loader, "test": self.test_loader}.get(split) or build_data_loader(
                 self.cfg, "SequentialSampler", items, self.cfg.DATALOADER.TEST.BATCH_SIZE,
                 build_transform(self.cfg, is_train=False), False, f"dataset {self.dm.dataset.name} {split}",
             )
@@ -130,16 +129,11 @@ class LinearProbeCLIP(PromptTrainer):
             self.classifier.bias.copy_(ckpt["state_dict"]["bias"][rows])
         print(f'Loading weights to {CLASSIFIER} from "{path}" (epoch = {ckpt["epoch"]})')
 
-    def test(self, split: Optional[str] = None) -> float:
-        """The engine's evaluation, over a loader of the split's cached features instead of its images."""
-        split = "val" if (split or self.cfg.TEST.SPLIT) == "val" and self.dm.dataset.val else "test"
+    def eval_loader(self, split: str) -> DataLoader:
+        """The engine's evaluation runs over the split's cached features instead of its images."""
         features, labels = self.split_features(split)
         rows = [{"img": f, "label": y} for f, y in zip(features, labels)]
-        setattr(self, f"{split}_loader", DataLoader(rows, batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE))
-        return super().test(split)
-
-    def before_test(self) -> None:
-        """Nothing to prepare: the classifier is the model."""
+        return DataLoader(rows, batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE)
 
     def model_inference(self, image: torch.Tensor) -> torch.Tensor:
         """image: cached features [B, E] (see ``test``) -> logits [B, n_cls]."""

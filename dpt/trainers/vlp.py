@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from dpt.compat.official import TEXT_PROMPTS, VISUAL_PROMPTS
-from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
+from dpt.modeling.parts import BlockPrompts
+from dpt.modeling.visual_prompts import VisualPrompts
+from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
+from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers, vision_width
 from dpt.trainers.vpt import check_length
 
 
@@ -20,18 +22,19 @@ class VLP(PromptTrainer):
     def check_cfg(self, cfg) -> None:
         check_length(cfg, "TRAINER.VPT.N_CTX")
 
-    def is_imagenet(self) -> bool:
-        return self.cfg.DATASET.NAME == "ImageNet"
+    def imagenet_schedule(self) -> bool:
+        """The dataset class declares the official ImageNet schedule (``imagenet_schedule``)."""
+        return DATASET_REGISTRY.get(self.cfg.DATASET.NAME).imagenet_schedule
 
     def guidance_epochs(self) -> int:
         """PRETRAIN.C, or TRAINER.DPT.IMAGENET_GUIDANCE_EPOCHS on ImageNet (paper IV.A: 10) when >= 0."""
         override = self.cfg.TRAINER.DPT.IMAGENET_GUIDANCE_EPOCHS
-        return override if self.is_imagenet() and override >= 0 else self.cfg.PRETRAIN.C
+        return override if self.imagenet_schedule() and override >= 0 else self.cfg.PRETRAIN.C
 
     def visual_spec(self):
         """OPTIM, with the official code's ImageNet-only visual warm-up (REFERENCE.md 7.8 #17) as a key."""
         override = self.cfg.TRAINER.DPT.IMAGENET_WARMUP_EPOCH
-        if self.is_imagenet() and override >= 0:
+        if self.imagenet_schedule() and override >= 0:
             return self.optim_spec(warmup_epoch=override)
         return self.optim_spec()
 
@@ -40,26 +43,39 @@ class VLP(PromptTrainer):
         dpt = self.cfg.TRAINER.DPT
         return self.optim_spec(lr=dpt.TEXT_LR, warmup_epoch=dpt.TEXT_WARMUP_EPOCH)
 
-    def layer_layout(self, n_layers: int) -> Dict[str, Sequence[int]]:
+    @classmethod
+    def vpt_blocks(cls, cfg, n_layers: int) -> Sequence[int]:
         """VPT-deep in every block."""
-        return {"vpt_layers": range(n_layers)}
+        return range(n_layers)
 
     def checkpoint_meta(self):
-        return {**super().checkpoint_meta(), "vpt_layers": list(self.model.vpt_layers)}
+        visual = self.model.vision_parts.get("visual_prompts")
+        return {**super().checkpoint_meta(), "vpt_layers": list(visual.blocks) if visual is not None else []}
 
-    def build_model(self) -> None:
-        clip_model = self.build_clip()
-        model = self.build_prompted_clip(
-            clip_model,
-            **self.text_prompt_switches(),
-            n_vpt_ctx=self.cfg.TRAINER.VPT.N_CTX,
-            **self.layer_layout(vision_layers(clip_model)),
-        )
+    @classmethod
+    def text_part(cls, cfg, clip_model, classnames):
+        return cls.coop_text_part(cfg, clip_model, classnames)
+
+    @classmethod
+    def check_layers(cls, cfg, n_layers: int) -> None:
+        """The prompted blocks must exist (DPT: TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT / TRAINER.DPT.TOPLIMIT)."""
+        cls.vpt_blocks(cfg, n_layers)
+
+    @classmethod
+    def vision_parts(cls, cfg, clip_model, classnames) -> Dict[str, BlockPrompts]:
+        """VPT-deep prompts of TRAINER.VPT.N_CTX tokens in ``vpt_blocks`` (none when that is empty)."""
+        blocks = cls.vpt_blocks(cfg, vision_layers(clip_model))
+        if not len(blocks):
+            return {}
+        return {"visual_prompts": VisualPrompts(blocks, cfg.TRAINER.VPT.N_CTX, vision_width(clip_model))}
+
+    def register_parts(self, model) -> None:
+        """Dassl's order of the official trainer: visual prompts (, CAVPT), then the text prompt."""
         self.register_visual_parts(model)
         self.register_learnable(TEXT_PROMPTS, model.prompt_learner, self.text_spec())
 
     def register_visual_parts(self, model) -> None:
-        if model.visual_prompts is not None:
+        if "visual_prompts" in model.vision_parts:
             self.register_learnable(VISUAL_PROMPTS, model.visual_prompts, self.visual_spec())
 
     def needs_guidance(self) -> bool:
@@ -75,6 +91,3 @@ class VLP(PromptTrainer):
             + F.cross_entropy(output.logits_zs_text.float(), label)
             + self.cfg.TRAINER.DPT.BETA * main
         )
-
-    def forward_backward(self, batch):
-        return self.supervised_step(batch, self.loss)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dpt.compat.official import VISUAL_PROMPTS
 from dpt.config.access import get_key
+from dpt.modeling.visual_prompts import VisualPrompts
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers
+from dpt.trainers.base import PromptTrainer, vision_layers, vision_width
 
 
 def check_length(cfg, key: str) -> None:
@@ -22,14 +23,13 @@ class VPT(PromptTrainer):
         check_length(cfg, "TRAINER.VPT.N_CTX")
 
     def checkpoint_meta(self):
-        return {**super().checkpoint_meta(), "vpt_layers": list(self.model.vpt_layers)}
+        return {**super().checkpoint_meta(), "vpt_layers": list(self.model.visual_prompts.blocks)}
 
-    def build_model(self) -> None:
-        clip_model = self.build_clip()
-        model = self.build_prompted_clip(
-            clip_model, learn_text=False, vpt_layers=range(vision_layers(clip_model)), n_vpt_ctx=self.cfg.TRAINER.VPT.N_CTX
-        )
+    @classmethod
+    def vision_parts(cls, cfg, clip_model, classnames):
+        """VPT-deep prompts of TRAINER.VPT.N_CTX tokens in every block."""
+        n_ctx = cfg.TRAINER.VPT.N_CTX
+        return {"visual_prompts": VisualPrompts(range(vision_layers(clip_model)), n_ctx, vision_width(clip_model))}
+
+    def register_parts(self, model) -> None:
         self.register_learnable(VISUAL_PROMPTS, model.visual_prompts, self.optim_spec())
-
-    def forward_backward(self, batch):
-        return self.supervised_step(batch, cross_entropy)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from dpt.modeling.prompt_tokens import ClassNameTooLong, tokenize_class_prompts
 from dpt.modeling.prompted_clip import TextFeatures
 from dpt.modeling.templates import IMAGENET_TEMPLATES_SELECT
-from dpt.registry import TRAINER_REGISTRY
+from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer
 
 
@@ -17,17 +17,15 @@ from dpt.trainers.base import PromptTrainer
 class ZeroshotCLIP(PromptTrainer):
     """No learnable parts; text features of CUSTOM_TEMPLATES[DATASET.NAME] (REFERENCE.md 7.2)."""
 
-    def build_model(self) -> None:
-        self.build_prompted_clip(self.build_clip(), learn_text=False)
-
 
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP2(ZeroshotCLIP):
-    """Mean of normalised text features over IMAGENET_TEMPLATES_SELECT (+ the dataset's template unless ImageNet)."""
+    """Mean of normalised text features over IMAGENET_TEMPLATES_SELECT (+ the dataset's template when its class
+    says ``template_in_ensemble``; not for ImageNet, as CoOp)."""
 
     def templates(self) -> List[str]:
         templates = list(IMAGENET_TEMPLATES_SELECT)
-        if self.cfg.DATASET.NAME != "ImageNet":
+        if DATASET_REGISTRY.get(self.cfg.DATASET.NAME).template_in_ensemble:
             templates.append(self.template())
         return templates
 

@@ -106,9 +106,28 @@ class SequenceFirstTextTransformer(nn.Module):
         self.transformer = transformer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        length = x.shape[0]
-        mask = torch.full((length, length), float("-inf"), device=x.device).triu_(1)  # [L, L] additive
-        return self.transformer(x.transpose(0, 1), attn_mask=mask).transpose(0, 1)  # takes and returns [N, L, D]
+        return self.transformer(x.transpose(0, 1), attn_mask=_causal_mask(x)).transpose(0, 1)  # takes [N, L, D]
+
+    @property
+    def resblocks(self) -> List["CausalTextBlock"]:
+        """The blocks one at a time (for block prompts), each called like OpenAI's on [L, N, D]."""
+        batch_first = bool(getattr(self.transformer, "batch_first", True))
+        return [CausalTextBlock(block, batch_first) for block in self.transformer.resblocks]
+
+
+def _causal_mask(x: torch.Tensor) -> torch.Tensor:
+    """[L, L] additive causal mask for x [L, N, D]."""
+    length = x.shape[0]
+    return torch.full((length, length), float("-inf"), device=x.device).triu_(1)
+
+
+class CausalTextBlock(SequenceFirstBlock):
+    """An open_clip text block called like OpenAI's: ``block(x)`` on [L, N, D] under the causal mask."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.batch_first:
+            return self.block(x, attn_mask=_causal_mask(x))
+        return self.block(x.transpose(0, 1), attn_mask=_causal_mask(x)).transpose(0, 1)
 
 
 class OpenCLIP(nn.Module):
