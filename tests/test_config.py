@@ -1,5 +1,6 @@
 """Config merge order, yacs value semantics and the errors for bad keys and types."""
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,66 @@ def test_saved_config_recreates_the_run(tmp_path):
     save_cfg(cfg, str(path))
     again = setup_cfg(argparse.Namespace(config_file=str(path), dataset_config_file="", opts=[]))
     assert again == cfg
+
+
+SHIPPED_TRAINER_CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs" / "trainers").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_TRAINER_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_trainer_yaml_merges_into_the_defaults(path):
+    """Each yaml under configs/trainers/ names only known keys with the default's types (one bad key fails here)."""
+    cfg = get_cfg_default()
+    merge_from_file(cfg, str(path))
+    assert cfg.INPUT.SIZE == (224, 224) and cfg.OPTIM.MAX_EPOCH > 0
+
+
+def test_modern_baseline_yamls_carry_their_official_values():
+    """Spot checks of the transcribed MaPLe / IVLP / PromptSRC / KgCoOp configs (docs/reference.md 10.2-10.5)."""
+    root = Path(__file__).resolve().parent.parent / "configs" / "trainers"
+    expected = {
+        "MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml": {"TRAINER.MAPLE.PROMPT_DEPTH": 9, "OPTIM.LR": 0.0035,
+                                                  "OPTIM.MAX_EPOCH": 5, "DATALOADER.TRAIN_X.BATCH_SIZE": 4},
+        "MaPLe/vit_b16_c2_ep5_batch4_2ctx_cross_datasets.yaml": {"TRAINER.MAPLE.PROMPT_DEPTH": 3,
+                                                                 "OPTIM.LR": 0.0026, "OPTIM.MAX_EPOCH": 2},
+        "IVLP/vit_b16_c2_ep5_batch4_2+2ctx.yaml": {"TRAINER.IVLP.PROMPT_DEPTH_TEXT": 12,
+                                                   "TRAINER.IVLP.PROMPT_DEPTH_VISION": 12, "TRAINER.IVLP.N_CTX_TEXT": 2},
+        "IVLP/vit_b16_c2_ep5_batch4_4ctx_language_only.yaml": {"TRAINER.IVLP.PROMPT_DEPTH_VISION": 0,
+                                                               "TRAINER.IVLP.N_CTX_TEXT": 4},
+        "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml": {"TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT": 25,
+                                                         "TRAINER.PROMPTSRC.IMAGE_LOSS_WEIGHT": 10,
+                                                         "TRAINER.PROMPTSRC.GPA_MEAN": 15, "OPTIM.LR": 0.0025},
+        "PromptSRC/vit_b16_c2_ep50_batch4_4+4ctx_few_shot.yaml": {"TRAINER.PROMPTSRC.GPA_MEAN": 30,
+                                                                  "TRAINER.PROMPTSRC.GPA_STD": 30},
+        "KgCoOp/vit_b16_ep100_ctxv1.yaml": {"TRAINER.COOP.CTX_INIT": "a photo of a", "OPTIM.MAX_EPOCH": 100,
+                                            "DATALOADER.TRAIN_X.BATCH_SIZE": 128, "TRAINER.COOP.W": 1.0},
+    }
+    for name, values in expected.items():
+        cfg = get_cfg_default()
+        merge_from_file(cfg, str(root / name))
+        for key, value in values.items():
+            node = cfg
+            for part in key.split("."):
+                node = node[part]
+            assert node == value, f"{name} {key}"
+
+
+def test_modern_baseline_defaults_are_the_official_train_py_defaults():
+    cfg = get_cfg_default()
+    assert (cfg.TRAINER.MAPLE.N_CTX, cfg.TRAINER.MAPLE.PROMPT_DEPTH, cfg.TRAINER.MAPLE.PREC) == (2, 9, "fp16")
+    assert (cfg.TRAINER.IVLP.PROMPT_DEPTH_TEXT, cfg.TRAINER.IVLP.PROMPT_DEPTH_VISION) == (9, 9)
+    assert cfg.TRAINER.PROMPTSRC.CTX_INIT == "a photo of a" and cfg.TRAINER.PROMPTSRC.GPA_STD == 1
+    assert cfg.TRAINER.COOP.W == 1.0
+
+
+def test_an_integer_weight_key_rejects_a_float_like_upstream_yacs(tmp_path):
+    """TEXT_LOSS_WEIGHT is an int in the official tree, so 2.5 is a type error naming the key, not a silent cast."""
+    cfg = get_cfg_default()
+    with pytest.raises(ValueError, match=r"TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT.*expected int"):
+        merge_from_list(cfg, ["TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT", "2.5"])
+
+
+@pytest.mark.parametrize("key", ["TRAINER.MAPLE.PREC", "TRAINER.IVLP.PREC", "TRAINER.PROMPTSRC.PREC"])
+def test_modern_baseline_precision_is_a_checked_choice(tmp_path, key):
+    with pytest.raises(ValueError, match=rf"config key '{key}': expected one of fp16, fp32, amp, bf16, got 'fp8'"):
+        setup_cfg(_args(tmp_path, key, "fp8"))
+    assert setup_cfg(_args(tmp_path, key, "fp32")).TRAINER[key.split(".")[1]].PREC == "fp32"

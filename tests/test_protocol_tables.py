@@ -11,8 +11,8 @@ import statistics
 
 import pytest
 
-from dpt.reporting import plots, runs
-from dpt.reporting.base2new import harmonic_mean
+from dpt.reporting import paper, plots, runs
+from dpt.reporting.base2new import compare_b2n, harmonic_mean
 from dpt.tools import results
 from test_plots import assert_png, expected_size
 from test_results import COOP_VARIANT, cell_text, markdown_rows, trained_dir, write_log
@@ -129,6 +129,79 @@ def test_base_vs_new_plot(b2n_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.strip() == f"Wrote {tmp_path / 'figs' / 'base_vs_new.png'}"  # no few-shot runs: no shots plot
     assert_png(str(tmp_path / "figs" / "base_vs_new.png"), expected_size(3, plots.MAX_COLUMNS))
+
+
+def b2n_comparison_rows(text):
+    """{(dataset, method): row} of the "ours vs published" base-to-novel markdown table (first source only)."""
+    lines = [ln for ln in table_after(text, "Base-to-novel, ours vs published").splitlines() if ln.startswith("|")]
+    headers = [h.strip() for h in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[2:]:
+        cells = dict(zip(headers, (c.strip() for c in line.strip("|").split("|"))))
+        rows.setdefault((cells["Dataset"], cells["Method"]), cells)
+    return rows
+
+
+def test_base_to_novel_compare_paper_puts_ours_beside_the_published(b2n_root, capsys):
+    assert results.main([b2n_root, "--table", "b2n", "--format", "markdown", "--compare-paper"]) == 0
+    out = capsys.readouterr().out
+    assert "Ours vs paper (accuracy" not in out  # --table b2n: only the base-to-novel comparison
+    rows = b2n_comparison_rows(out)
+    base, new = (statistics.fmean(v) for v in B2N[("DPT", "vit_b32_ep100", "eurosat")])
+    dpt = rows[("eurosat", "DPT")]  # LoGoPrompt's run of the official DPT code: 93.07 / 28.61 / 43.76
+    assert [dpt[k] for k in ("Paper Base", "Paper New", "Paper HM")] == ["93.07", "28.61", "43.76"]
+    assert [dpt[k] for k in ("Ours Base", "Ours New", "Ours HM")] == [
+        f"{base:.2f}", f"{new:.2f}", f"{harmonic_mean(base, new):.2f}"]
+    assert [dpt[k] for k in ("diff Base", "diff New", "diff HM")] == [
+        f"{base - 93.07:+.2f}", f"{new - 28.61:+.2f}", f"{harmonic_mean(base, new) - 43.76:+.2f}"]
+    assert "LoGoPrompt" in dpt["Source"] and "not the DPT paper's numbers" in dpt["Note"]
+    zs = rows[("eurosat", "ZeroshotCLIP")]  # CoCoOp Table 1's CLIP row, read against our shots-0 runs
+    assert (zs["Paper HM"], zs["Ours Base"], zs["diff New"]) == ("60.03", "56.50", f"{64.1 - 64.05:+.2f}")
+    assert "CoCoOp" in zs["Source"]
+    assert (rows[("Average", "CoCoOp")]["Ours HM"], rows[("Average", "CoCoOp")]["Note"].split("; ")[0]) == (
+        "", "incomplete")
+    assert rows[("oxford_pets", "CoOp")]["Ours Base"] == "" and rows[("oxford_pets", "CoOp")]["Note"].startswith(
+        "no result; ")
+    assert not any(method in ("MaPLe", "IVLP", "PromptSRC", "KgCoOp", "VPT") for _, method in rows)  # no runs here
+    assert "methods without runs here: IVLP, KgCoOp, MaPLe, PromptSRC, VPT." in out
+    assert "HM of its Base 95.20 and New 17.22 is 29.16" in rows[("oxford_flowers", "DPT")]["Note"]
+
+
+def test_base_to_novel_compare_paper_csv(b2n_root, capsys):
+    assert results.main([b2n_root, "--table", "b2n", "--format", "csv", "--compare-paper"]) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("dataset,method,paper_base"):]
+    listed = list(csv.DictReader(io.StringIO(block)))
+    rows = {(r["dataset"], r["method"], r["source"]): r for r in listed}
+    coop = rows[("dtd", "CoOp", "Zhou et al. CVPR 2022 (CoCoOp) Table 1")]
+    base, new = (statistics.fmean(finished(v)) for v in B2N[("CoOp", "vit_b32_ep200", "dtd")])
+    assert (coop["paper_base"], coop["ours_new"], coop["diff_hm"]) == (
+        "79.44", f"{new:.2f}", f"{harmonic_mean(base, new) - 54.24:+.2f}")
+    ivlp = [r for r in listed if (r["dataset"], r["method"]) == ("Average", "IVLP")]
+    assert sorted(r["paper_hm"] for r in ivlp) == ["77.51", "77.56", "77.90"]  # one row per published setting
+    assert {r["status"] for r in ivlp} == {"no runs"} and coop["status"] == "" and "Table 1" in coop["source"]
+
+
+def test_published_base_to_novel_rows_are_consistent():
+    """Each transcribed HM is the HM of its Base and New, except the two the source computed otherwise."""
+    claims = [c for c in paper.load_claims() if c.table == "b2n"]
+    assert all(c.source and c.relation == "=" and c.shots in (0, 16) for c in claims)
+    published = compare_b2n(claims, None)
+    assert len(published) == 12 * 3 + 7 + 12  # CoCoOp Table 1, the README averages, LoGoPrompt's DPT rows
+    assert all(None not in r.paper and r.ours == (None, None, None) and r.status == "no b2n runs"
+               for r in published)
+    off = {(r.dataset, r.method) for r in published if abs(harmonic_mean(*r.paper[:2]) - r.paper[2]) > 0.011}
+    assert off == {("oxford_flowers", "DPT"), ("Average", "DPT")}
+    dpt = {r.dataset: r.paper[2] for r in published if r.method == "DPT"}
+    average = dpt.pop("Average")
+    assert round(statistics.fmean(dpt.values()), 2) == average  # LoGoPrompt's Average HM: mean of the printed HMs
+
+
+def test_b2n_paper_row_with_a_few_shot_metric_is_rejected(tmp_path):
+    bad = tmp_path / "paper.csv"
+    bad.write_text(",".join(paper.COLUMNS) + "\nb2n,dtd,CoOp,16,accuracy,=,1,src,\n")
+    with pytest.raises(ValueError, match=r"paper.csv:2: metric 'accuracy' of a b2n row, expected one of base"):
+        paper.load_claims(str(bad))
 
 
 # ---- cross-dataset ------------------------------------------------------------------------------------------

@@ -350,7 +350,10 @@ def test_packaged_paper_csv_holds_only_stated_claims():
     assert headline[("DPT", "gain_over_CoOp")] == ("=", 3.53)
     assert headline[("VPT", "gain_over_CoOp")] == ("~", 1.0)
     assert headline[("DPT", "gain_over_VLP")] == ("~", 1.0)
-    assert all(c.source.startswith("arXiv 2208.08340v4") for c in claims)
+    third_party = [c for c in claims if c.source.startswith("LoGoPrompt")]  # docs/reference.md 10.6
+    assert all(c.source.startswith("arXiv 2208.08340v4") for c in claims if c.table != "b2n" and c not in third_party)
+    dg = {(c.method, c.dataset): c.value for c in third_party if c.table == "dg"}
+    assert len(dg) == 25 and dg[("DPT", "imagenet_a")] == 9.10 and dg[("ZeroshotCLIP", "imagenet_r")] == 73.96
 
 
 def test_compare_paper_headline_difference(fewshot_root, capsys):
@@ -398,6 +401,20 @@ def test_compare_paper_dg_checks_and_custom_csv(dg_root, tmp_path, capsys):
     r = rows[("dg", "imagenet_r", "DPT", "gain_over_CoOp")]
     assert (r["ours"], r["check"]) == (f"{57.4 - 55.0:.2f}", "holds")
     assert rows[("dg", "imagenetv2", "VPT", "gain_over_CoOp")]["check"] == "n/a"
+
+
+def test_compare_paper_dg_accuracy_of_a_third_party(dg_root, capsys):
+    """LoGoPrompt's Table 3 accuracies (ViT-B/16) are compared like any stated number, their note says whose."""
+    root, scores = dg_root
+    assert results.main([root, "--format", "csv", "--compare-paper"]) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("table,dataset,method,shots,metric,paper"):]
+    rows = {(r["table"], r["dataset"], r["method"], r["metric"]): r for r in csv.DictReader(io.StringIO(block))}
+    r = rows[("dg", "imagenet_a", "DPT", "accuracy")]
+    ours = statistics.fmean(scores["DPT"][3] + seed / 10 for seed in (1, 2, 3))
+    assert (r["paper"], r["ours"], r["diff"]) == ("= 9.10", f"{ours:.2f}", f"{ours - 9.10:+.2f}")
+    assert "not the DPT paper's numbers" in r["note"]
+    assert rows[("dg", "imagenet_r", "ZeroshotCLIP", "accuracy")]["ours"] == "60.00"
 
 
 def test_paper_csv_validation(tmp_path, capsys):

@@ -170,6 +170,8 @@ _C.TRAINER.COOP.CTX_INIT = ""
 _C.TRAINER.COOP.PREC = "fp16"
 # end / middle / front.
 _C.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"
+# KgCoOp's weight W of the knowledge-guidance term (official train.py default 1.0; its scripts pass 8.0).
+_C.TRAINER.COOP.W = 1.0
 
 _C.TRAINER.COCOOP = CN()
 # Context length of CoCoOp (REFERENCE 9.1); CTX_INIT words override it.
@@ -192,6 +194,54 @@ _C.TRAINER.LINEAR_PROBE.SEARCH_STEPS = 8
 _C.TRAINER.LINEAR_PROBE.MAX_ITER = 1000
 # The C search uses at most min(DATASET.NUM_SHOTS, SEARCH_VAL_SHOTS) val images per class (lpclip: 4).
 _C.TRAINER.LINEAR_PROBE.SEARCH_VAL_SHOTS = 4
+
+# MaPLe (docs/reference.md 10.2): coupled deep prompts; defaults of the official train.py.
+_C.TRAINER.MAPLE = CN()
+# Prompt tokens per prompted block, shared by both towers.
+_C.TRAINER.MAPLE.N_CTX = 2
+# Words whose first N_CTX token embeddings initialise the layer-0 text context.
+_C.TRAINER.MAPLE.CTX_INIT = "a photo of a"
+# fp16 / fp32 / amp / bf16.
+_C.TRAINER.MAPLE.PREC = "fp16"
+# J: blocks 0..J-1 of both towers get prompts (1 = shallow MaPLe).
+_C.TRAINER.MAPLE.PROMPT_DEPTH = 9
+
+# IVLP (docs/reference.md 10.3): independent deep prompts in both towers; defaults of the official train.py.
+_C.TRAINER.IVLP = CN()
+# Prompt tokens per prompted vision block.
+_C.TRAINER.IVLP.N_CTX_VISION = 2
+# Prompt tokens per prompted text block.
+_C.TRAINER.IVLP.N_CTX_TEXT = 2
+# Words whose first N_CTX_TEXT token embeddings initialise the layer-0 text context.
+_C.TRAINER.IVLP.CTX_INIT = "a photo of a"
+# fp16 / fp32 / amp / bf16.
+_C.TRAINER.IVLP.PREC = "fp16"
+# Vision blocks 0..PROMPT_DEPTH_VISION-1 get prompts (0: none).
+_C.TRAINER.IVLP.PROMPT_DEPTH_VISION = 9
+# Text blocks 0..PROMPT_DEPTH_TEXT-1 get prompts (at least 1).
+_C.TRAINER.IVLP.PROMPT_DEPTH_TEXT = 9
+
+# PromptSRC (docs/reference.md 10.4): IVLP prompts + self-regularising losses + Gaussian prompt aggregation.
+_C.TRAINER.PROMPTSRC = CN()
+# Prompt tokens per prompted vision block.
+_C.TRAINER.PROMPTSRC.N_CTX_VISION = 4
+# Prompt tokens per prompted text block.
+_C.TRAINER.PROMPTSRC.N_CTX_TEXT = 4
+# Words whose first N_CTX_TEXT token embeddings initialise the layer-0 text context.
+_C.TRAINER.PROMPTSRC.CTX_INIT = "a photo of a"
+# fp16 / fp32 / amp / bf16.
+_C.TRAINER.PROMPTSRC.PREC = "fp16"
+# Vision blocks 0..PROMPT_DEPTH_VISION-1 get prompts.
+_C.TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION = 9
+# Text blocks 0..PROMPT_DEPTH_TEXT-1 get prompts.
+_C.TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT = 9
+# Weight of the L1 loss between learned and frozen template-ensembled text features (an int, as upstream).
+_C.TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT = 25
+# Weight of the L1 loss between prompted and frozen image features (an int, as upstream).
+_C.TRAINER.PROMPTSRC.IMAGE_LOSS_WEIGHT = 10
+# Mean and std (in epochs, 1-based) of the Gaussian weights of the prompt aggregation (ints, as upstream).
+_C.TRAINER.PROMPTSRC.GPA_MEAN = 15
+_C.TRAINER.PROMPTSRC.GPA_STD = 1
 
 _C.TRAINER.VPT = CN()
 # Deep visual prompt tokens per layer.
@@ -240,6 +290,9 @@ CHOICES = {
     "TRAINER.COOP.PREC": ("fp16", "fp32", "amp", "bf16"),
     "TRAINER.COCOOP.PREC": ("fp16", "fp32", "amp", "bf16"),
     "TRAINER.COOP.CLASS_TOKEN_POSITION": ("end", "middle", "front"),
+    "TRAINER.MAPLE.PREC": ("fp16", "fp32", "amp", "bf16"),
+    "TRAINER.IVLP.PREC": ("fp16", "fp32", "amp", "bf16"),
+    "TRAINER.PROMPTSRC.PREC": ("fp16", "fp32", "amp", "bf16"),
     "OPTIM.WARMUP_TYPE": ("constant", "linear"),
     "TEST.FINAL_MODEL": ("last_step", "best_val"),
     "DATASET.SUBSAMPLE_CLASSES": ("all", "base", "new"),

@@ -4,6 +4,7 @@ Base cells hold the ``train_base`` runs' final test accuracy (on the base classe
 ``test_new`` evaluations, each as mean +- spread over seeds like the few-shot table. HM = 2 B N / (B + N) of
 the two means. The Average rows average Base and New over the table's datasets and take the HM of those
 averages, as CoCoOp's and MaPLe's tables do; they are "incomplete" until every dataset has both values.
+``compare_b2n`` puts the published Base / New / HM ("b2n" rows of the paper CSV) beside ours.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from tabulate import tabulate
 
 from dpt.reporting.logparse import mean_and_spread
-from dpt.reporting.runs import Run
+from dpt.reporting.paper import PaperClaim
+from dpt.reporting.runs import ZEROSHOT, Run
 from dpt.reporting.tables import (
     FORMATS, Cell, RowKey, Table, _build_table, _method_rank, dataset_order, format_average, format_cell,
 )
@@ -123,3 +125,87 @@ def b2n_csv(table: B2NTable, ci95: bool = False) -> str:
                                 "" if new is None else f"{new:.2f}", "", counts[1], "" if hm is None else f"{hm:.2f}",
                                 len(table.datasets), kind, status])
     return buf.getvalue().rstrip("\n")
+
+
+Triple = Tuple[Optional[float], Optional[float], Optional[float]]
+
+
+@dataclass(frozen=True)
+class B2NComparison:
+    """One published (dataset, method, source) Base / New / HM beside ours; ``diff`` = ours - published.
+
+    ``status`` says why ours is missing ("no runs" of the method, "no result" for the dataset, ...), else "".
+    """
+
+    dataset: str
+    method: str
+    source: str
+    paper: Triple
+    ours: Triple
+    diff: Triple
+    note: str
+    status: str
+
+
+def _lookup_b2n(table: Optional[B2NTable], method: str, dataset: str, shots: int) -> Tuple[Triple, str]:
+    """Our (base, new, hm) means of a trainer with one setting, or Nones and why."""
+    if table is None:
+        return (None, None, None), "no b2n runs"
+    rows = [r for r in table.rows if r.trainer == method and (r.shots == shots or method == ZEROSHOT)]
+    if len(rows) != 1:
+        return (None, None, None), ("no runs" if not rows else f"{len(rows)} settings, pick one with --select")
+    base, new = table.means(rows[0], dataset)
+    note = "" if base is not None and new is not None else "incomplete" if dataset == AVERAGE else "no result"
+    return (base, new, table.hm(rows[0], dataset)), note
+
+
+def compare_b2n(claims: Sequence[PaperClaim], table: Optional[B2NTable]) -> List[B2NComparison]:
+    """Put ours beside each published result: the "b2n" claims' consecutive Base / New / HM rows of one
+    (dataset, method, shots, source), in file order (a repeated metric starts the next result, so one source may
+    publish two settings of a method).
+
+    Our Average HM is the HM of the averaged Base and New (as CoCoOp's table); the note of a claim says when
+    its source computed it otherwise.
+    """
+    groups: List[Dict[str, PaperClaim]] = []
+    for claim in claims:
+        if claim.table != "b2n" or claim.value is None:
+            continue
+        last = next(iter(groups[-1].values())) if groups else None
+        same = last is not None and (last.dataset, last.method, last.shots, last.source) == (
+            claim.dataset, claim.method, claim.shots, claim.source)
+        if not same or claim.metric in groups[-1]:
+            groups.append({})
+        groups[-1][claim.metric] = claim
+    rows = []
+    for by_metric in groups:
+        first = next(iter(by_metric.values()))
+        published = tuple(by_metric[m].value if m in by_metric else None for m in ("base", "new", "hm"))
+        ours, why = _lookup_b2n(table, first.method, first.dataset, first.shots)
+        diff = tuple(None if o is None or p is None else o - p for o, p in zip(ours, published))
+        notes = list(dict.fromkeys(c.note for c in by_metric.values() if c.note))
+        rows.append(B2NComparison(first.dataset, first.method, first.source, published, ours, diff,
+                                  "; ".join(notes), why))
+    return rows
+
+
+def render_b2n_comparison(rows: Sequence[B2NComparison], fmt: str = "table") -> str:
+    """Published Base / New / HM, ours, and ours - published; tabulate formats as ``render_b2n`` (why ours is
+    missing leads the note), or CSV with a separate status column."""
+    headers = ["Dataset", "Method", "Paper Base", "Paper New", "Paper HM", "Ours Base", "Ours New", "Ours HM",
+               "diff Base", "diff New", "diff HM", "Source"]
+    body = [[r.dataset, r.method, *(_num(v) for v in r.paper), *(_num(v) for v in r.ours),
+             *(_num(v, "+") for v in r.diff), r.source] for r in rows]
+    if fmt != "csv":
+        notes = ["; ".join(n for n in (r.status, r.note) if n) for r in rows]
+        return tabulate([[*line, note] for line, note in zip(body, notes)], headers=[*headers, "Note"],
+                        tablefmt=FORMATS[fmt], disable_numparse=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*(h.lower().replace(" ", "_") for h in headers), "note", "status"])
+    writer.writerows([*line, r.note, r.status] for line, r in zip(body, rows))
+    return buf.getvalue().rstrip("\n")
+
+
+def _num(value: Optional[float], sign: str = "") -> str:
+    return "" if value is None else f"{value:{sign}.2f}"

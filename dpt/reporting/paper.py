@@ -2,7 +2,9 @@
 
 Only what REFERENCE.md 8 records is encoded: the relative headline claims at 16 shots (mean over the
 11 datasets) and the domain-generalisation orderings. The per-dataset cells are present with empty
-values, to be filled in from the paper's figures; empty rows are never compared.
+values, to be filled in from the paper's figures; empty rows are never compared. "b2n" rows hold the published
+base-to-novel Base / New / HM (docs/reference.md 10.6), each with its source; ``dpt.reporting.base2new`` compares
+them, ``compare`` here skips them.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from tabulate import tabulate
 
 PAPER_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper_results.csv")
 COLUMNS = ("table", "dataset", "method", "shots", "metric", "relation", "value", "source", "note")
-TABLES = ("fewshot", "headline", "dg")
+TABLES = ("fewshot", "headline", "dg", "b2n")
+B2N_METRICS = ("base", "new", "hm")
 # "=" a stated number, "~" an approximate one ("about 1"), ">" / "<" a sign-only claim against value.
 RELATIONS = ("=", "~", ">", "<")
 GAIN_PREFIX = "gain_over_"
@@ -34,7 +37,8 @@ class PaperClaim:
     """One row of the paper CSV; ``value`` None where the paper's number is not transcribed.
 
     ``metric`` is "accuracy" or "gain_over_<Method>" (accuracy of ``method`` minus that of <Method>,
-    zero-shot CLIP read at shots 0). "headline" rows use the few-shot table's Average column.
+    zero-shot CLIP read at shots 0); in "b2n" rows "base", "new" or "hm". "headline" rows use the few-shot
+    table's Average column.
     """
 
     table: str
@@ -55,7 +59,10 @@ def _claim(path: str, line: int, row: dict) -> PaperClaim:
     if row["relation"] not in RELATIONS:
         raise ValueError(f"{where}: relation {row['relation']!r}, expected one of {' '.join(RELATIONS)}")
     metric = row["metric"]
-    if metric != "accuracy" and not (metric.startswith(GAIN_PREFIX) and len(metric) > len(GAIN_PREFIX)):
+    if row["table"] == "b2n":
+        if metric not in B2N_METRICS:
+            raise ValueError(f"{where}: metric {metric!r} of a b2n row, expected one of {', '.join(B2N_METRICS)}")
+    elif metric != "accuracy" and not (metric.startswith(GAIN_PREFIX) and len(metric) > len(GAIN_PREFIX)):
         raise ValueError(f"{where}: metric {row['metric']!r}, expected 'accuracy' or '{GAIN_PREFIX}<Method>'")
     try:
         shots = int(row["shots"])
@@ -109,7 +116,7 @@ def _ours(claim: PaperClaim, tables: Mapping[str, Optional[ResultTable]]) -> Tup
 
 
 def compare(claims: Sequence[PaperClaim], tables: Mapping[str, Optional[ResultTable]]) -> List[Comparison]:
-    """Compare every claim that has a paper value with our numbers (rows without a value are skipped).
+    """Compare every claim that has a paper value with our numbers (rows without a value and b2n rows are skipped).
 
     Args:
         tables: "fewshot" and "dg" result tables (None where absent); "headline" claims read the
@@ -117,7 +124,7 @@ def compare(claims: Sequence[PaperClaim], tables: Mapping[str, Optional[ResultTa
     """
     rows = []
     for claim in claims:
-        if claim.value is None:
+        if claim.value is None or claim.table == "b2n":
             continue
         ours, note = _ours(claim, tables)
         diff = None if ours is None else ours - claim.value
@@ -132,12 +139,14 @@ def compare(claims: Sequence[PaperClaim], tables: Mapping[str, Optional[ResultTa
 
 
 def render(rows: Sequence[Comparison], tablefmt: str = "simple") -> str:
-    """One line per compared claim; ``tablefmt`` is a tabulate format or "csv"."""
+    """One line per compared claim; ``tablefmt`` is a tabulate format or "csv". The note says why ours is missing,
+    then the claim's own note."""
     headers = ["table", "dataset", "method", "shots", "metric", "paper", "ours", "diff", "check", "note"]
     body = [
         [c.claim.table, c.claim.dataset, c.claim.method, c.claim.shots, c.claim.metric,
          f"{c.claim.relation} {c.claim.value:.2f}",
-         "" if c.ours is None else f"{c.ours:.2f}", "" if c.diff is None else f"{c.diff:+.2f}", c.check, c.note]
+         "" if c.ours is None else f"{c.ours:.2f}", "" if c.diff is None else f"{c.diff:+.2f}", c.check,
+         "; ".join(n for n in (c.note, c.claim.note) if n)]  # ours first, then what the claim is (whose run)
         for c in rows
     ]
     if tablefmt != "csv":

@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 from tabulate import tabulate
 
 from dpt.reporting import paper
-from dpt.reporting.base2new import B2NTable, build_b2n_table, render_b2n
+from dpt.reporting.base2new import B2NTable, build_b2n_table, compare_b2n, render_b2n, render_b2n_comparison
 from dpt.reporting.plots import plot_accuracy_vs_shots, plot_base_vs_new
 from dpt.reporting.runs import Run, collect_runs
 from dpt.reporting.tables import (
@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep only runs whose Trainer/<cfg>_<N>shots/<variant> (ZeroshotCLIP/<cfg>) matches")
     parser.add_argument("--table", choices=TABLES, default="all",
                         help="which tables to print (default all); with --format csv, b2n gives base,new,hm columns")
-    parser.add_argument("--compare-paper", action="store_true", help="add ours-vs-paper accuracy rows")
+    parser.add_argument("--compare-paper", action="store_true",
+                        help="add ours-vs-paper accuracy rows (with --table b2n or all: published Base/New/HM)")
     parser.add_argument("--paper-csv", default=paper.PAPER_CSV, help="paper results CSV (default: the packaged one)")
     parser.add_argument("--plots", metavar="DIR",
                         help="also write DIR/accuracy_vs_shots.png (and DIR/base_vs_new.png with base-to-novel runs)")
@@ -70,11 +71,21 @@ def _sections(args: argparse.Namespace, runs: Sequence[Run], tables: Sequence[Op
             sections += [f"Base-to-novel generalisation, test {args.metric} on the base and the new classes "
                          f"(HM: harmonic mean; Average: means over datasets, HM of the means)",
                          render_b2n(b2n, args.format, args.ci95)]
-    if args.compare_paper:
+    if args.compare_paper and b2n is not None and "b2n" in wanted:
+        acc_b2n = b2n if args.metric == "accuracy" else build_b2n_table(runs, "accuracy")
+        compared = compare_b2n(claims, acc_b2n)
+        shown = [r for r in compared if r.status != "no runs" or args.format == "csv"]  # csv: every row
+        if args.format != "csv":
+            sections.append(f"Base-to-novel, ours vs published (accuracy; {args.paper_csv}); diff = ours - published")
+        sections.append(render_b2n_comparison(shown, args.format))
+        unrun = sorted({r.method for r in compared} - {r.method for r in shown})
+        if unrun and args.format != "csv":
+            sections.append(f"Published base-to-novel results of methods without runs here: {', '.join(unrun)}.")
+    if args.compare_paper and args.table != "b2n":
         acc_few, acc_dg = (fewshot, dg) if args.metric == "accuracy" else build_tables(runs, "accuracy")
         compared = paper.compare(claims, {"fewshot": acc_few, "dg": acc_dg})
         comparison = paper.render(compared, FORMATS.get(args.format, "csv"))
-        empty = sum(1 for c in claims if c.value is None)
+        empty = sum(1 for c in claims if c.value is None and c.table != "b2n")
         if args.format == "csv":
             return sections + [comparison]
         sections += [f"Ours vs paper (accuracy; {args.paper_csv})", comparison]
