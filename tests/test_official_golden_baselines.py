@@ -66,11 +66,17 @@ from typing import Dict
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
+from dpt.compat.official import to_ours
+from dpt.config.defaults import get_cfg_default
 from dpt.demo.tiny_clip import TINY_LOGIT_SCALE, TINY_SEED, make_tiny_clip
 from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.templates import custom_template
+from dpt.trainers.ivlp import IVLP
+from dpt.trainers.maple import MaPLe
+from dpt.trainers.promptsrc import PromptSRC, gaussian_weights
 
 OFFICIAL = Path(__file__).resolve().parent / "data" / "official"
 METHODS = ("maple", "ivlp", "promptsrc", "kgcoop")
@@ -238,3 +244,79 @@ def test_class_prompts_templates_and_targets_text(goldens) -> None:
     assert kgcoop["template"] == custom_template("OxfordPets")
     templates = goldens["promptsrc"]["cases"]["4+4ctx_depth9"]["templates"]
     assert len(templates) == 60 == len(set(templates)) and all(t.count("{}") == 1 for t in templates)
+
+
+# --- phase 2: our trainers' models against the goldens --------------------------------------------------------
+OUR_TRAINERS = {"maple": MaPLe, "ivlp": IVLP, "promptsrc": PromptSRC}
+
+
+def _our_model(method: str, case: str):
+    """Our trainer's composition on the golden's tiny CLIP, with the official filled tensors loaded by name."""
+    gold = _load(method)
+    data = gold["cases"][case]
+    trainer = OUR_TRAINERS[method]
+    cfg = get_cfg_default()
+    for key, value in data["cfg"].items():
+        cfg.TRAINER[trainer.text_prompt_key.split(".")[-1]][key] = value
+    model = trainer.compose(cfg, make_tiny_clip(**gold["clip"]["kwargs"]), CLASSNAMES, "a photo of a {}.")
+    parts = nn.ModuleDict({"prompt_learner": model.prompt_learner, **model.text_block_parts, **model.vision_parts})
+    official = _fill(data["shapes"], gold["fill"]["seed"], gold["fill"]["std"])
+    ours = {name: to_ours(MODEL_NAMES[method], {name: tensor}) for name, tensor in official.items()}
+    missing, unexpected = parts.load_state_dict({k: v for o in ours.values() for k, v in o.items()}, strict=False)
+    assert sorted(missing) == ["prompt_learner.token_prefix", "prompt_learner.token_suffix"] and not unexpected
+    assert torch.equal(model.prompt_learner.tokenized_prompts, data["tokenized_prompts"])
+    return cfg, model, parts, {name: next(iter(o)) for name, o in ours.items()}, gold, data
+
+
+def _assert_grads(parts: nn.Module, our_names: Dict[str, str], gold: dict, data: dict) -> None:
+    params = dict(parts.named_parameters())
+    assert sorted(params) == sorted(our_names.values())  # every learnable tensor is an official one, and back
+    for official, ours in our_names.items():
+        grad = params[ours].grad
+        ref = data["grads"].get(official)
+        if ref is None:
+            probe = torch.randn(grad[0].numel(), gold["sketch"]["cols"],
+                                generator=torch.Generator().manual_seed(gold["sketch"]["seed"]))
+            grad, ref = grad.reshape(grad.shape[0], -1) @ probe, data["grad_sketches"][official]
+        assert torch.allclose(grad, ref, rtol=0, atol=1e-4 * max(1.0, ref.abs().max().item())), official
+
+
+@pytest.mark.parametrize("method,case", [(m, c) for m in ("maple", "ivlp") for c in CASES[m]])
+def test_our_model_matches_the_official_logits_loss_and_gradients(method: str, case: str) -> None:
+    _, model, parts, our_names, gold, data = _our_model(method, case)
+    logits = model(gold["images"]).logits
+    assert torch.allclose(logits, data["logits"], rtol=0, atol=1e-4)
+    loss = F.cross_entropy(logits, gold["labels"])
+    assert abs(loss.item() - data["loss"].item()) < 1e-4
+    loss.backward()
+    _assert_grads(parts, our_names, gold, data)
+
+
+def test_our_promptsrc_matches_the_official_targets_terms_and_gradients() -> None:
+    cfg, model, parts, our_names, gold, data = _our_model("promptsrc", "4+4ctx_depth9")
+    trainer = PromptSRC.__new__(PromptSRC)  # its loss methods read only cfg, model and the frozen targets
+    trainer.cfg, trainer.model = cfg, model
+    trainer.frozen_text_features = PromptSRC.template_ensemble(model, CLASSNAMES)
+    expected = F.normalize(data["frozen_text_features"], dim=-1)
+    assert torch.allclose(trainer.frozen_text_features, expected, rtol=0, atol=1e-5)
+    terms = trainer.losses(gold["images"], gold["labels"])
+    assert torch.allclose(terms["logits"], data["logits"], rtol=0, atol=1e-4)
+    for key in ("ce", "kl", "l1_text", "l1_image"):
+        assert abs(terms[key].item() - data["terms"][key].item()) < 1e-4 * max(1.0, abs(data["terms"][key].item())), key
+    loss = trainer.loss(terms)
+    assert abs(loss.item() - data["loss"].item()) < 1e-4
+    loss.backward()
+    _assert_grads(parts, our_names, gold, data)
+    weights = gaussian_weights(cfg.TRAINER.PROMPTSRC.GPA_MEAN, cfg.TRAINER.PROMPTSRC.GPA_STD, 20)
+    assert torch.allclose(weights, data["gpa_weights"], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("method,case,frozen", [("maple", "2ctx_depth9", "image_encoder.conv1.weight"),
+                                                ("promptsrc", "4+4ctx_depth9", "prompt_learner.ZS_image_encoder.proj")])
+def test_official_checkpoint_keys_map_onto_our_parts(method: str, case: str, frozen: str) -> None:
+    """Every key of their Dassl model's state dict is one of our learnable tensors, a class buffer, or frozen CLIP."""
+    _, model, parts, _, _, data = _our_model(method, case)
+    keys = data["checkpoint"]["keys"]
+    assert frozen in keys
+    ours = to_ours(MODEL_NAMES[method], {key: torch.zeros(1) for key in keys})
+    assert sorted(ours) == sorted(parts.state_dict())
