@@ -500,3 +500,44 @@ def test_interpret_bad_input_is_one_line_exit_2(official_run, tmp_path, capsys):
     assert "pass --backbone" in one_error_line(capsys)
     assert interpret.main([str(tmp_path / "nope")]) == 2
     assert "run folder not found" in one_error_line(capsys)
+
+
+# ----------------------------------------------------------------------------- deep-prompt methods (10.2-10.4)
+def official_deep_prompt_names(trainer: str, ours: State) -> State:
+    """Our registered deep-prompt module's state under the official CustomCLIP names (spelled out by hand), plus
+    frozen-CLIP entries the official checkpoint also holds; PromptSRC's prompt aggregate has no official twin."""
+    out: State = {}
+    for key, value in ours.items():
+        if m := re.fullmatch(r"deep_text\.prompts\.(\d+)", key):
+            key = (f"prompt_learner.compound_prompts_text.{m[1]}" if trainer == "MaPLe"
+                   else f"text_encoder.transformer.resblocks.{int(m[1]) + 1}.VPT_shallow")
+        elif m := re.fullmatch(r"deep_vision\.prompts\.(\d+)", key):
+            key = f"image_encoder.transformer.resblocks.{int(m[1]) + 1}.VPT_shallow"
+        elif key == "deep_vision.first":
+            key = "image_encoder.VPT"
+        elif m := re.fullmatch(r"coupled\.couplings\.(\d+)\.(weight|bias)", key):
+            key = ("prompt_learner.proj." if m[1] == "0"
+                   else f"prompt_learner.compound_prompt_projections.{int(m[1]) - 1}.") + m[2]
+        elif key == "gpa.aggregate":
+            continue
+        out[key] = value
+    frozen = {"image_encoder.conv1.weight": torch.ones(2, 3), "text_encoder.positional_embedding": torch.ones(4),
+              "logit_scale": torch.ones(()), "prompt_learner.ZS_image_encoder.proj": torch.ones(2)}
+    return {**out, **frozen}
+
+
+@pytest.mark.parametrize("trainer,model_name", [("MaPLe", "MultiModalPromptLearner"), ("IVLP", "VLPromptLearner"),
+                                                ("PromptSRC", "VLPromptLearner")])
+def test_official_deep_prompt_run_loads_under_its_dassl_model_name(trainer, model_name, dassl_module, eurosat_root,
+                                                                   tiny_clip_path, tmp_path):
+    source = build(trainer, eurosat_root, tiny_clip_path, tmp_path / "a")
+    assert source.get_model_names() == [model_name]
+    state = {k: (v + 0.01 * torch.randn_like(v)) if v.is_floating_point() else v
+             for k, v in source._models[model_name].state_dict().items()}
+    official = official_deep_prompt_names(trainer, state)
+    write_dassl_run(tmp_path / "official", {model_name: {k: v.half() for k, v in official.items()}}, epoch=1)
+    target = build(trainer, eurosat_root, tiny_clip_path, tmp_path / "b")
+    target.load_model(str(tmp_path / "official"), epoch=1)
+    loaded = dict(target._models[model_name].named_parameters())
+    assert loaded and all(torch.equal(p, state[k].half().float()) for k, p in loaded.items())
+    assert not dassl_module.exists()

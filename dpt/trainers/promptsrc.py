@@ -81,11 +81,10 @@ class PromptSRC(IVLP):
     def template_ensemble(model, classnames) -> torch.Tensor:
         """[n_cls, E] normalised mean over IMAGENET_TEMPLATES of the frozen CLIP's unnormalised text features."""
         names = [name.replace("_", " ") for name in classnames]
-        device = model.zs_text_features.device
+        tokens = clip.tokenize([t.format(n) for t in IMAGENET_TEMPLATES for n in names])  # one batch, chunked
         with torch.no_grad():
-            features = [model.text_encoder.encode_text_tokens(clip.tokenize([t.format(n) for n in names]).to(device))
-                        .float() for t in IMAGENET_TEMPLATES]
-        return F.normalize(torch.stack(features).mean(dim=0), dim=-1)
+            features = model.text_encoder.encode_text_tokens(tokens.to(model.zs_text_features.device)).float()
+        return F.normalize(features.reshape(len(IMAGENET_TEMPLATES), len(names), -1).mean(dim=0), dim=-1)
 
     def keys_to_skip_on_load(self, name: str) -> List[str]:
         """Official checkpoints have no aggregate; evaluation does not need it."""
