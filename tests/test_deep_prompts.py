@@ -14,9 +14,17 @@ from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.deep_prompts import prompted_blocks, word_initialised_context
 from dpt.train import build_parser, main
 from dpt.trainers.promptsrc import gaussian_weights
-from test_trainers import argv, eurosat_root  # noqa: F401  (module fixture)
+from fixtures_data import make_dataset
+from test_trainers import REPO, argv
 
 CLASSNAMES = ["cat", "sea urchin"]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data")
+    make_dataset(path, "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=4, seed=3)
+    return path
 
 
 def test_only_the_first_n_words_of_ctx_init_are_learned() -> None:
@@ -47,16 +55,15 @@ def test_depth_beyond_a_tower_is_one_line_not_a_crash(capsys) -> None:
      "TRAINER.MAPLE.N_CTX is 5: expected at least as many words"),
     ("PromptSRC", ("TRAINER.PROMPTSRC.GPA_STD", "0"), "config key 'TRAINER.PROMPTSRC.GPA_STD' is 0: expected > 0"),
 ])
-def test_bad_keys_are_one_line(trainer, opts, message, eurosat_root, tiny_clip_path, tmp_path, capsys) -> None:  # noqa: F811
-    assert main(argv(trainer, eurosat_root, tmp_path, tiny_clip_path, *opts)) == 2
+def test_bad_keys_are_one_line(trainer, opts, message, root, tiny_clip_path, tmp_path, capsys) -> None:
+    assert main(argv(trainer, root, tmp_path, tiny_clip_path, *opts)) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"error: {message}"]
 
 
-def test_gpa_loads_the_gaussian_weighted_prompts_and_checkpoints_the_aggregate(eurosat_root, tiny_clip_path,  # noqa: F811
-                                                                              tmp_path) -> None:
+def test_gpa_loads_the_gaussian_weighted_prompts_and_checkpoints_the_aggregate(root, tiny_clip_path, tmp_path) -> None:
     opts = ("TRAINER.PROMPTSRC.GPA_MEAN", "3", "OPTIM.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_FREQ", "1")
     trainer = build_trainer(setup_cfg(build_parser().parse_args(
-        argv("PromptSRC", eurosat_root, tmp_path, tiny_clip_path, *opts, epochs=3))))
+        argv("PromptSRC", root, tmp_path, tiny_clip_path, *opts, epochs=3))))
     holder = trainer._models["VLPromptLearner"]
     clip_before = {k: v.clone() for k, v in trainer.model.clip_model.state_dict().items()}
     for epoch in range(3):  # the prompts hold the value epoch + 1 at the end of each epoch
@@ -74,3 +81,15 @@ def test_gpa_loads_the_gaussian_weighted_prompts_and_checkpoints_the_aggregate(e
     last = load_checkpoint(str(tmp_path / "VLPromptLearner" / "model.pth.tar-3"))["state_dict"]
     assert torch.allclose(last["prompt_learner.ctx"], torch.full_like(last["prompt_learner.ctx"], expected))
     assert all(torch.equal(clip_before[k], v) for k, v in trainer.model.clip_model.state_dict().items())
+
+
+def test_language_only_ivlp_config_has_no_vision_prompts(root, tiny_clip_path, tmp_path) -> None:
+    """The official language-only yaml (N_CTX_VISION 0, PROMPT_DEPTH_VISION 0) builds; only text prompts learn."""
+    args = argv("IVLP", root, tmp_path, tiny_clip_path)
+    language_only = REPO / "configs/trainers/IVLP/vit_b16_c2_ep5_batch4_4ctx_language_only.yaml"
+    args[args.index("--config-file") + 1] = str(language_only)
+    trainer = build_trainer(setup_cfg(build_parser().parse_args(args)))
+    assert trainer.model.vision_parts == {} and list(trainer.model.text_block_parts) == ["deep_text"]
+    assert sorted(name for name, _ in trainer._models["VLPromptLearner"].named_parameters()) == [
+        "deep_text.prompts.0", "prompt_learner.ctx"]
+    assert trainer.model.prompt_learner.ctx.shape == (4, 64)

@@ -67,22 +67,24 @@ class IVLP(DeepPromptTrainer):
     text_prompt_key = "TRAINER.IVLP"
 
     @classmethod
-    def keys(cls, cfg):
+    def method_keys(cls, cfg):
+        """This trainer's config node (TRAINER.IVLP; PromptSRC: TRAINER.PROMPTSRC)."""
         return cfg.TRAINER[cls.text_prompt_key.split(".")[-1]]
 
     def check_cfg(self, cfg) -> None:
+        vision = 1 if self.method_keys(cfg).PROMPT_DEPTH_VISION > 0 else 0  # language-only: no vision prompts
         check_context(cfg, self.text_prompt_key, "N_CTX_TEXT",
-                      {"N_CTX_VISION": 1, "PROMPT_DEPTH_TEXT": 1, "PROMPT_DEPTH_VISION": 0})
+                      {"PROMPT_DEPTH_VISION": 0, "N_CTX_VISION": vision, "PROMPT_DEPTH_TEXT": 1})
 
     @classmethod
     def text_part(cls, cfg, clip_model, classnames):
-        keys = cls.keys(cfg)
+        keys = cls.method_keys(cfg)
         return word_initialised_context(clip_model, classnames, keys.N_CTX_TEXT, keys.CTX_INIT)
 
     @classmethod
     def vision_parts(cls, cfg, clip_model, classnames) -> Dict[str, BlockPrompts]:
         """Layer-0 and per-block vision prompts; none with PROMPT_DEPTH_VISION 0 (as the official code)."""
-        keys = cls.keys(cfg)
+        keys = cls.method_keys(cfg)
         if keys.PROMPT_DEPTH_VISION == 0:
             return {}
         depth_key = f"{cls.text_prompt_key}.PROMPT_DEPTH_VISION"
@@ -91,7 +93,7 @@ class IVLP(DeepPromptTrainer):
 
     @classmethod
     def text_block_parts(cls, cfg, clip_model, classnames) -> Dict[str, BlockPrompts]:
-        keys = cls.keys(cfg)
+        keys = cls.method_keys(cfg)
         depth_key = f"{cls.text_prompt_key}.PROMPT_DEPTH_TEXT"
         blocks = prompted_blocks(keys.PROMPT_DEPTH_TEXT, text_layers(clip_model), depth_key)
         return {"deep_text": DeepTextPrompts(blocks, keys.N_CTX_TEXT, text_width(clip_model))} if blocks else {}

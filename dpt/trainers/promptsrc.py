@@ -35,7 +35,7 @@ class PromptAggregate(nn.Module):
 
     def __init__(self, parameters: List[nn.Parameter], weights: torch.Tensor) -> None:
         super().__init__()
-        self._parameters_list = parameters  # a plain list: they stay registered in their own parts
+        self._targets = parameters  # a plain list: they stay registered in their own parts
         self.weights = weights
         total = sum(p.numel() for p in parameters)
         self.register_buffer("aggregate", torch.zeros(total, device=parameters[0].device))
@@ -43,13 +43,13 @@ class PromptAggregate(nn.Module):
     def accumulate(self, epoch: int) -> None:
         """Add weight[epoch - 1] x the current parameters (``epoch`` 1-based)."""
         with torch.no_grad():
-            flat = torch.cat([p.detach().float().flatten() for p in self._parameters_list])
+            flat = torch.cat([p.detach().float().flatten() for p in self._targets])
             self.aggregate += float(self.weights[epoch - 1]) * flat
 
     def load(self) -> None:
         """Overwrite the parameters with the aggregate."""
         with torch.no_grad():
-            nn.utils.vector_to_parameters(self.aggregate.clone(), self._parameters_list)
+            nn.utils.vector_to_parameters(self.aggregate.clone(), self._targets)
 
 
 @TRAINER_REGISTRY.register()
