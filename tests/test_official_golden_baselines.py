@@ -201,45 +201,6 @@ def test_kgcoop_hand_crafted_targets_are_unit_vectors() -> None:
     assert torch.allclose(features.norm(dim=-1), torch.ones(len(CLASSNAMES)), atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["ivlp", "promptsrc", "kgcoop"])
-def test_initial_ctx_is_the_word_embedding_of_our_tiny_clip(method: str) -> None:
-    """The golden's CLIP is make_tiny_clip(**kwargs): their word init equals our token embeddings of the words."""
-    gold = _load(method)
-    model = make_tiny_clip(**gold["clip"]["kwargs"])
-    tokens = clip.tokenize("a photo of a")
-    with torch.no_grad():
-        embedding = model.token_embedding(tokens)[0]
-    for case in CASES[method]:
-        initial = gold["cases"][case]["initial_ctx"]
-        assert torch.equal(initial, embedding[1:1 + initial.shape[0]]), case
-
-
-def test_checkpoint_layout(goldens) -> None:
-    for method, case, gold in _cases(goldens):
-        checkpoint = gold["checkpoint"]
-        assert checkpoint["model_name"] == MODEL_NAMES[method]
-        keys = set(checkpoint["keys"])
-        prefix = "prompt_learner." if method == "kgcoop" else ""
-        learnable = {name[len(prefix):] if name.startswith(prefix) else name for name in gold["shapes"]}
-        assert learnable <= keys, case
-        assert {"token_prefix", "token_suffix"} <= {k.split(".")[-1] for k in keys}
-    promptsrc = goldens["promptsrc"]["cases"]["4+4ctx_depth9"]["checkpoint"]["keys"]
-    assert any(k.startswith("prompt_learner.ZS_image_encoder.") for k in promptsrc)
-    assert goldens["kgcoop"]["cases"]["ctxv1_w8"]["checkpoint"]["keys"] == [
-        "ctx", "bias_vectors", "token_prefix", "token_suffix", "meta_net.linear1.weight", "meta_net.linear1.bias"]
-
-
-def test_class_prompts_templates_and_targets_text(goldens) -> None:
-    """Their class prompts are "<CTX_INIT> <class>." (docs/reference.md 10.1, 10.5); the template texts ride along."""
-    expected = clip.tokenize([f"a photo of a {name.replace('_', ' ')}." for name in CLASSNAMES])
-    for method, case, gold in _cases(goldens):
-        assert torch.equal(gold["tokenized_prompts"], expected), case
-    kgcoop = goldens["kgcoop"]["cases"]["ctxv1_w8"]
-    assert kgcoop["template"] == custom_template("OxfordPets")
-    templates = goldens["promptsrc"]["cases"]["4+4ctx_depth9"]["templates"]
-    assert len(templates) == 60 == len(set(templates)) and all(t.count("{}") == 1 for t in templates)
-
-
 def test_our_kgcoop_matches_the_official_logits_loss_terms_and_gradients() -> None:
     """Phase 2: KgCoOp composed by its trainer, ctx set to the golden's, equals the official model (10.5)."""
     from dpt.config.defaults import get_cfg_default
@@ -293,3 +254,43 @@ def test_official_kgcoop_checkpoint_loads_into_our_prompt_learner(tmp_path) -> N
     check_layout(str(path), {"prompt_learner": weights.state_dict}, {"prompt_learner": learner.state_dict()})
     load_into(learner, weights.state_dict, ["token_prefix", "token_suffix"], str(path), "the prompt learner")
     assert torch.equal(learner.ctx.detach(), state["ctx"].float())
+
+
+@pytest.mark.parametrize("method", ["ivlp", "promptsrc", "kgcoop"])
+def test_initial_ctx_is_the_word_embedding_of_our_tiny_clip(method: str) -> None:
+    """The golden's CLIP is make_tiny_clip(**kwargs): their word init equals our token embeddings of the words."""
+    gold = _load(method)
+    model = make_tiny_clip(**gold["clip"]["kwargs"])
+    tokens = clip.tokenize("a photo of a")
+    with torch.no_grad():
+        embedding = model.token_embedding(tokens)[0]
+    for case in CASES[method]:
+        initial = gold["cases"][case]["initial_ctx"]
+        assert torch.equal(initial, embedding[1:1 + initial.shape[0]]), case
+
+
+def test_checkpoint_layout(goldens) -> None:
+    for method, case, gold in _cases(goldens):
+        checkpoint = gold["checkpoint"]
+        assert checkpoint["model_name"] == MODEL_NAMES[method]
+        keys = set(checkpoint["keys"])
+        prefix = "prompt_learner." if method == "kgcoop" else ""
+        learnable = {name[len(prefix):] if name.startswith(prefix) else name for name in gold["shapes"]}
+        assert learnable <= keys, case
+        assert {"token_prefix", "token_suffix"} <= {k.split(".")[-1] for k in keys}
+    promptsrc = goldens["promptsrc"]["cases"]["4+4ctx_depth9"]["checkpoint"]["keys"]
+    assert any(k.startswith("prompt_learner.ZS_image_encoder.") for k in promptsrc)
+    assert goldens["kgcoop"]["cases"]["ctxv1_w8"]["checkpoint"]["keys"] == [
+        "ctx", "bias_vectors", "token_prefix", "token_suffix", "meta_net.linear1.weight", "meta_net.linear1.bias"]
+
+
+def test_class_prompts_templates_and_targets_text(goldens) -> None:
+    """Their class prompts are "<CTX_INIT> <class>." (docs/reference.md 10.1, 10.5); the template texts ride along."""
+    expected = clip.tokenize([f"a photo of a {name.replace('_', ' ')}." for name in CLASSNAMES])
+    for method, case, gold in _cases(goldens):
+        assert torch.equal(gold["tokenized_prompts"], expected), case
+    kgcoop = goldens["kgcoop"]["cases"]["ctxv1_w8"]
+    assert kgcoop["template"] == custom_template("OxfordPets")
+    templates = goldens["promptsrc"]["cases"]["4+4ctx_depth9"]["templates"]
+    assert len(templates) == 60 == len(set(templates)) and all(t.count("{}") == 1 for t in templates)
+

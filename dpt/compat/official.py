@@ -35,9 +35,6 @@ OUR_KEY_TOKENS = "layers.{j}.key_tokens"  # [n_key_tokens, W] per layer
 _OUR_KEY_TOKENS = re.compile(r"^layers\.(\d+)\.key_tokens$")
 _OUR_LAYER = re.compile(r"^layers\.(\d+)\.")
 CLASS_COUNT = "classes"  # a layout fact reported, never compared (class-dependent tensors are not loaded)
-# The official KgCoOp prompt learner also saves modules its method never uses (docs/reference.md 10.5); they
-# are recognised by ``bias_vectors`` and dropped on reading, so its checkpoints are CoOp checkpoints.
-KGCOOP_UNUSED = ("bias_vectors", "meta_net.linear1.weight", "meta_net.linear1.bias")
 
 State = Dict[str, torch.Tensor]
 
@@ -60,12 +57,22 @@ def _rename(state: Mapping[str, torch.Tensor], pairs) -> State:
     return out
 
 
-def to_ours(part: str, state: Mapping[str, torch.Tensor]) -> State:
-    """Official parameter names of ``part`` -> ours (keys already ours pass unchanged; KgCoOp's unused dropped)."""
-    if part == TEXT_PROMPTS and "bias_vectors" in state and "meta_net.linear2.weight" not in state:
-        return {k: v for k, v in state.items() if k not in KGCOOP_UNUSED}
-    if part != CAVPT:
+# The official KgCoOp prompt learner also saves modules its method never uses (docs/reference.md 10.5).
+KGCOOP_UNUSED = ("bias_vectors", "meta_net.linear1.weight", "meta_net.linear1.bias")
+
+
+def _without_kgcoop_unused(state: Mapping[str, torch.Tensor]) -> State:
+    """A text prompt learner's state without KgCoOp's unused tensors (recognised by ``bias_vectors``; CoCoOp's
+    meta-net, which also has ``linear2``, stays), so an official KgCoOp checkpoint is a CoOp checkpoint."""
+    if "bias_vectors" not in state or "meta_net.linear2.weight" in state:
         return dict(state)
+    return {k: v for k, v in state.items() if k not in KGCOOP_UNUSED}
+
+
+def to_ours(part: str, state: Mapping[str, torch.Tensor]) -> State:
+    """Official parameter names of ``part`` -> ours (keys already ours pass unchanged)."""
+    if part != CAVPT:
+        return _without_kgcoop_unused(state) if part == TEXT_PROMPTS else dict(state)
     out = _rename({k: v for k, v in state.items() if k != OFFICIAL_KEY_TOKENS}, CAVPT_NAMES)
     if OFFICIAL_KEY_TOKENS in state:
         for j, tokens in enumerate(state[OFFICIAL_KEY_TOKENS]):  # [layers, n, W] -> per layer [n, W]
