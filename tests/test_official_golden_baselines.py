@@ -293,4 +293,3 @@ def test_class_prompts_templates_and_targets_text(goldens) -> None:
     assert kgcoop["template"] == custom_template("OxfordPets")
     templates = goldens["promptsrc"]["cases"]["4+4ctx_depth9"]["templates"]
     assert len(templates) == 60 == len(set(templates)) and all(t.count("{}") == 1 for t in templates)
-
