@@ -49,12 +49,14 @@ TRAINERS = {  # trainer -> config opts of its configs/trainers/<T>/vit_b32.yaml 
     "ZeroshotCLIP": lambda n: [],
     "CoOp": lambda n: ["TRAINER.COOP.N_CTX", 16],
     "CoCoOp": lambda n: ["TRAINER.COCOOP.N_CTX", 4, "TRAINER.COCOOP.CHUNK_SIZE", 1024],  # *_c4_ep10_batch1
+    "KgCoOp": lambda n: ["TRAINER.COOP.CTX_INIT", "a photo of a", "TRAINER.COOP.W", 8.0],  # vit_b16_ep100_ctxv1
     "VPT": lambda n: ["TRAINER.VPT.N_CTX", 10],
     "VLP": lambda n: ["TRAINER.COOP.N_CTX", 16, "TRAINER.VPT.N_CTX", 10],
     "DPT": lambda n: ["TRAINER.COOP.N_CTX", 16, "TRAINER.VPT.N_CTX", 10, "TRAINER.SELECTED_COVPT.CPN", 10,
                       "TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT", n],
 }
 GUIDED = ("VLP", "DPT")  # guidance loss of the first PRETRAIN.C epochs (the costlier step)
+TEXT_GUIDED = ("KgCoOp",)  # the loss reads the learned text features (knowledge guidance, W 8.0)
 TRAIN_BATCH = {"CoCoOp": 1}  # the configs' train batch where it is not the benchmark's batch
 TEST_SIZE = {1000: 50_000, 37: 3_669}  # ImageNet val, Oxford Pets test
 TEMPLATE = "a photo of a {}."
@@ -95,10 +97,14 @@ def _transforms(resolution: int):
     return train, test, split_at_to_tensor(test)
 
 
-def _loss(trainer: str, out, label: torch.Tensor) -> torch.Tensor:
-    """The trainer's first-epoch loss (REFERENCE 7.5/7.6 with BETA 1, ALPHA 0.3)."""
+def _loss(trainer: str, out, label: torch.Tensor, text=None, model=None) -> torch.Tensor:
+    """The trainer's first-epoch loss (REFERENCE 7.5/7.6 with BETA 1, ALPHA 0.3; KgCoOp: W 8.0 with ``text``,
+    the step's learned TextFeatures, against ``model``'s hand-crafted features)."""
     from dpt.trainers.dpt import cavpt_loss
+    from dpt.trainers.kgcoop import kgcoop_loss
 
+    if trainer in TEXT_GUIDED:
+        return kgcoop_loss(out.logits, label, text.normalized, model.zs_text_features, 8.0)
     loss = F.cross_entropy(out.logits.float(), label)
     if trainer in GUIDED:
         guidance = (out.logits_zs_image.float(), out.logits_zs_text.float())
@@ -245,8 +251,9 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
 
         def train_step():
             with autocast(prec, device):
-                out = forward(train_images(), need_guidance=trainer in GUIDED)
-                loss = _loss(trainer, out, label)
+                text = model.encode_learned_text() if trainer in TEXT_GUIDED else None  # once, for logits and loss
+                out = forward(train_images(), text_features=text, need_guidance=trainer in GUIDED)
+                loss = _loss(trainer, out, label, text, model)
             optim.zero_grad(set_to_none=True)
             if scaler is None:
                 loss.backward()

@@ -209,6 +209,61 @@ def test_kgcoop_hand_crafted_targets_are_unit_vectors() -> None:
     assert torch.allclose(features.norm(dim=-1), torch.ones(len(CLASSNAMES)), atol=1e-6)
 
 
+def test_our_kgcoop_matches_the_official_logits_loss_terms_and_gradients() -> None:
+    """Phase 2: KgCoOp composed by its trainer, ctx set to the golden's, equals the official model (10.5)."""
+    from dpt.config.defaults import get_cfg_default
+    from dpt.trainers.kgcoop import KgCoOp, guidance_score, kgcoop_loss
+
+    golden = _load("kgcoop")
+    gold = golden["cases"]["ctxv1_w8"]
+    cfg = get_cfg_default()
+    cfg.merge_from_file(str(Path(__file__).resolve().parents[1] / "configs/trainers/KgCoOp/vit_b16_ep100_ctxv1.yaml"))
+    cfg.TRAINER.COOP.W = gold["cfg"]["W"]
+    model = KgCoOp.compose(cfg, make_tiny_clip(**golden["clip"]["kwargs"]), CLASSNAMES, gold["template"])
+    learner = model.prompt_learner
+    assert torch.equal(learner.ctx.detach(), gold["initial_ctx"])  # "a photo of a": 4 learnable words
+    with torch.no_grad():
+        learner.ctx.copy_(gold["values"]["prompt_learner.ctx"])
+    assert torch.allclose(model.zs_text_features, gold["hand_crafted_text_features"], atol=1e-6)  # unit vectors
+
+    text = model.encode_learned_text()
+    logits = model(golden["images"], text_features=text).logits
+    score = guidance_score(text.normalized, model.zs_text_features)
+    loss = kgcoop_loss(logits, golden["labels"], text.normalized, model.zs_text_features, cfg.TRAINER.COOP.W)
+    loss.backward()
+    assert torch.allclose(logits, gold["logits"], atol=1e-4)  # logits ~ +-10
+    assert torch.allclose(F.cross_entropy(logits, golden["labels"]), gold["terms"]["ce"], atol=1e-5)
+    assert torch.allclose(score, gold["terms"]["kg"], atol=1e-6)  # the score is O(0.1)
+    assert torch.allclose(loss.double(), gold["loss"], atol=1e-5)
+    assert torch.allclose(learner.ctx.grad, gold["grads"]["prompt_learner.ctx"], atol=1e-4)
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["prompt_learner.ctx"]
+
+
+def test_official_kgcoop_checkpoint_loads_into_our_prompt_learner(tmp_path) -> None:
+    """Their checkpoint keys (case["checkpoint"]) read as CoOp's: the unused bias_vectors / meta_net are dropped."""
+    from dpt.compat.weights import check_layout, load_into, read_weights
+    from dpt.config.defaults import get_cfg_default
+    from dpt.trainers.kgcoop import KgCoOp
+
+    golden = _load("kgcoop")
+    gold = golden["cases"]["ctxv1_w8"]
+    cfg = get_cfg_default()
+    cfg.TRAINER.COOP.CTX_INIT = "a photo of a"
+    learner = KgCoOp.compose(cfg, make_tiny_clip(**golden["clip"]["kwargs"]), CLASSNAMES, gold["template"]).prompt_learner
+    shapes = {"ctx": (4, 64), "bias_vectors": (1, 512), "token_prefix": (8, 1, 64), "token_suffix": (8, 72, 64),
+              "meta_net.linear1.weight": (512, 512), "meta_net.linear1.bias": (512,)}
+    assert sorted(shapes) == sorted(gold["checkpoint"]["keys"])
+    state = {key: torch.randn(shape).half() for key, shape in shapes.items()}
+    path = tmp_path / "prompt_learner" / "model.pth.tar-100"
+    path.parent.mkdir()
+    torch.save({"state_dict": state, "epoch": 100, "optimizer": {}, "scheduler": {}}, path)
+    weights = read_weights(str(path), "prompt_learner")
+    assert weights.foreign and sorted(weights.state_dict) == ["ctx", "token_prefix", "token_suffix"]
+    check_layout(str(path), {"prompt_learner": weights.state_dict}, {"prompt_learner": learner.state_dict()})
+    load_into(learner, weights.state_dict, ["token_prefix", "token_suffix"], str(path), "the prompt learner")
+    assert torch.equal(learner.ctx.detach(), state["ctx"].float())
+
+
 @pytest.mark.parametrize("method", ["ivlp", "promptsrc", "kgcoop"])
 def test_initial_ctx_is_the_word_embedding_of_our_tiny_clip(method: str) -> None:
     """The golden's CLIP is make_tiny_clip(**kwargs): their word init equals our token embeddings of the words."""

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 LEARNED = {  # trained by gradient steps: checkpoint folders
     "CoOp": ["prompt_learner"],
     "CoCoOp": ["prompt_learner"],
+    "KgCoOp": ["prompt_learner"],
     "VPT": ["image_encoder.transformer.ctx_learner"],
     "VLP": ["image_encoder.transformer.ctx_learner", "prompt_learner"],
     "DPT": ["image_encoder.transformer.ctx_learner", "image_encoder.transformer.extractor", "prompt_learner"],
@@ -31,6 +32,7 @@ LEARNED = {  # trained by gradient steps: checkpoint folders
 FITTED = {"LinearProbeCLIP": ["classifier"]}  # fitted once (tests/test_linear_probe.py)
 CONFIG = {"ZeroshotCLIP": "CoOp/vit_b32", "ZeroshotCLIP2": "CoOp/vit_b32", "CoOp": "CoOp/vit_b32",
           "CoCoOp": "CoCoOp/vit_b32_c4_ep10_batch1", "LinearProbeCLIP": "LinearProbeCLIP/vit_b32",
+          "KgCoOp": "KgCoOp/vit_b16_ep100_ctxv1",
           "VPT": "VPT/vit_b32", "VLP": "VLP/vit_b32", "DPT": "DPT/vit_b32",
           "IVLP": "IVLP/vit_b16_c2_ep5_batch4_2+2ctx", "MaPLe": "MaPLe/vit_b16_c2_ep5_batch4_2ctx",
           "PromptSRC": "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx"}
@@ -180,6 +182,12 @@ def test_bad_input_is_one_line_error(opts, message, eurosat_root, tiny_clip_path
     assert main(argv("DPT", eurosat_root, tmp_path, tiny_clip_path, *opts)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_kgcoop_negative_guidance_weight_is_one_line_error(eurosat_root, tiny_clip_path, tmp_path, capsys):
+    assert main(argv("KgCoOp", eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COOP.W", "-1.0")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: config key 'TRAINER.COOP.W': expected a guidance weight >= 0, got -1.0"]
 
 
 @pytest.mark.parametrize("trainer,n_words,budget,remedy,opts", [

@@ -97,12 +97,24 @@ def _rename(state: Mapping[str, torch.Tensor], pairs) -> State:
     return out
 
 
+# The official KgCoOp prompt learner also saves modules its method never uses (docs/reference.md 10.5).
+KGCOOP_UNUSED = ("bias_vectors", "meta_net.linear1.weight", "meta_net.linear1.bias")
+
+
+def _without_kgcoop_unused(state: Mapping[str, torch.Tensor]) -> State:
+    """A text prompt learner's state without KgCoOp's unused tensors (recognised by ``bias_vectors``; CoCoOp's
+    meta-net, which also has ``linear2``, stays), so an official KgCoOp checkpoint is a CoOp checkpoint."""
+    if "bias_vectors" not in state or "meta_net.linear2.weight" in state:
+        return dict(state)
+    return {k: v for k, v in state.items() if k not in KGCOOP_UNUSED}
+
+
 def to_ours(part: str, state: Mapping[str, torch.Tensor]) -> State:
     """Official parameter names of ``part`` -> ours (keys already ours pass unchanged)."""
     if part in DEEP_PROMPT_NAMES:
         return _deep_prompts_to_ours(DEEP_PROMPT_NAMES[part], state)
     if part != CAVPT:
-        return dict(state)
+        return _without_kgcoop_unused(state) if part == TEXT_PROMPTS else dict(state)
     out = _rename({k: v for k, v in state.items() if k != OFFICIAL_KEY_TOKENS}, CAVPT_NAMES)
     if OFFICIAL_KEY_TOKENS in state:
         for j, tokens in enumerate(state[OFFICIAL_KEY_TOKENS]):  # [layers, n, W] -> per layer [n, W]
