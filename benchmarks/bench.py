@@ -51,6 +51,7 @@ TRAINERS = {  # trainer -> (its config file under configs/trainers/, opts for a 
     "ZeroshotCLIP": ("", lambda n: []),
     "CoOp": ("CoOp/vit_b32.yaml", lambda n: ["TRAINER.COOP.N_CTX", 16]),
     "CoCoOp": ("CoCoOp/vit_b32_c4_ep10_batch1.yaml", lambda n: ["TRAINER.COCOOP.N_CTX", 4, "TRAINER.COCOOP.CHUNK_SIZE", 1024]),
+    "KgCoOp": ("KgCoOp/vit_b16_ep100_ctxv1.yaml", lambda n: ["TRAINER.COOP.W", 8.0]),  # the scripts' W
     "VPT": ("VPT/vit_b32.yaml", lambda n: ["TRAINER.VPT.N_CTX", 10]),
     "VLP": ("VLP/vit_b32.yaml", lambda n: ["TRAINER.COOP.N_CTX", 16, "TRAINER.VPT.N_CTX", 10]),
     "DPT": ("DPT/vit_b32.yaml", lambda n: ["TRAINER.COOP.N_CTX", 16, "TRAINER.VPT.N_CTX", 10,
@@ -175,7 +176,7 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     classnames = [f"class name {i}" for i in range(n_cls)]
     model = compose(trainer, clip_model, classnames, spec.get("layers", 12))
     # the trainer's own loss at its first epoch (VLP / DPT: the guidance loss, the costlier step)
-    loss_trainer = trainer_class(trainer).loss_trainer(trainer_cfg(trainer, spec.get("layers", 12)), epoch=0)
+    loss_trainer = trainer_class(trainer).loss_trainer(trainer_cfg(trainer, spec.get("layers", 12)), 0, model)
     conditioned = model.prompt_learner is not None and model.prompt_learner.image_conditioned
     if naive and not conditioned:
         model.text_encoder = TextEncoder(clip_model, truncate=False, chunk_size=n_cls if n_cls <= 256 else 64)

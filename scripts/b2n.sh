@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Base-to-novel generalisation (CoCoOp's protocol): bash scripts/b2n.sh METHOD DATASET [SEEDS...] [-- KEY VALUE ...]
-# METHOD: coop vpt vlp dpt cocoop (the table in scripts/protocols.sh), or zeroshot (CLIP on base and new, no training).
+# METHOD: coop vpt vlp dpt cocoop ivlp maple promptsrc kgcoop (the table in scripts/protocols.sh), or zeroshot (CLIP on base and new, no training).
 # Per seed (default 1 2 3): train on the base classes (DATASET.SUBSAMPLE_CLASSES base, 16 shots per class unless
 # "-- DATASET.NUM_SHOTS N", the table's epochs) into
 #   OUTPUT/base2new/train_base/<DATASET>/shots_<N>/<Trainer>/<config>_ep<E><suffix>/seed<S>
@@ -47,7 +47,7 @@ for seed in "${SEEDS[@]}"; do
     --seed "$seed" --trainer "$M_TRAINER" \
     --dataset-config-file "$REPO/configs/datasets/$DATASET.yaml" \
     --config-file "$REPO/configs/trainers/$M_TRAINER/$M_CONFIG.yaml" \
-    ${EPOCH_OPTS[@]+"${EPOCH_OPTS[@]}"} DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES base \
+    ${EPOCH_OPTS[@]+"${EPOCH_OPTS[@]}"} ${M_OPTS[@]+"${M_OPTS[@]}"} DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES base \
     ${OPTS[@]+"${OPTS[@]}"}
   evaluate_run "$B2N/train_base/$GROUP/seed$seed" "$B2N/test_new/$GROUP/seed$seed" "$seed" \
     DATASET.SUBSAMPLE_CLASSES new

@@ -101,3 +101,17 @@ train_seeds() {
       ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"} DATASET.NUM_SHOTS "$SHOTS" ${OPTS[@]+"${OPTS[@]}"}
   done
 }
+
+# train_official_config TRAINER CFG KEY VALUE...: the scripts of IVLP, MaPLe, PromptSRC and KgCoOp. CFG names a
+# yaml of configs/trainers/TRAINER/ (else exit 2 listing them); the runs go to
+# OUTPUT/DATASET/TRAINER/<CFG>_<SHOTS>shots/ctxinit<suffix>/seed<S> (every official config initialises the context
+# from "a photo of a"), with the given overrides before those after --.
+train_official_config() {
+  local trainer=$1 cfg=$2
+  shift 2
+  if [ ! -f "$REPO/configs/trainers/$trainer/$cfg.yaml" ]; then
+    echo "error: no $trainer config $REPO/configs/trainers/$trainer/$cfg.yaml; valid: $(ls "$REPO/configs/trainers/$trainer" | sed 's/\.yaml$//' | tr '\n' ' ')" >&2
+    exit 2
+  fi
+  train_seeds "$trainer" "$cfg" "$OUTPUT/$DATASET/$trainer/${cfg}_${SHOTS}shots/ctxinit${SUFFIX}" "$@"
+}

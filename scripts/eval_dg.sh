@@ -5,12 +5,14 @@
 # OUTPUT/evaluation/<Trainer>/<cfg>_16shots/<variant>/<TARGET>/seed<S>, loading the run's last checkpoint.
 # The run's own config.yaml is the config, so every setting of the trained model carries over; only the
 # DATASET keys (from configs/datasets/TARGET.yaml, the full test set, all classes, TARGET's template) change.
+# MaPLe / PromptSRC: the run of their official cross-dataset config unless CFG is set (scripts/protocols.sh).
 # This is scripts/xd.sh's evaluation (scripts/protocols.sh) without training the source.
 # Environment: BACKBONE (config stem, default vit_b32), DATA, OUTPUT.
 source "$(dirname "$0")/common.sh"
 source "$(dirname "$0")/protocols.sh"
 [ $# -ge 2 ] || { echo "usage: bash $0 TRAINER TARGET [SEEDS...] [-- KEY VALUE ...]" >&2; exit 2; }
 METHOD=$(method_of_trainer "$1")
+use_xd_config "$METHOD"
 shift
 parse_args "$1" 16 "${@:2}"
 ROOT=$(run_root "$METHOD" imagenet 16)

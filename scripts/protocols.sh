@@ -1,12 +1,17 @@
 # Shared by scripts/b2n.sh, scripts/xd.sh and scripts/eval_dg.sh (sourced after common.sh): the methods of
 # the base-to-novel and cross-dataset protocols, and the one way a trained run is evaluated elsewhere.
 
-# METHOD   TRAINER  CONFIG  EPOCHS  IMAGENET_EPOCHS
+# METHOD   TRAINER  CONFIG  EPOCHS  IMAGENET_EPOCHS  [XD_CONFIG  [OPTS]]
 #   CONFIG: configs/trainers/<TRAINER>/<CONFIG>.yaml, "@" standing for $BACKBONE (default vit_b32).
 #   EPOCHS: base-to-novel training epochs ("-": the yaml's own); IMAGENET_EPOCHS: the same on ImageNet.
+#   XD_CONFIG: the CFG that scripts/xd.sh and scripts/eval_dg.sh train / evaluate the source run with ("-" or
+#   absent: the method script's default; a CFG in the environment wins). OPTS: KEY=VALUE,... yacs overrides of
+#   the base-to-novel training ("-" or absent: none; the method script passes the same ones itself).
 #   Each method's 16-shot schedule (CoCoOp trains CoOp that way); VLP/DPT use the paper's 16-shot 100 (ImageNet
 #   20) without its Caltech101/OxfordPets 60-epoch exception, one schedule per method as CoCoOp has.
 #   CoCoOp: its yaml's 10 epochs and the config of its published base-to-novel runs (_ctxv1).
+#   IVLP, MaPLe, PromptSRC, KgCoOp: their official base-to-novel configs and epochs (ViT-B/16 only), MaPLe's and
+#   PromptSRC's official cross-dataset configs for xd / dg, and KgCoOp's script weight TRAINER.COOP.W 8.0.
 #   scripts/<METHOD>.sh is what xd.sh trains a source with. Adding a method is one line.
 PROTOCOL_METHODS="
 coop       CoOp     @       200     50
@@ -15,12 +20,17 @@ vlp        VLP      @       100     20
 dpt        DPT      @       100     20
 cocoop     CoCoOp   @_c4_ep10_batch1_ctxv1  -  -
 linear_probe LinearProbeCLIP @ - -
+ivlp       IVLP      vit_b16_c2_ep5_batch4_2+2ctx    -  -  -
+maple      MaPLe     vit_b16_c2_ep5_batch4_2ctx      -  -  vit_b16_c2_ep5_batch4_2ctx_cross_datasets
+promptsrc  PromptSRC vit_b16_c2_ep20_batch4_4+4ctx   -  -  vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets
+kgcoop     KgCoOp    vit_b16_ep100_ctxv1             -  -  -  TRAINER.COOP.W=8.0
 "
 # Methods whose classifier exists only for the classes they were trained on (domain generalisation to a class
 # subset, scripts/eval_dg.sh, still applies: the probe maps its rows by class name).
 CLOSED_SET_METHODS="linear_probe"
 
-# method_row METHOD: sets M_TRAINER, M_CONFIG, M_EPOCHS, M_IMAGENET_EPOCHS, or exits 2 naming the valid methods.
+# method_row METHOD: sets M_TRAINER, M_CONFIG, M_EPOCHS, M_IMAGENET_EPOCHS, and M_OPTS
+# (KEY VALUE words), or exits 2 naming the valid methods.
 method_row() {
   local row
   if [[ " $CLOSED_SET_METHODS " == *" $1 "* ]]; then
@@ -33,8 +43,20 @@ method_row() {
     echo "error: unknown method '$1'; valid: $(awk 'NF {printf "%s ", $1}' <<< "$PROTOCOL_METHODS")" >&2
     exit 2
   fi
-  read -r _ M_TRAINER M_CONFIG M_EPOCHS M_IMAGENET_EPOCHS <<< "$row"
+  local opts pair
+  read -r _ M_TRAINER M_CONFIG M_EPOCHS M_IMAGENET_EPOCHS _ opts <<< "$row"
   M_CONFIG=${M_CONFIG//@/${BACKBONE:-vit_b32}}
+  M_OPTS=()
+  if [ -n "$opts" ] && [ "$opts" != - ]; then
+    for pair in ${opts//,/ }; do M_OPTS+=("${pair%%=*}" "${pair#*=}"); done
+  fi
+}
+
+# use_xd_config METHOD: the source run of xd.sh / eval_dg.sh is METHOD's row's XD_CONFIG unless CFG is set.
+use_xd_config() {
+  local config
+  config=$(awk -v m="$1" '$1 == m {print $6}' <<< "$PROTOCOL_METHODS")
+  if [ -n "$config" ] && [ "$config" != - ]; then export CFG=${CFG:-$config}; fi
 }
 
 # method_of_trainer TRAINER: the method (table row) training TRAINER, or exit 2.

@@ -13,7 +13,7 @@
 # (base_vs_new.png).
 # Environment (defaults in brackets):
 #   PROTOCOLS [fewshot dg]  DATASETS [the 11 datasets]  SHOTS [1 2 4 8 16]  SEEDS [1 2 3]
-#   METHODS [zeroshot coop vpt vlp dpt] (also available: cocoop, linear_probe)
+#   METHODS [zeroshot coop vpt vlp dpt] (also available: cocoop, linear_probe, ivlp, maple, promptsrc, kgcoop)
 #   DG_TARGETS [imagenetv2 imagenet_sketch imagenet_a imagenet_r]
 #   XD_SOURCE [imagenet]  XD_TARGETS [DATASETS without XD_SOURCE]  DATA [./data]  OUTPUT [./output]
 #   REPORT [$OUTPUT/report]  PYTHON [python]  BACKBONE [vit_b32]
@@ -48,12 +48,14 @@ REPORT=${REPORT:-$OUTPUT/report}
 LOGS=$OUTPUT/reproduce_logs
 LAUNCHER=${LAUNCHER:-gpus}
 
-declare -A TRAINER_OF=([coop]=CoOp [vpt]=VPT [vlp]=VLP [dpt]=DPT [cocoop]=CoCoOp [linear_probe]=LinearProbeCLIP)
+declare -A TRAINER_OF=([coop]=CoOp [vpt]=VPT [vlp]=VLP [dpt]=DPT [cocoop]=CoCoOp [linear_probe]=LinearProbeCLIP [ivlp]=IVLP
+  [maple]=MaPLe [promptsrc]=PromptSRC [kgcoop]=KgCoOp)
 read -r -a EXTRA <<< "$EXTRA_OPTS"
 (( ${#EXTRA[@]} % 2 == 0 )) || { echo "error: EXTRA_OPTS must be KEY VALUE pairs, got: $EXTRA_OPTS" >&2; exit 2; }
 for method in $METHODS; do
   [ "$method" = zeroshot ] || [ -n "${TRAINER_OF[$method]-}" ] || {
-    echo "error: METHODS: unknown method '$method'; valid: zeroshot coop vpt vlp dpt cocoop linear_probe" >&2; exit 2; }
+    echo "error: METHODS: unknown method '$method'; valid: zeroshot coop vpt vlp dpt cocoop linear_probe ivlp maple" \
+      "promptsrc kgcoop" >&2; exit 2; }
 done
 for protocol in $PROTOCOLS; do
   [[ " fewshot dg b2n xd " == *" $protocol "* ]] || {

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Cross-dataset transfer: bash scripts/xd.sh METHOD SOURCE TARGET [TARGET...] [-- KEY VALUE ... [-- KEY VALUE ...]]
-# METHOD: coop vpt vlp dpt cocoop (the table in scripts/protocols.sh). For each seed of SEEDS (default "1 2 3"):
-# train on SOURCE with 16 shots and all classes through scripts/<METHOD>.sh (the few-shot run itself, skipped when
-# finished), then evaluate its last checkpoint on every TARGET's full test set with TARGET's class names and
-# template (class-count-dependent tensors are not loaded; DPT's selector and CAVPT run on TARGET's classes) into
+# METHOD: coop vpt vlp dpt cocoop ivlp maple promptsrc kgcoop (the table in scripts/protocols.sh; MaPLe and
+# PromptSRC train the source with their official cross-dataset config unless CFG is set). For each seed of SEEDS
+# (default "1 2 3"): train on SOURCE with 16 shots and all classes through scripts/<METHOD>.sh (the few-shot run
+# itself, skipped when finished), then evaluate its last checkpoint on every TARGET's full test set with TARGET's
+# class names and template (class-count-dependent tensors are not loaded; DPT's selector and CAVPT run on TARGET's
+# classes) into
 #   OUTPUT/evaluation/<Trainer>/<cfg>_16shots/<variant>/<TARGET>/seed<S>    (SOURCE imagenet, CoOp's layout)
 #   OUTPUT/xd/<SOURCE>/<Trainer>/<cfg>_16shots/<variant>/<TARGET>/seed<S>   (any other SOURCE)
 # Overrides after the first -- are the source training's (they name its run folder; the evaluations inherit them
@@ -32,6 +34,7 @@ if [ $# -gt 0 ]; then shift; TARGET_OPTS=("$@"); fi
 read -r -a XD_SEEDS <<< "${SEEDS:-1 2 3}"
 parse_args "$SOURCE_NAME" 16 "${XD_SEEDS[@]}" -- ${SOURCE_OPTS[@]+"${SOURCE_OPTS[@]}"}
 method_row "$METHOD"
+use_xd_config "$METHOD"
 for target in "${TARGETS[@]}"; do check_dataset "$target"; done
 ROOT=$(run_root "$METHOD" "$DATASET" 16)
 OPTS=(${TARGET_OPTS[@]+"${TARGET_OPTS[@]}"})  # what evaluate_run adds to the evaluations

@@ -177,3 +177,19 @@ def test_dpt_eval_with_cache_equals_uncached(dpt_root, tiny_clip_path, tmp_path)
     again.model.load_state_dict(model.state_dict())
     assert again.selector_cache("test").saved
     assert again.test() == first
+
+
+def test_bench_kgcoop_row_naive_and_fast_paths_agree(tmp_path):
+    """benchmarks/bench.py's KgCoOp row (77-token text every step vs the EOT cut, guidance loss W 8) on a tiny CLIP:
+    the two paths give the same train and eval logits and both time a training step."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench
+    from dpt.demo.tiny_clip import save_tiny_clip
+
+    inputs = {"clip": save_tiny_clip(str(tmp_path / "tiny.pt")), "images": bench.write_images(str(tmp_path), 4),
+              "resolution": 32, "layers": 12}
+    r = bench.compare("KgCoOp", 5, inputs, str(tmp_path), 4)
+    assert r["train_naive"] > 0 and r["train_fast"] > 0
+    assert r["maxdiff"] < 1e-4  # tiny CLIP logits ~ +-100 in fp32

@@ -500,3 +500,75 @@ def test_interpret_bad_input_is_one_line_exit_2(official_run, tmp_path, capsys):
     assert "pass --backbone" in one_error_line(capsys)
     assert interpret.main([str(tmp_path / "nope")]) == 2
     assert "run folder not found" in one_error_line(capsys)
+
+
+# ----------------------------------------------------------------------------- deep-prompt methods (10.2-10.4)
+def official_deep_prompt_names(trainer: str, ours: State) -> State:
+    """Our registered deep-prompt module's state under the official CustomCLIP names (spelled out by hand), plus
+    frozen-CLIP entries the official checkpoint also holds; PromptSRC's prompt aggregate has no official twin."""
+    out: State = {}
+    for key, value in ours.items():
+        if m := re.fullmatch(r"deep_text\.prompts\.(\d+)", key):
+            key = (f"prompt_learner.compound_prompts_text.{m[1]}" if trainer == "MaPLe"
+                   else f"text_encoder.transformer.resblocks.{int(m[1]) + 1}.VPT_shallow")
+        elif m := re.fullmatch(r"deep_vision\.prompts\.(\d+)", key):
+            key = f"image_encoder.transformer.resblocks.{int(m[1]) + 1}.VPT_shallow"
+        elif key == "deep_vision.first":
+            key = "image_encoder.VPT"
+        elif m := re.fullmatch(r"coupled\.couplings\.(\d+)\.(weight|bias)", key):
+            key = ("prompt_learner.proj." if m[1] == "0"
+                   else f"prompt_learner.compound_prompt_projections.{int(m[1]) - 1}.") + m[2]
+        elif key == "gpa.aggregate":
+            continue
+        out[key] = value
+    frozen = {"image_encoder.conv1.weight": torch.ones(2, 3), "text_encoder.positional_embedding": torch.ones(4),
+              "logit_scale": torch.ones(()), "prompt_learner.ZS_image_encoder.proj": torch.ones(2)}
+    return {**out, **frozen}
+
+
+@pytest.mark.parametrize("trainer,model_name", [("MaPLe", "MultiModalPromptLearner"), ("IVLP", "VLPromptLearner"),
+                                                ("PromptSRC", "VLPromptLearner")])
+def test_official_deep_prompt_run_loads_under_its_dassl_model_name(trainer, model_name, dassl_module, eurosat_root,
+                                                                   tiny_clip_path, tmp_path):
+    source = build(trainer, eurosat_root, tiny_clip_path, tmp_path / "a")
+    assert source.get_model_names() == [model_name]
+    state = {k: (v + 0.01 * torch.randn_like(v)) if v.is_floating_point() else v
+             for k, v in source._models[model_name].state_dict().items()}
+    official = official_deep_prompt_names(trainer, state)
+    write_dassl_run(tmp_path / "official", {model_name: {k: v.half() for k, v in official.items()}}, epoch=1)
+    target = build(trainer, eurosat_root, tiny_clip_path, tmp_path / "b")
+    target.load_model(str(tmp_path / "official"), epoch=1)
+    loaded = dict(target._models[model_name].named_parameters())
+    assert loaded and all(torch.equal(p, state[k].half().float()) for k, p in loaded.items())
+    assert not dassl_module.exists()
+
+
+def test_convert_official_kgcoop_run_to_ours_and_back(dassl_module, tmp_path, capsys):
+    """KgCoOp's unused bias_vectors / meta_net.linear1 are dropped on reading; --to official writes CoOp's keys
+    (the official KgCoOp load_model loads with strict=False)."""
+    state = {"ctx": torch.randn(4, 64).half(), "bias_vectors": torch.randn(1, 512).half(),
+             "token_prefix": torch.randn(3, 1, 64).half(), "token_suffix": torch.randn(3, 72, 64).half(),
+             "meta_net.linear1.weight": torch.randn(512, 512).half(), "meta_net.linear1.bias": torch.randn(512).half()}
+    official = write_dassl_run(tmp_path / "official_kgcoop", {"prompt_learner": state}, 100)
+    assert convert.main([str(official), "--to", "ours", str(tmp_path / "ours")]) == 0
+    ours = load_checkpoint(str(tmp_path / "ours" / "prompt_learner" / "model.pth.tar-100"))["state_dict"]
+    assert sorted(ours) == ["ctx", "token_prefix", "token_suffix"] and torch.equal(ours["ctx"], state["ctx"].float())
+    assert convert.main([str(tmp_path / "ours"), "--to", "official", str(tmp_path / "back"), "--dtype", "fp16"]) == 0
+    back = torch.load(tmp_path / "back" / "prompt_learner" / "model.pth.tar-100", weights_only=True)["state_dict"]
+    assert sorted(back) == ["ctx", "token_prefix", "token_suffix"] and torch.equal(back["ctx"], state["ctx"])
+    assert not dassl_module.exists()
+
+
+def test_convert_reads_whole_model_part_folders_and_refuses_their_official_layout(dassl_module, tmp_path, capsys):
+    """IVLP / MaPLe / PromptSRC save under their Dassl model names: --to ours finds those folders by their
+    checkpoint pointer; --to official has no name map for them and says so in one line."""
+    ctx = torch.randn(2, 64)
+    official = write_dassl_run(tmp_path / "official_maple", {"MultiModalPromptLearner": {"prompt_learner.ctx": ctx}}, 5)
+    (official / "tensorboard").mkdir()  # a folder without a checkpoint pointer is not a part
+    assert convert.main([str(official), "--to", "ours", str(tmp_path / "ours")]) == 0
+    assert capsys.readouterr().out.startswith("MultiModalPromptLearner: ")
+    ours = load_checkpoint(str(tmp_path / "ours" / "MultiModalPromptLearner" / "model.pth.tar-5"))["state_dict"]
+    assert torch.equal(ours["prompt_learner.ctx"], ctx)
+    assert convert.main([str(tmp_path / "ours"), "--to", "official", str(tmp_path / "back")]) == 2
+    assert "MultiModalPromptLearner/ has no official layout in dpt-convert" in one_error_line(capsys)
+    assert not (tmp_path / "back").exists()

@@ -101,6 +101,42 @@ def test_xd_trains_on_own_images_and_evaluates_each_target(workspace):
     assert "PER_CLASS_RESULT: false" in (workspace / "out/image_folder" / group / "seed1/config.yaml").read_text()
 
 
+def test_b2n_trains_kgcoop_with_its_script_weight(workspace):
+    """KgCoOp's row: the official config and epochs, TRAINER.COOP.W 8.0 as its scripts pass (an override wins)."""
+    done = script(workspace, "b2n.sh", "kgcoop", "eurosat", "1", "--", *TINY)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    group = "eurosat/shots_16/KgCoOp/vit_b16_ep100_ctxv1_tiny/seed1"
+    config = (workspace / "out/base2new/train_base" / group / "config.yaml").read_text()
+    assert re.search(r"^    W: 8\.0$", config, re.M) and 'CTX_INIT: a photo of a' in config
+    new = (workspace / "out/base2new/test_new" / group / "log.txt").read_text()
+    assert re.search(r"^# classes +2$", new, re.M) and re.search(r"^\* accuracy: ", new, re.M)
+
+
+@pytest.mark.parametrize("method, trainer, b2n_config, xd_config", [
+    ("ivlp", "IVLP", "vit_b16_c2_ep5_batch4_2+2ctx", "vit_b16_c2_ep5_batch4_2+2ctx"),
+    ("maple", "MaPLe", "vit_b16_c2_ep5_batch4_2ctx", "vit_b16_c2_ep5_batch4_2ctx_cross_datasets"),
+    ("promptsrc", "PromptSRC", "vit_b16_c2_ep20_batch4_4+4ctx", "vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets"),
+    ("kgcoop", "KgCoOp", "vit_b16_ep100_ctxv1", "vit_b16_ep100_ctxv1"),
+])
+def test_new_methods_list_their_runs_under_the_official_configs(tmp_path, method, trainer, b2n_config, xd_config):
+    """RUN_STATUS=1 lists the jobs without a trainer: b2n takes the official base-to-novel config with the yaml's
+    epochs; xd and eval_dg train / read the source with the official cross-dataset config where there is one."""
+    b2n = script(tmp_path, "b2n.sh", method, "eurosat", "1", RUN_STATUS="1", TAG="")
+    group = f"eurosat/shots_16/{trainer}/{b2n_config}/seed1"
+    assert b2n.returncode == 0 and b2n.stdout.split() == [
+        "new", f"out/base2new/train_base/{group}", "new", f"out/base2new/test_new/{group}"], b2n.stderr
+    xd = script(tmp_path, "xd.sh", method, "imagenet", "dtd", RUN_STATUS="1", SEEDS="1", TAG="")
+    run = f"{trainer}/{xd_config}_16shots/ctxinit"
+    assert xd.returncode == 0 and xd.stdout.split() == [
+        "new", f"out/imagenet/{run}/seed1", "new", f"out/evaluation/{run}/dtd/seed1"], xd.stderr
+    dg = script(tmp_path, "eval_dg.sh", trainer, "imagenet_a", "1", TAG="")
+    assert dg.returncode == 2 and f"no trained run at out/imagenet/{run}/seed1" in dg.stderr
+    own = script(tmp_path, f"{method}.sh", "eurosat", "4", "--", "OPTIM.LR", "0.1", PRINT_RUN_ROOT="1", TAG="")
+    assert own.stdout.strip() == f"out/eurosat/{trainer}/{b2n_config}_4shots/ctxinit_OPTIM.LR-0.1"
+    bad = script(tmp_path, f"{method}.sh", "eurosat", "16", CFG="vit_b32")
+    assert bad.returncode == 2 and bad.stderr.startswith(f"error: no {trainer} config ") and b2n_config in bad.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (("b2n.sh", "linear_probe", "eurosat"), "error: linear_probe has no classifier for classes it was not trained on"),
     (("b2n.sh", "cocop", "eurosat"), "error: unknown method 'cocop'; valid: coop vpt vlp dpt"),

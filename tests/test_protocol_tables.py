@@ -250,3 +250,24 @@ def test_cross_dataset_tables_per_source(xd_root, capsys):
     assert {r["table"] for r in rows} == {"xd_eurosat", "xd_imagenet"}
     assert results.main([xd_root, "--table", "b2n"]) == 2
     assert "no b2n runs" in capsys.readouterr().err
+
+
+def test_new_methods_take_their_place_in_the_few_shot_and_b2n_tables(tmp_path, capsys):
+    """The scripts' layouts of KgCoOp, IVLP, MaPLe and PromptSRC: rows after CoCoOp, before the paper's methods."""
+    root = str(tmp_path / "output")
+    methods = {"DPT": ("vit_b32", 71.0), "PromptSRC": ("vit_b16_c2_ep20_batch4_4+4ctx", 74.0),
+               "MaPLe": ("vit_b16_c2_ep5_batch4_2ctx", 73.0), "KgCoOp": ("vit_b16_ep100_ctxv1", 72.5),
+               "IVLP": ("vit_b16_c2_ep5_batch4_2+2ctx", 72.0), "CoCoOp": ("vit_b16_c4_ep10_batch1_ctxv1", 70.0)}
+    for trainer, (cfg, acc) in methods.items():
+        write_log(trained_dir(root, "eurosat", trainer, cfg, 16, "ctxinit", 1), acc)
+        write_log(b2n_dir(root, "train_base", "eurosat", trainer, cfg, 1), acc + 10)
+        write_log(b2n_dir(root, "test_new", "eurosat", trainer, cfg, 1), acc - 10, eval_only=True)
+    assert results.main([root, "--seeds", "1", "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    order = ["CoCoOp", "KgCoOp", "IVLP", "MaPLe", "PromptSRC", "DPT"]
+    few = table_after(out, "Few-shot")
+    assert [ln.split("|")[1].strip() for ln in few.splitlines()[2:] if ln.startswith("|")][:6] == order
+    rows = b2n_rows(out)
+    assert [key[1] for key in rows if key[0] == "eurosat"] == order
+    kgcoop = rows[("eurosat", "KgCoOp", "16")]
+    assert (kgcoop["Base"], kgcoop["New"]) == ("82.50", "62.50")

@@ -44,8 +44,8 @@ def test_dry_run_skips_dg_without_imagenet_16_shots_and_rejects_bad_names(tmp_pa
     done = reproduce(tmp_path, DRY_RUN="1", DATASETS="imagenet", SHOTS="8", SEEDS="3", METHODS="vpt")
     assert done.returncode == 0, done.stderr
     assert [Path(shlex.split(line)[1]).name for line in done.stdout.splitlines()] == ["vpt.sh"]
-    bad = reproduce(tmp_path, DRY_RUN="1", METHODS="coop kgcoop")
-    assert bad.returncode == 2 and "unknown method 'kgcoop'" in bad.stderr
+    bad = reproduce(tmp_path, DRY_RUN="1", METHODS="coop kgcop")
+    assert bad.returncode == 2 and "unknown method 'kgcop'" in bad.stderr
     bad = reproduce(tmp_path, DRY_RUN="1", DATASETS="imagenet1k")
     assert bad.returncode == 2 and "unknown dataset 'imagenet1k'" in bad.stderr
 
@@ -57,6 +57,20 @@ def test_dry_run_runs_cocoop_and_linear_probe_through_their_scripts_and_dg(tmp_p
     calls = [(Path(j[1]).name, *j[2:]) for j in map(shlex.split, done.stdout.splitlines())]
     assert calls == [("cocoop.sh", "imagenet", "16", "1"), ("linear_probe.sh", "imagenet", "16", "1"),
                      ("eval_dg.sh", "CoCoOp", "imagenet_r", "1"), ("eval_dg.sh", "LinearProbeCLIP", "imagenet_r", "1")]
+
+
+def test_dry_run_runs_the_four_new_methods_through_their_scripts_and_protocols(tmp_path):
+    methods = {"ivlp": "IVLP", "maple": "MaPLe", "promptsrc": "PromptSRC", "kgcoop": "KgCoOp"}
+    done = reproduce(tmp_path, DRY_RUN="1", DATASETS="imagenet eurosat", SHOTS="16", SEEDS="1",
+                     METHODS=" ".join(methods), DG_TARGETS="imagenet_r", PROTOCOLS="fewshot dg b2n xd")
+    assert done.returncode == 0, done.stderr
+    jobs = [j[j.index("bash"):] for j in map(shlex.split, done.stdout.splitlines())]  # xd: SEEDS=1 bash ...
+    calls = [(Path(j[1]).name, *j[2:]) for j in jobs]
+    assert all(j[:1] == ["SEEDS=1"] for j in map(shlex.split, done.stdout.splitlines()) if "xd.sh" in j[2])
+    fewshot = [(f"{m}.sh", d, "16", "1") for m in methods for d in ("imagenet", "eurosat")]
+    assert calls == fewshot + [("eval_dg.sh", t, "imagenet_r", "1") for t in methods.values()] + [
+        ("b2n.sh", m, d, "1") for m in methods for d in ("imagenet", "eurosat")] + [
+        ("xd.sh", m, "imagenet", "eurosat") for m in methods]
 
 
 def test_tiny_reproduction_renders_report(tmp_path, tiny_clip_path):

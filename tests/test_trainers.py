@@ -21,14 +21,21 @@ REPO = Path(__file__).resolve().parents[1]
 LEARNED = {  # trained by gradient steps: checkpoint folders
     "CoOp": ["prompt_learner"],
     "CoCoOp": ["prompt_learner"],
+    "KgCoOp": ["prompt_learner"],
     "VPT": ["image_encoder.transformer.ctx_learner"],
     "VLP": ["image_encoder.transformer.ctx_learner", "prompt_learner"],
     "DPT": ["image_encoder.transformer.ctx_learner", "image_encoder.transformer.extractor", "prompt_learner"],
+    "IVLP": ["VLPromptLearner"],  # the official Dassl model names (docs/reference.md 10.2-10.4)
+    "MaPLe": ["MultiModalPromptLearner"],
+    "PromptSRC": ["VLPromptLearner"],
 }
 FITTED = {"LinearProbeCLIP": ["classifier"]}  # fitted once (tests/test_linear_probe.py)
 CONFIG = {"ZeroshotCLIP": "CoOp/vit_b32", "ZeroshotCLIP2": "CoOp/vit_b32", "CoOp": "CoOp/vit_b32",
           "CoCoOp": "CoCoOp/vit_b32_c4_ep10_batch1", "LinearProbeCLIP": "LinearProbeCLIP/vit_b32",
-          "VPT": "VPT/vit_b32", "VLP": "VLP/vit_b32", "DPT": "DPT/vit_b32"}
+          "KgCoOp": "KgCoOp/vit_b16_ep100_ctxv1",
+          "VPT": "VPT/vit_b32", "VLP": "VLP/vit_b32", "DPT": "DPT/vit_b32",
+          "IVLP": "IVLP/vit_b16_c2_ep5_batch4_2+2ctx", "MaPLe": "MaPLe/vit_b16_c2_ep5_batch4_2ctx",
+          "PromptSRC": "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx"}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +52,8 @@ def argv(trainer, root, out, clip_path, *opts, epochs=4, extra=()):
         "--dataset-config-file", str(REPO / "configs/datasets/eurosat.yaml"),
         "--config-file", str(REPO / f"configs/trainers/{CONFIG[trainer]}.yaml"), *extra,
         "MODEL.BACKBONE.NAME", str(clip_path), "INPUT.SIZE", "(32, 32)", "TRAINER.COOP.PREC", "fp32",
-        "TRAINER.COCOOP.PREC", "fp32", "DATASET.NUM_SHOTS", "4", "DATALOADER.NUM_WORKERS", "0",
+        "TRAINER.COCOOP.PREC", "fp32", "TRAINER.IVLP.PREC", "fp32", "TRAINER.MAPLE.PREC", "fp32",
+        "TRAINER.PROMPTSRC.PREC", "fp32", "DATASET.NUM_SHOTS", "4", "DATALOADER.NUM_WORKERS", "0",
         "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "TRAIN.PRINT_FREQ", "1", "OPTIM.MAX_EPOCH", str(epochs),
         "OPTIM.WARMUP_EPOCH", "1", "PRETRAIN.C", "1", *opts,
     ]
@@ -106,20 +114,21 @@ def test_zero_shot_eval_only(trainer, eurosat_root, tiny_clip_path, tmp_path):
     assert 0.0 <= acc <= 100.0
 
 
-def test_resume_after_interruption_matches_uninterrupted(eurosat_root, tiny_clip_path, tmp_path):
+@pytest.mark.parametrize("trainer", ["DPT", "PromptSRC"])  # PromptSRC: its prompt aggregate resumes too
+def test_resume_after_interruption_matches_uninterrupted(trainer, eurosat_root, tiny_clip_path, tmp_path):
     opts = ("TRAIN.CHECKPOINT_FREQ", "1")
     full, cut = tmp_path / "full", tmp_path / "cut"
-    assert main(argv("DPT", eurosat_root, full, tiny_clip_path, *opts)) == 0
-    assert main(argv("DPT", eurosat_root, cut, tiny_clip_path, *opts)) == 0
-    for name in LEARNED["DPT"]:  # roll the second run back to the end of epoch 2, as if killed in epoch 3
+    assert main(argv(trainer, eurosat_root, full, tiny_clip_path, *opts)) == 0
+    assert main(argv(trainer, eurosat_root, cut, tiny_clip_path, *opts)) == 0
+    for name in LEARNED[trainer]:  # roll the second run back to the end of epoch 2, as if killed in epoch 3
         for epoch in (3, 4):
             os.remove(cut / name / f"model.pth.tar-{epoch}")
         (cut / name / "checkpoint").write_text("model.pth.tar-2\n")
-    assert main(argv("DPT", eurosat_root, cut, tiny_clip_path, *opts)) == 0
+    assert main(argv(trainer, eurosat_root, cut, tiny_clip_path, *opts)) == 0
     resumed_log = sorted(cut.glob("log.txt-*"))[-1]
     assert "Previous epoch: 2" in resumed_log.read_text()
     assert parse_metric(str(resumed_log)) == parse_metric(str(full / "log.txt"))
-    for name in LEARNED["DPT"]:
+    for name in LEARNED[trainer]:
         a = load_checkpoint(str(full / name / "model.pth.tar-4"))["state_dict"]
         b = load_checkpoint(str(cut / name / "model.pth.tar-4"))["state_dict"]
         assert all(torch.equal(a[k], b[k]) for k in a), name
@@ -173,6 +182,12 @@ def test_bad_input_is_one_line_error(opts, message, eurosat_root, tiny_clip_path
     assert main(argv("DPT", eurosat_root, tmp_path, tiny_clip_path, *opts)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_kgcoop_negative_guidance_weight_is_one_line_error(eurosat_root, tiny_clip_path, tmp_path, capsys):
+    assert main(argv("KgCoOp", eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COOP.W", "-1.0")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: config key 'TRAINER.COOP.W': expected a guidance weight >= 0, got -1.0"]
 
 
 @pytest.mark.parametrize("trainer,n_words,budget,remedy,opts", [

@@ -10,7 +10,7 @@ opposite directions. ``describe_layout`` reads the config a run was built with f
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Callable, Dict, Mapping, Tuple
 
 import torch
 
@@ -39,6 +39,46 @@ CSC_CLASSES = "classes of the class-specific context"  # compared: a CSC context
 
 State = Dict[str, torch.Tensor]
 
+# Dassl model names of the deep-prompt methods (docs/reference.md 10.2-10.4): each registers its whole CustomCLIP,
+# so a checkpoint holds the frozen CLIP too. Per model: (official key pattern, our key from the match); our part
+# names are the trainers' (prompt_learner, deep_text, deep_vision, coupled). Unmatched official keys (the frozen
+# towers, PromptSRC's second image tower, logit_scale) are dropped; the block prompts of block j are our j-1.
+MAPLE_MODEL = "MultiModalPromptLearner"
+IVLP_MODEL = "VLPromptLearner"
+_Rule = Tuple["re.Pattern[str]", Callable[["re.Match[str]"], str]]
+DEEP_PROMPT_NAMES: Dict[str, Tuple[_Rule, ...]] = {
+    IVLP_MODEL: (
+        (re.compile(r"^prompt_learner\.(ctx|token_prefix|token_suffix)$"), lambda m: f"prompt_learner.{m[1]}"),
+        (re.compile(r"^text_encoder\.transformer\.resblocks\.(\d+)\.VPT_shallow$"),
+         lambda m: f"deep_text.prompts.{int(m[1]) - 1}"),
+        (re.compile(r"^image_encoder\.VPT$"), lambda m: "deep_vision.first"),
+        (re.compile(r"^image_encoder\.transformer\.resblocks\.(\d+)\.VPT_shallow$"),
+         lambda m: f"deep_vision.prompts.{int(m[1]) - 1}"),
+    ),
+    MAPLE_MODEL: (
+        (re.compile(r"^prompt_learner\.(ctx|token_prefix|token_suffix)$"), lambda m: f"prompt_learner.{m[1]}"),
+        (re.compile(r"^prompt_learner\.compound_prompts_text\.(\d+)$"), lambda m: f"deep_text.prompts.{m[1]}"),
+        (re.compile(r"^prompt_learner\.proj\.(weight|bias)$"), lambda m: f"coupled.couplings.0.{m[1]}"),
+        (re.compile(r"^prompt_learner\.compound_prompt_projections\.(\d+)\.(weight|bias)$"),
+         lambda m: f"coupled.couplings.{int(m[1]) + 1}.{m[2]}"),
+    ),
+}
+_OFFICIAL_FROZEN = re.compile(r"^(image_encoder|text_encoder|prompt_learner)\.|^logit_scale$")
+
+
+def _deep_prompts_to_ours(rules: Tuple[_Rule, ...], state: Mapping[str, torch.Tensor]) -> State:
+    out: State = {}
+    for key, value in state.items():
+        for pattern, ours in rules:
+            match = pattern.match(key)
+            if match:
+                out[ours(match)] = value
+                break
+        else:
+            if not _OFFICIAL_FROZEN.match(key):
+                out[key] = value  # already ours
+    return out
+
 
 def _pattern(prefix: str) -> "re.Pattern[str]":
     return re.compile("^" + re.escape(prefix).replace(re.escape("{j}"), r"(\d+)"))
@@ -58,10 +98,24 @@ def _rename(state: Mapping[str, torch.Tensor], pairs) -> State:
     return out
 
 
+# The official KgCoOp prompt learner also saves modules its method never uses (docs/reference.md 10.5).
+KGCOOP_UNUSED = ("bias_vectors", "meta_net.linear1.weight", "meta_net.linear1.bias")
+
+
+def _without_kgcoop_unused(state: Mapping[str, torch.Tensor]) -> State:
+    """A text prompt learner's state without KgCoOp's unused tensors (recognised by ``bias_vectors``; CoCoOp's
+    meta-net, which also has ``linear2``, stays), so an official KgCoOp checkpoint is a CoOp checkpoint."""
+    if "bias_vectors" not in state or "meta_net.linear2.weight" in state:
+        return dict(state)
+    return {k: v for k, v in state.items() if k not in KGCOOP_UNUSED}
+
+
 def to_ours(part: str, state: Mapping[str, torch.Tensor]) -> State:
     """Official parameter names of ``part`` -> ours (keys already ours pass unchanged)."""
+    if part in DEEP_PROMPT_NAMES:
+        return _deep_prompts_to_ours(DEEP_PROMPT_NAMES[part], state)
     if part != CAVPT:
-        return dict(state)
+        return _without_kgcoop_unused(state) if part == TEXT_PROMPTS else dict(state)
     out = _rename({k: v for k, v in state.items() if k != OFFICIAL_KEY_TOKENS}, CAVPT_NAMES)
     if OFFICIAL_KEY_TOKENS in state:
         for j, tokens in enumerate(state[OFFICIAL_KEY_TOKENS]):  # [layers, n, W] -> per layer [n, W]

@@ -6,18 +6,27 @@ Why: ``dpt-convert`` and ``dpt-interpret`` take a run folder and need the same e
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
 from dpt.compat.official import PARTS
 from dpt.compat.weights import Weights, read_weights
 from dpt.config.access import get_key
-from dpt.engine.checkpoint import checkpoint_name, latest_checkpoint, same_epoch_checkpoints
+from dpt.engine.checkpoint import CHECKPOINT_POINTER, checkpoint_name, latest_checkpoint, same_epoch_checkpoints
 from dpt.reporting.logged_run import logged_value
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.txt"
+
+
+def part_folders(run: str) -> List[str]:
+    """The part folders of ``run``: those of PARTS present, in that order, then every other folder holding a
+    ``checkpoint`` pointer, sorted (e.g. the Dassl model names under which IVLP, MaPLe and PromptSRC save)."""
+    parts = [p for p in PARTS if os.path.isdir(os.path.join(run, p))]
+    others = sorted(name for name in os.listdir(run)
+                    if name not in PARTS and os.path.isfile(os.path.join(run, name, CHECKPOINT_POINTER)))
+    return parts + others
 
 
 def part_files(run: str, epoch: Optional[int] = None) -> Dict[str, str]:
@@ -25,10 +34,11 @@ def part_files(run: str, epoch: Optional[int] = None) -> Dict[str, str]:
     all parts saved (their ``checkpoint`` pointers)."""
     if not os.path.isdir(run):
         raise FileNotFoundError(f"run folder not found: {run}")
-    parts = [p for p in PARTS if os.path.isdir(os.path.join(run, p))]
+    parts = part_folders(run)
     if not parts:
-        raise FileNotFoundError(f"run folder {run} holds none of {', '.join(p + '/' for p in PARTS)} "
-                                f"(expected a run written by train.py or by Dassl)")
+        raise FileNotFoundError(f"run folder {run} holds none of {', '.join(p + '/' for p in PARTS)} nor another "
+                                f"folder with a {CHECKPOINT_POINTER} file (expected a run written by train.py or "
+                                f"by Dassl)")
     if epoch is not None:
         paths = [os.path.join(run, p, checkpoint_name(epoch)) for p in parts]
     else:

@@ -47,6 +47,8 @@ class PromptLearner(TextPrompts):
             count, as CoOp: one token per word assumed). Empty: ctx ~ N(0, 0.02).
         csc: TRAINER.COOP.CSC, class-specific contexts [n_cls, n_ctx, D] (ignored with ``ctx_init``, as CoOp).
         class_token_position: TRAINER.COOP.CLASS_TOKEN_POSITION, "end" / "middle" / "front".
+        template: the fixed text after the context, with "{}" for the class name (IVLP / MaPLe keep the
+            unlearned words of their CTX_INIT here, e.g. "of a {}."); other layouts than "end" need "{}.".
 
     Raises ``ClassNameTooLong`` (a ValueError) when a class name does not fit beside the context.
 
@@ -63,6 +65,7 @@ class PromptLearner(TextPrompts):
         ctx_init: str = "",
         csc: bool = False,
         class_token_position: str = "end",
+        template: str = "{}.",
     ) -> None:
         super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
@@ -72,6 +75,9 @@ class PromptLearner(TextPrompts):
             )
         if not classnames:
             raise ValueError("PromptLearner: classnames is empty")
+        if template != "{}." and class_token_position != "end":
+            raise ValueError(f"PromptLearner template {template!r}: only the 'end' class token position takes "
+                             f"fixed words after the context, got {class_token_position!r}")
         embedding = clip_model.token_embedding
         dtype = clip_model.dtype
         device = embedding.weight.device
@@ -95,7 +101,7 @@ class PromptLearner(TextPrompts):
         self.ctx = nn.Parameter(ctx_vectors)
 
         names = [name.replace("_", " ") for name in classnames]
-        tokenized = tokenize_class_prompts(names, "{}.", context_length, prompt_prefix, n_ctx).to(device)
+        tokenized = tokenize_class_prompts(names, template, context_length, prompt_prefix, n_ctx).to(device)
         name_tokens = clip.tokenize(names, context_length=context_length)
         self.name_lens: List[int] = [int((row != 0).sum()) - 2 for row in name_tokens]  # minus SOS and EOT
         with torch.no_grad():

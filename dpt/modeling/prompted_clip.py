@@ -31,6 +31,9 @@ class PromptedCLIPOutput(NamedTuple):
     layer_logits: per CAVPT layer [B, K, n_cls].
     topk_indices: [B, K] zero-shot top-K classes, descending, or None without CAVPT.
     attention: [B, n_patches] last-block CLS-to-patch attention, or None.
+    image_features: [B, E] normalised prompted image features (feature-consistency losses), or None.
+    text_features: [n_cls, E] normalised class text features the logits used (text-consistency losses), or None
+        (CoCoOp: per image).
     """
 
     logits: torch.Tensor
@@ -39,6 +42,8 @@ class PromptedCLIPOutput(NamedTuple):
     layer_logits: List[torch.Tensor]
     topk_indices: Optional[torch.Tensor]
     attention: Optional[torch.Tensor]
+    image_features: Optional[torch.Tensor] = None
+    text_features: Optional[torch.Tensor] = None
 
 
 class PromptedCLIP(nn.Module):
@@ -171,7 +176,7 @@ class PromptedCLIP(nn.Module):
             logits_zs_text = scale * image_features @ self.zs_text_features.to(image_features.dtype).t()
         return PromptedCLIPOutput(
             logits, logits_zs_image, logits_zs_text, out.layer_logits, context.records.get("topk_indices"),
-            out.attention,
+            out.attention, image_features, text.normalized,
         )
 
     def _forward_conditioned(

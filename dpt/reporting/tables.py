@@ -22,7 +22,8 @@ FEWSHOT_DATASETS = (
 )
 DG_SOURCE = "imagenet"
 DG_TARGETS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
-METHOD_ORDER = ("ZeroshotCLIP", "LinearProbeCLIP", "CoOp", "CoCoOp", "VPT", "VLP", "DPT")
+METHOD_ORDER = ("ZeroshotCLIP", "LinearProbeCLIP", "CoOp", "CoCoOp", "KgCoOp", "IVLP", "MaPLe", "PromptSRC",
+                "VPT", "VLP", "DPT")
 FORMATS = {"table": "simple", "markdown": "github"}
 
 

@@ -1,2 +1,3 @@
-"""Trainers, registered by TRAINER.NAME: ZeroshotCLIP, ZeroshotCLIP2, LinearProbeCLIP, CoOp, CoCoOp, VPT, VLP, DPT."""
-from dpt.trainers import cocoop, coop, dpt, linear_probe, vlp, vpt, zsclip  # noqa: F401
+"""Trainers, registered by TRAINER.NAME: ZeroshotCLIP, ZeroshotCLIP2, LinearProbeCLIP, CoOp, CoCoOp, KgCoOp, VPT, VLP,
+DPT, IVLP, MaPLe, PromptSRC."""
+from dpt.trainers import cocoop, coop, dpt, ivlp, kgcoop, linear_probe, maple, promptsrc, vlp, vpt, zsclip  # noqa: F401

@@ -129,11 +129,12 @@ class PromptTrainer(ClipTrainer):
         return ["token_prefix", "token_suffix"] if name == "prompt_learner" else []
 
     @classmethod
-    def loss_trainer(cls, cfg, epoch: int = 0) -> "PromptTrainer":
-        """A trainer holding only ``cfg`` and ``epoch``: enough for ``loss`` and ``needs_guidance`` without data
-        or a model (benchmarks and golden tests use the trainers' own losses this way)."""
+    def loss_trainer(cls, cfg, epoch: int = 0, model: Optional[PromptedCLIP] = None) -> "PromptTrainer":
+        """A trainer holding only ``cfg``, ``epoch`` and ``model`` (whose frozen buffers a loss may read, e.g.
+        KgCoOp's hand-crafted text features): enough for ``loss`` and ``needs_guidance`` without data (benchmarks
+        and golden tests use the trainers' own losses this way)."""
         trainer = cls.__new__(cls)
-        trainer.cfg, trainer.epoch = cfg, epoch
+        trainer.cfg, trainer.epoch, trainer.model = cfg, epoch, model
         return trainer
 
     def loss(self, output, label: torch.Tensor) -> torch.Tensor:
