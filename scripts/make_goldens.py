@@ -7,17 +7,15 @@ commit: ``.venv/bin/python scripts/make_goldens.py``.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Dict
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from dpt.demo.tiny_clip import make_tiny_clip
+from dpt.modeling import ClassAwarePromptGenerator, PromptedCLIP, TextEncoder, clip
 
-from dpt.modeling import ClassAwarePromptGenerator, PromptedCLIP, TextEncoder, clip  # noqa: E402
-from fixtures_clip import make_tiny_clip  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 GOLDEN_DIR = ROOT / "tests" / "data" / "golden"
 CLASSNAMES = ["cat", "golden_retriever", "sea urchin", "aeroplane", "x", "tabby cat"]

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 
 from dpt.data import DataManager, build_dataset
+from dpt.demo.synthetic import make_dataset
 from dpt.tools.cache import main
-from fixtures_data import make_data_cfg, make_dataset
+from helpers import make_data_cfg
 
 DAY = 86400
 

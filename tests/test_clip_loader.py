@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from dpt.demo.tiny_clip import make_tiny_clip
 from dpt.modeling.backbones import loader as clip_loader
 from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.backbones.loader import CLIP_MODELS, ClipWeights, clip_cache_dir, load_clip, resolve_weights
 from dpt.modeling.backbones.weights_file import file_sha256
-from fixtures_clip import make_tiny_clip
 
 
 def test_clip_import_tokenizes_and_leaves_no_stub() -> None:

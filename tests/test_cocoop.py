@@ -17,7 +17,7 @@ from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.modeling.text_encoder import TextEncoder
 from dpt.reporting.logparse import parse_metric
 from dpt.train import build_parser, main
-from test_trainers import REPO, argv, eurosat_root  # noqa: F401  (module fixture)
+from helpers import REPO, argv
 
 NAMES = ["cat", "sea lion", "golden retriever dog", "x", "airliner", "a b c d e f"]
 

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from dpt.engine import distributed
 from dpt.modeling.backbones.loader import load_clip
 from dpt.modeling.prompted_clip import PromptedCLIP
-from fixtures_open_clip import needs_open_clip
+from helpers import needs_open_clip
 
 GLOBAL_BATCH, STEPS = 8, 3
 
@@ -106,8 +106,8 @@ def test_torchrun_two_processes_train_end_to_end(tmp_path, tiny_clip_path):
     import subprocess
     import sys
 
-    from fixtures_data import make_dataset
-    from test_trainers import argv
+    from dpt.demo.synthetic import make_dataset
+    from helpers import argv
 
     make_dataset(tmp_path / "data", "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=4, learnable=True, seed=3)
     out = tmp_path / "run"

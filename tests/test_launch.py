@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from dpt.demo.synthetic import make_dataset
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.launch import jobs
 from dpt.reporting.logparse import parse_metric
 from dpt.tools import launch
-from fixtures_data import make_dataset
+from helpers import REPO
 
 pytest.importorskip("submitit")
 
-REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "reproduce.sh"
 TINY = ("MODEL.BACKBONE.NAME tiny.pt INPUT.SIZE (32,32) TRAINER.COOP.PREC fp32 DATALOADER.NUM_WORKERS 0 "
         "DATALOADER.TRAIN_X.BATCH_SIZE 8 TRAIN.PRINT_FREQ 1")

@@ -12,13 +12,13 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from dpt.demo.synthetic import make_dataset
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.reporting.logparse import parse_metric
 from dpt.train import main
 from dpt.trainers.feature_cache import SelectorFeatureCache
 from dpt.trainers.logistic_search import linear_weights, search_c, search_rows
-from fixtures_data import make_dataset
-from test_trainers import REPO, argv, eurosat_root  # noqa: F401  (module fixture)
+from helpers import REPO, argv
 
 GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 Data = Tuple[np.ndarray, np.ndarray]

@@ -4,7 +4,6 @@ import argparse
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,15 +11,14 @@ import torch.nn.functional as F
 import yaml
 
 from dpt.config.merge import setup_cfg
+from dpt.demo.synthetic import make_dataset
 from dpt.engine.precision import check_precision
 from dpt.modeling.backbones.loader import load_clip
 from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.reporting.logparse import parse_metric
 from dpt.train import main
-from fixtures_data import make_dataset
-from test_trainers import argv, eurosat_root  # noqa: F401  (module fixture)
+from helpers import REPO, argv
 
-REPO = Path(__file__).resolve().parents[1]
 NOTE = "Note: TRAINER.COOP.PREC and TRAINER.COCOOP.PREC fp16 needs a CUDA GPU; none found, running in fp32"
 
 

@@ -14,8 +14,7 @@ import pytest
 from dpt.reporting import plots, runs
 from dpt.reporting.base2new import harmonic_mean
 from dpt.tools import results
-from test_plots import assert_png, expected_size
-from test_results import COOP_VARIANT, cell_text, markdown_rows, trained_dir, write_log
+from helpers import COOP_VARIANT, assert_png, cell_text, expected_size, markdown_rows, trained_dir, write_log
 
 # (trainer, cfg, dataset) -> (base accuracies per seed 1..3, new accuracies); None = unfinished
 B2N = {

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from dpt.demo.synthetic import make_dataset
 from dpt.tools import results
-from fixtures_data import make_dataset
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "reproduce.sh"
 
 
