@@ -77,7 +77,7 @@ def _transforms(resolution: int):
 
 
 def _loss(trainer: str, out, label: torch.Tensor) -> torch.Tensor:
-    """The trainer's first-epoch loss (REFERENCE 7.5/7.6 with BETA 1, ALPHA 0.3)."""
+    """The trainer's first-epoch loss (docs/reference.md 7.5/7.6 with BETA 1, ALPHA 0.3)."""
     from dpt.trainers.dpt import cavpt_loss
 
     loss = F.cross_entropy(out.logits.float(), label)

@@ -1,4 +1,4 @@
-"""Write the golden tensors of the modeling paths to tests/data/golden/*.pt (STYLE 7).
+"""Write the golden tensors of the modeling paths to tests/data/golden/*.pt (docs/design.md "Golden tests").
 
 Why: a seeded tiny CLIP, seeded prompt initialisations and seeded inputs give fixed outputs for the text
 encoder, every trainer's switch set of the prompted CLIP, and the CAVPT generator; tests/test_prompted_clip.py

@@ -97,7 +97,7 @@ def make_data_cfg(root: os.PathLike, name: str, num_shots: int = -1, seed: int =
 
 
 def reference_fewshot(items, num_shots):
-    """Dassl's generate_fewshot_dataset (repeat=False) written from its description (REFERENCE 2.4)."""
+    """Dassl's generate_fewshot_dataset (repeat=False) written from its description (docs/reference.md 2.4)."""
     by_label = defaultdict(list)
     for item in items:
         by_label[item[1]].append(item)

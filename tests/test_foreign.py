@@ -1,7 +1,7 @@
 """Runs and checkpoints of the official code: Dassl-written files load without running their pickles, official
 names map to ours and back (dpt-convert), layouts are checked, dpt-interpret reads both kinds of run.
 
-Official-layout runs are written here the way Dassl writes them (REFERENCE.md 4.4): per part
+Official-layout runs are written here the way Dassl writes them (docs/reference.md 4.4): per part
 ``<part>/model.pth.tar-N`` = torch.save of {state_dict (official names, fp16), epoch, optimizer state, scheduler
 state with the warm-up scheduler's pickled successor, val_result} plus the ``checkpoint`` pointer. The official
 names are spelled out below by hand (DPT.py's CAVPT, as tests/test_official_golden.py step 3), independently

@@ -1,4 +1,4 @@
-"""Dependencies point one way (DESIGN "Layout"): no import cycle between modules of the package, in-function
+"""Dependencies point one way (docs/design.md "Layout"): no import cycle between modules of the package, in-function
 imports included, and the registry sits below engine and data."""
 from __future__ import annotations
 

@@ -272,7 +272,7 @@ def test_cavpt_keys_are_detached_from_earlier_visual_prompts(tiny_clip) -> None:
                          vpt_layers=range(11), n_vpt_ctx=3, cavpt_layers=[11], n_cavpt=3)
     model.freeze_clip()
     model(_images()).layer_logits[0].square().sum().backward()
-    assert model.visual_prompts.ctx.grad is None  # REFERENCE 7.8 #14: keys/values are detached
+    assert model.visual_prompts.ctx.grad is None  # docs/reference.md 7.8 #14: keys/values are detached
     assert model.prompt_learner.ctx.grad.abs().sum() > 0  # queries are the learned text features
 
 

@@ -1,6 +1,6 @@
 """Log parsing, parse_test_res-style summaries, result tables, the paper CSV and its comparison.
 
-Synthetic output trees with log.txt files in the engine's exact format (REFERENCE.md 4.2, 4.3, 6);
+Synthetic output trees with log.txt files in the engine's exact format (docs/reference.md 4.2, 4.3, 6);
 expected numbers are recomputed here with ``statistics``, never copied from the tools' output.
 """
 import csv

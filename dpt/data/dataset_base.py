@@ -1,4 +1,4 @@
-"""Dataset objects: the common contract (REFERENCE 2.1) and the read-split -> few-shot -> subsample flow.
+"""Dataset objects: the common contract (docs/reference.md 2.1) and the read-split -> few-shot -> subsample flow.
 
 ``DatasetBase`` holds the three splits and the label bookkeeping trainers read. ``SplitDataset``
 is the flow shared by the 11 training datasets; each reader under ``dpt/datasets/`` only says
@@ -39,7 +39,7 @@ class DatasetBase:
         dataset_dir: absolute dataset folder (``<ROOT>/<folder_name>``), "" if none.
         image_dir: folder the split files' relative paths start from.
         subsample: DATASET.SUBSAMPLE_CLASSES: "all", or keep the "base" / "new" classes of train_x
-            (REFERENCE 9.2); ``subsampled_from`` then holds the class count before (else 0).
+            (docs/reference.md 9.2); ``subsampled_from`` then holds the class count before (else 0).
     """
 
     # Files or folders (relative to the dataset folder) a reader needs besides its image folder and split file;
@@ -210,7 +210,7 @@ class SplitDataset(DatasetBase):
         return fresh
 
     def read_fallback(self, dataset_dir: str, image_dir: str, split_path: str) -> Tuple[Split, Split, Split]:
-        """Build the split from the original files (REFERENCE 2.2); overridden per dataset."""
+        """Build the split from the original files (docs/reference.md 2.2); overridden per dataset."""
         raise FileNotFoundError(f"dataset {self.name}: split file {split_path} not found (see README)")
 
 

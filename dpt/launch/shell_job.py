@@ -2,7 +2,7 @@
 
 Why a callable of our own: submitit runs a pickled Python callable inside each scheduler job and, when SLURM
 signals that the job will be preempted or reach its time limit, calls the callable's ``checkpoint()`` and
-requeues what it returns. The job itself stays the same shell command a local run uses (DESIGN: the launcher
+requeues what it returns. The job itself stays the same shell command a local run uses (docs/design.md "Where new things go": the launcher
 only decides where a job runs); it runs in its own process group with ``DPT_SAVE_ON_SIGNAL`` set, so on a stop
 signal ``train.py`` saves its last finished epoch and exits (dpt/launch/preemption.py), and the requeued
 command resumes from there.

@@ -1,6 +1,6 @@
-"""CoOp's learnable text context (REFERENCE.md 7.1): [SOS] + context vectors + class name + "." + [EOT].
+"""CoOp's learnable text context (docs/reference.md 7.1): [SOS] + context vectors + class name + "." + [EOT].
 
-CoCoOp (REFERENCE.md 9.1) adds a meta-net whose output, computed from each image's feature, shifts every
+CoCoOp (docs/reference.md 9.1) adds a meta-net whose output, computed from each image's feature, shifts every
 context vector, so each image gets its own prompts.
 """
 from __future__ import annotations

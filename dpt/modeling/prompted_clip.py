@@ -1,4 +1,4 @@
-"""The one prompted-CLIP model behind ZeroshotCLIP, CoOp, CoCoOp, VPT, VLP and DPT (DESIGN "One model, five trainers").
+"""The one prompted-CLIP model behind ZeroshotCLIP, CoOp, CoCoOp, VPT, VLP and DPT (docs/design.md "One model, many methods").
 
 Why: the methods differ only in switches (learned or fixed text, image-conditioned text, VPT-deep layers,
 CAVPT layers), so one module holds the frozen CLIP, the learnable parts and the cached zero-shot text
@@ -28,7 +28,7 @@ class TextFeatures(NamedTuple):
 
 
 class PromptedCLIPOutput(NamedTuple):
-    """Outputs of ``PromptedCLIP.forward`` (REFERENCE.md 7.5, 7.6 item 6).
+    """Outputs of ``PromptedCLIP.forward`` (docs/reference.md 7.5, 7.6 item 6).
 
     logits: [B, n_cls] prompted image feature vs learned text (the prediction).
     logits_zs_image: [B, n_cls] frozen zero-shot image feature vs learned text ("logits1"), or None.
@@ -56,7 +56,7 @@ class PromptedCLIP(nn.Module):
         template: hand-crafted template with one "{}" (CUSTOM_TEMPLATES[DATASET.NAME]) for the zero-shot
             text features (fixed text side, guidance logits, CAVPT selector).
         learn_text: learn a CoOp context (n_ctx, ctx_init, csc, class_token_position: TRAINER.COOP.*).
-        image_conditioned: CoCoOp (REFERENCE 9.1): a meta-net shifts the context by each image's feature, so
+        image_conditioned: CoCoOp (docs/reference.md 9.1): a meta-net shifts the context by each image's feature, so
             the text features are per image ``[B, n_cls, E]``; needs learn_text, no visual prompts.
         vpt_layers: 0-based blocks with VPT-deep prompts of n_vpt_ctx tokens (TRAINER.VPT.N_CTX).
         cavpt_layers: 0-based blocks with CAVPT (blocks BOTTOMLIMIT-1 .. last); needs learn_text.
@@ -197,7 +197,7 @@ class PromptedCLIP(nn.Module):
         Args:
             image: [B, 3, R, R] normalised images.
             text_features: cached ``encode_learned_text()`` (e.g. once per evaluation); computed if None.
-            need_guidance: also compute logits_zs_image / logits_zs_text (guidance loss, REFERENCE 7.5).
+            need_guidance: also compute logits_zs_image / logits_zs_text (guidance loss, docs/reference.md 7.5).
             zs_image_features: [B, E] cached ``zero_shot_image_features(image)`` for the selector.
             return_attention: also return the last block's CLS-to-patch attention.
         """
@@ -217,7 +217,7 @@ class PromptedCLIP(nn.Module):
             with torch.no_grad():
                 zs_logits = scale * zs_image @ self.zs_text_features.to(zs_image.dtype).t()  # [B, n_cls]
                 topk = zs_logits.topk(self.n_cavpt, dim=-1).indices  # [B, K] descending
-            queries = text.raw[topk]  # [B, K, E] unnormalised (REFERENCE 7.8 #12)
+            queries = text.raw[topk]  # [B, K, E] unnormalised (docs/reference.md 7.8 #12)
 
         visual_prompts = self.visual_prompts.ctx if self.visual_prompts is not None else None
         out = self.vision(

@@ -1,7 +1,7 @@
 """CLIP's ViT forward with deep visual prompts (VPT) and class-aware prompts (CAVPT): the one ViT path.
 
 Why: every method is CLIP's frozen ViT plus extra tokens appended to some blocks' inputs
-(REFERENCE.md 7.4, 7.6 steps 3-4); one block loop with one add/strip helper serves them all, and with
+(docs/reference.md 7.4, 7.6 steps 3-4); one block loop with one add/strip helper serves them all, and with
 every switch off it equals ``clip_model.encode_image``.
 """
 from __future__ import annotations
@@ -85,7 +85,7 @@ class PromptedVisionEncoder(nn.Module):
             visual_prompts: [len(vpt_layers), n_ctx, width] VPT-deep ctx; row r goes to block vpt_layers[r].
             vpt_layers: 0-based blocks that get VPT tokens.
             cavpt: generator for CAVPT blocks; its layer j serves block cavpt_layers[j].
-            cavpt_layers: 0-based blocks that get the K CAVPT tokens (no VPT tokens there, REFERENCE 7.6).
+            cavpt_layers: 0-based blocks that get the K CAVPT tokens (no VPT tokens there, docs/reference.md 7.6).
             class_queries: [B, K, E] unnormalised learned text features of each image's top-K classes.
             return_attention: also return the last block's CLS-to-patch attention.
         """
