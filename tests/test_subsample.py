@@ -1,4 +1,4 @@
-"""DATASET.SUBSAMPLE_CLASSES base/new on every dataset and trainer, and its guard in train.py (docs/reference.md 9.2)."""
+"""DATASET.SUBSAMPLE_CLASSES base/new on every dataset and trainer, its guard in train.py (docs/reference.md 9.2)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
-"""The one prompted-CLIP model behind ZeroshotCLIP, CoOp, CoCoOp, VPT, VLP and DPT (docs/design.md "One model, many methods").
+"""The one prompted-CLIP model behind ZeroshotCLIP, CoOp, CoCoOp, VPT, VLP and DPT (docs/design.md "One model,
+many methods").
 
 Why: the methods differ only in switches (learned or fixed text, image-conditioned text, VPT-deep layers,
 CAVPT layers), so one module holds the frozen CLIP, the learnable parts and the cached zero-shot text

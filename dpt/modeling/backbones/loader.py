@@ -1,9 +1,9 @@
 """Load the CLIP backbone named by MODEL.BACKBONE.NAME: OpenAI weights by name (checksummed cache file) or by
 path (docs/reference.md 7.1), or an open_clip model (``open_clip:ARCH:PRETRAINED``, open_clip_loader.py).
 
-Why: architecture and weights are separate steps (docs/design.md "Weights apart from architecture"), so tests save a tiny random CLIP to a file
-and load it through the very function users hit. Nothing here downloads: offline machines get an
-error naming the expected cache file and how to fetch it.
+Why: architecture and weights are separate steps (docs/design.md "Weights apart from architecture"), so tests save
+a tiny random CLIP to a file and load it through the very function users hit. Nothing here downloads: offline
+machines get an error naming the expected cache file and how to fetch it.
 """
 from __future__ import annotations
 
