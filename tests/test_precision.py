@@ -41,7 +41,7 @@ def test_fp16_without_gpu_resolves_to_fp32_before_freezing(monkeypatch, capsys):
     assert notes == [NOTE.replace("none found", "USE_CUDA is False")]
 
 
-def test_fp16_on_cpu_trains_in_fp32_and_says_so(eurosat_root, tiny_clip_path, tmp_path):  # noqa: F811
+def test_fp16_on_cpu_trains_in_fp32_and_says_so(eurosat_root, tiny_clip_path, tmp_path):
     args = argv("CoOp", eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COOP.PREC", "fp16", epochs=1)
     assert main(args) == 0
     log = (tmp_path / "log.txt").read_text()
@@ -75,7 +75,7 @@ def test_headline_script_runs_on_cpu_unchanged(tmp_path, tiny_clip_path):
 
 @pytest.mark.parametrize("prec", ["amp", "bf16"])
 @pytest.mark.parametrize("trainer", ["CoOp", "DPT"])
-def test_autocast_precisions_train_on_cpu(prec, trainer, eurosat_root, tiny_clip_path, tmp_path):  # noqa: F811
+def test_autocast_precisions_train_on_cpu(prec, trainer, eurosat_root, tiny_clip_path, tmp_path):
     args = argv(trainer, eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COOP.PREC", prec, epochs=2)
     assert main(args) == 0
     assert parse_metric(str(tmp_path / "log.txt")) is not None
