@@ -13,6 +13,8 @@ import os
 import random
 import re
 import statistics
+import subprocess
+import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -65,6 +67,13 @@ def epoch_losses(log: Path):
         if m:
             losses[int(m.group(1))] = float(m.group(2))
     return [losses[k] for k in sorted(losses)]
+
+
+def reproduce(cwd, **env) -> subprocess.CompletedProcess:
+    """Run scripts/reproduce.sh in ``cwd`` with ``env`` added to the environment (this Python as PYTHON)."""
+    full = {**os.environ, "PYTHON": sys.executable, **env}
+    return subprocess.run(["bash", str(REPO / "scripts" / "reproduce.sh")], cwd=cwd, env=full, capture_output=True,
+                          text=True, timeout=600)
 
 
 # ----- config and datasets ----------------------------------------------------------------------

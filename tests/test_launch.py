@@ -21,18 +21,12 @@ from dpt.engine.checkpoint import load_checkpoint
 from dpt.launch import jobs
 from dpt.reporting.logparse import parse_metric
 from dpt.tools import launch
-from helpers import REPO
+from helpers import REPO, reproduce
 
 pytest.importorskip("submitit")
 
-SCRIPT = REPO / "scripts" / "reproduce.sh"
 TINY = ("MODEL.BACKBONE.NAME tiny.pt INPUT.SIZE (32,32) TRAINER.COOP.PREC fp32 DATALOADER.NUM_WORKERS 0 "
         "DATALOADER.TRAIN_X.BATCH_SIZE 8 TRAIN.PRINT_FREQ 1")
-
-
-def reproduce(cwd, **env):
-    full = {**os.environ, "PYTHON": sys.executable, **env}
-    return subprocess.run(["bash", str(SCRIPT)], cwd=cwd, env=full, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture
