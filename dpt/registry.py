@@ -3,7 +3,7 @@
 Why here, below ``engine`` and ``data``: both look names up, neither imports the other for it. Each registry
 names the package whose modules register into it and imports that package (by name) the first time it is
 read, so ``build_trainer`` / ``build_dataset`` see every entry without importing the plug-in packages
-themselves (DESIGN "Layout": dependencies point one way).
+themselves (docs/design.md "Layout": dependencies point one way).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Entry point with exactly CoOp's train.py flags (REFERENCE.md 1.2); also the ``dpt-train`` console script."""
+"""Entry point with exactly CoOp's train.py flags (docs/reference.md 1.2); also the ``dpt-train`` console script."""
 from __future__ import annotations
 
 import argparse
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_new_classes(cfg, args: argparse.Namespace, learnable: bool) -> None:
-    """DATASET.SUBSAMPLE_CLASSES new only evaluates a model trained on the base classes (REFERENCE 9.2).
+    """DATASET.SUBSAMPLE_CLASSES new only evaluates a model trained on the base classes (docs/reference.md 9.2).
 
     Args:
         learnable: whether the trainer has learned parts (zero-shot CLIP evaluates new classes as they are).

@@ -1,4 +1,4 @@
-"""Write the golden tensors of the modeling paths to tests/data/golden/*.pt (STYLE 7).
+"""Write the golden tensors of the modeling paths to tests/data/golden/*.pt (docs/design.md "Golden tests").
 
 Why: a seeded tiny CLIP, seeded prompt initialisations and seeded inputs give fixed outputs for the text
 encoder, every trainer's switch set of the prompted CLIP, and the CAVPT generator; tests/test_prompted_clip.py
@@ -13,12 +13,13 @@ from typing import Dict
 
 import torch
 
+from dpt.demo.tiny_clip import make_tiny_clip
+from dpt.modeling import ClassAwarePromptGenerator, TextEncoder, clip
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from dpt.modeling import ClassAwarePromptGenerator, TextEncoder, clip  # noqa: E402
-from fixtures_clip import make_tiny_clip  # noqa: E402
-from fixtures_parts import compose_clip  # noqa: E402
+from helpers import compose_clip  # noqa: E402
 
 GOLDEN_DIR = ROOT / "tests" / "data" / "golden"
 CLASSNAMES = ["cat", "golden_retriever", "sea urchin", "aeroplane", "x", "tabby cat"]

@@ -10,20 +10,12 @@ import dpt
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.reporting.logparse import parse_metric
 from dpt.train import main
-from fixtures_data import make_dataset
-from test_trainers import argv
+from helpers import argv
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_OPTS = ["INPUT.SIZE", "(32, 32)", "TRAINER.COOP.PREC", "fp32", "DATASET.NUM_SHOTS", "4",
              "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "OPTIM.MAX_EPOCH", "2",
              "OPTIM.WARMUP_EPOCH", "1"]
-
-
-@pytest.fixture(scope="module")
-def eurosat_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_dataset(root, "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=4, learnable=True, seed=3)
-    return root
 
 
 def test_public_names_are_listed():

@@ -16,12 +16,11 @@ from dpt.cache.kinds import CACHE_KINDS, kind_of
 from dpt import train
 from dpt.cache.in_use import holders, is_live, lock_caches, release_locks
 from dpt.data import DataManager, build_dataset
+from dpt.demo.synthetic import make_dataset
 from dpt.tools.cache import main
+from dpt.demo.synthetic import make_dataset
 from dpt.trainers.feature_cache import split_cache_path
-from fixtures_data import make_data_cfg, make_dataset
-from test_trainers import argv
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO, argv, make_data_cfg
 
 DAY = 86400
 

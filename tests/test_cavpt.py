@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from dpt.modeling import ClassAwarePromptGenerator
-from fixtures_parts import compose_clip
+from helpers import compose_clip
 
 CLASSNAMES = ["cat", "dog", "sea urchin", "aeroplane", "tabby cat", "x", "car"]
 
 
 def _by_hand(layer, sequence: torch.Tensor, queries: torch.Tensor, attn_dim: int):
-    """REFERENCE.md 7.6 step 4 with explicit ops on the layer's own weights."""
+    """docs/reference.md 7.6 step 4 with explicit ops on the layer's own weights."""
     q0 = queries @ layer.meta_net.weight.t() + layer.meta_net.bias  # [B, K, W]
     keys = layer.key_tokens.unsqueeze(0).expand(sequence.shape[0], -1, -1)
     kv = torch.cat([sequence, keys], dim=1)  # [B, L + n_key, W]
@@ -66,7 +66,7 @@ def test_parameter_shapes_and_n_cls_dependent_keys() -> None:
 
 
 def test_vit_b32_parameter_count_matches_reference() -> None:
-    """REFERENCE 7.6: 1,043,712 + 768 n_cls trainable CAVPT parameters for one layer of ViT-B/32."""
+    """docs/reference.md 7.6: 1,043,712 + 768 n_cls trainable CAVPT parameters for one layer of ViT-B/32."""
     generator = ClassAwarePromptGenerator(n_layers=1, text_dim=512, width=768, n_cls=37)
     assert sum(p.numel() for p in generator.parameters()) == 1_043_712 + 768 * 37
 

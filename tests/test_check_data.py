@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from dpt.demo.synthetic import make_dataset
 from dpt.tools.check_data import check_dataset, main, resolve_names
-from fixtures_data import make_dataset
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dpt.demo.tiny_clip import make_tiny_clip
 from dpt.modeling.backbones import loader as clip_loader
 from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.backbones.loader import (
@@ -21,7 +22,6 @@ from dpt.modeling.backbones.loader import (
 )
 from dpt.modeling.backbones.open_clip_loader import OpenClipBackbone
 from dpt.modeling.backbones.weights_file import file_sha256
-from fixtures_clip import make_tiny_clip
 
 
 def test_clip_import_tokenizes_and_leaves_no_stub() -> None:

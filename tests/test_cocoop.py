@@ -17,8 +17,7 @@ from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.modeling.text_encoder import TextEncoder
 from dpt.reporting.logparse import parse_metric
 from dpt.train import build_parser, main
-from test_trainers import REPO, argv, eurosat_root  # noqa: F401  (module fixture)
-from fixtures_parts import compose_clip
+from helpers import REPO, argv, compose_clip
 
 NAMES = ["cat", "sea lion", "golden retriever dog", "x", "airliner", "a b c d e f"]
 
@@ -124,7 +123,7 @@ def _cocoop_argv(root, out, clip_path, *opts, **kwargs):
     return argv("CoCoOp", root, out, clip_path, *opts, **kwargs)
 
 
-def test_precision_comes_from_the_cocoop_key(eurosat_root, tiny_clip_path, tmp_path, capsys) -> None:  # noqa: F811
+def test_precision_comes_from_the_cocoop_key(eurosat_root, tiny_clip_path, tmp_path, capsys) -> None:
     args = _cocoop_argv(eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COCOOP.PREC", "fp16")  # COOP.PREC is fp32
     cfg = setup_cfg(build_parser().parse_args(args))
     assert cfg.TRAINER.COCOOP.PREC == "fp32"  # fp16 without a GPU resolves to fp32 before freezing
@@ -138,13 +137,13 @@ def test_precision_comes_from_the_cocoop_key(eurosat_root, tiny_clip_path, tmp_p
     assert build_trainer(cfg).precision == "fp32"
 
 
-def test_bad_chunk_size_is_one_line_error(eurosat_root, tiny_clip_path, tmp_path, capsys) -> None:  # noqa: F811
+def test_bad_chunk_size_is_one_line_error(eurosat_root, tiny_clip_path, tmp_path, capsys) -> None:
     assert main(_cocoop_argv(eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COCOOP.CHUNK_SIZE", "0")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "TRAINER.COCOOP.CHUNK_SIZE" in err[0] and "got 0" in err[0]
 
 
-def test_bf16_training_and_official_checkpoint_for_eval_only(eurosat_root, tiny_clip_path, tmp_path) -> None:  # noqa: F811
+def test_bf16_training_and_official_checkpoint_for_eval_only(eurosat_root, tiny_clip_path, tmp_path) -> None:
     """bf16 autocast trains on CPU; a checkpoint with the official CoCoOp keys in fp16 (PREC fp16, no meta) loads."""
     run = tmp_path / "run"
     assert main(_cocoop_argv(eurosat_root, run, tiny_clip_path, "TRAINER.COCOOP.PREC", "bf16", epochs=1)) == 0

@@ -12,11 +12,12 @@ from torch.utils.data import RandomSampler, SequentialSampler
 
 from dpt.data import DataManager, build_data_loader, build_transform, read_image
 from dpt.data.transforms import split_at_to_tensor
-from fixtures_data import make_data_cfg, make_dataset
+from dpt.demo.synthetic import make_dataset
+from helpers import make_data_cfg
 
 
 @pytest.fixture(scope="module")
-def eurosat_root(tmp_path_factory):
+def eurosat_10_classes(tmp_path_factory):
     """10 classes x 16 train images: 1 / 4 / 16 shots give 10 / 40 / 160 training images."""
     root = tmp_path_factory.mktemp("eurosat")
     make_dataset(root, "EuroSAT", n_classes=10, n_train=16, n_val=4, n_test=2, size=(16, 16))
@@ -24,9 +25,9 @@ def eurosat_root(tmp_path_factory):
 
 
 @pytest.mark.parametrize("shots, n_train, iters", [(1, 10, 1), (4, 40, 1), (16, 160, 5)])
-def test_iterations_per_epoch(eurosat_root, shots, n_train, iters):
+def test_iterations_per_epoch(eurosat_10_classes, shots, n_train, iters):
     random.seed(1)
-    dm = DataManager(make_data_cfg(eurosat_root, "EuroSAT", num_shots=shots, opts={"VERBOSE": False}))
+    dm = DataManager(make_data_cfg(eurosat_10_classes, "EuroSAT", num_shots=shots, opts={"VERBOSE": False}))
     assert len(dm.dataset.train_x) == n_train
     assert len(dm.train_loader_x) == iters
     assert dm.train_loader_x.drop_last == (n_train >= 32)
@@ -36,9 +37,9 @@ def test_iterations_per_epoch(eurosat_root, shots, n_train, iters):
     assert len(dm.val_loader.dataset) == 10 * min(shots, 4)
 
 
-def test_batch_dict(eurosat_root):
+def test_batch_dict(eurosat_10_classes):
     random.seed(1)
-    cfg = make_data_cfg(eurosat_root, "EuroSAT", num_shots=4, size=(24, 24), opts={"VERBOSE": False})
+    cfg = make_data_cfg(eurosat_10_classes, "EuroSAT", num_shots=4, size=(24, 24), opts={"VERBOSE": False})
     dm = DataManager(cfg)
     batch = next(iter(dm.train_loader_x))
     assert set(batch) == {"img", "label", "domain", "impath", "index"}
@@ -54,8 +55,8 @@ def test_batch_dict(eurosat_root):
     assert dm.num_classes == 10 and dm.classnames[0] == "Annual Crop Land" and dm.lab2cname[9] == "Sea or Lake"
 
 
-def test_k_transforms_and_img0(eurosat_root):
-    cfg = make_data_cfg(eurosat_root, "EuroSAT", num_shots=1, size=(16, 16),
+def test_k_transforms_and_img0(eurosat_10_classes):
+    cfg = make_data_cfg(eurosat_10_classes, "EuroSAT", num_shots=1, size=(16, 16),
                         opts={"VERBOSE": False, "DATALOADER.K_TRANSFORMS": 2, "DATALOADER.RETURN_IMG0": True})
     random.seed(1)
     dm = DataManager(cfg)
@@ -70,9 +71,9 @@ def test_k_transforms_and_img0(eurosat_root):
     assert torch.is_tensor(test_sample["img"])  # K views only for training
 
 
-def test_summary_table(eurosat_root, capsys):
+def test_summary_table(eurosat_10_classes, capsys):
     random.seed(1)
-    DataManager(make_data_cfg(eurosat_root, "EuroSAT", num_shots=2))
+    DataManager(make_data_cfg(eurosat_10_classes, "EuroSAT", num_shots=2))
     out = capsys.readouterr().out
     assert "Loading dataset: EuroSAT" in out
     lines = out.splitlines()
@@ -88,9 +89,9 @@ def test_variant_has_no_val_loader(tmp_path):
     assert len(dm.train_loader_x.dataset) == len(dm.test_loader.dataset) == 6
 
 
-def test_workers_are_persistent(eurosat_root):
+def test_workers_are_persistent(eurosat_10_classes):
     random.seed(1)
-    cfg = make_data_cfg(eurosat_root, "EuroSAT", num_shots=1, opts={"VERBOSE": False, "DATALOADER.NUM_WORKERS": 1})
+    cfg = make_data_cfg(eurosat_10_classes, "EuroSAT", num_shots=1, opts={"VERBOSE": False, "DATALOADER.NUM_WORKERS": 1})
     dm = DataManager(cfg)
     assert dm.train_loader_x.num_workers == 1 and dm.train_loader_x.persistent_workers is True
     assert dm.train_loader_x.pin_memory is False  # no CUDA here
@@ -121,10 +122,10 @@ def test_empty_split_loader_error(tmp_path):
         build_data_loader(cfg, "SequentialSampler", [], 4, None, False, "dataset EuroSAT val")
 
 
-def test_unknown_sampler(eurosat_root):
+def test_unknown_sampler(eurosat_10_classes):
     random.seed(1)
     opts = {"VERBOSE": False, "DATALOADER.TRAIN_X.SAMPLER": "RandomDomainSampler"}
-    cfg = make_data_cfg(eurosat_root, "EuroSAT", num_shots=1, opts=opts)
+    cfg = make_data_cfg(eurosat_10_classes, "EuroSAT", num_shots=1, opts=opts)
     with pytest.raises(ValueError, match="sampler 'RandomDomainSampler' is not supported; valid: RandomSampler, SequentialSampler"):
         DataManager(cfg)
 
@@ -144,11 +145,11 @@ def fast_cfg(root, name="EuroSAT", shots=2, **keys):
     return cfg
 
 
-def test_preloaded_training_images_give_identical_batches(eurosat_root, monkeypatch, capsys):
+def test_preloaded_training_images_give_identical_batches(eurosat_10_classes, monkeypatch, capsys):
     random.seed(1)
-    plain = DataManager(fast_cfg(eurosat_root))
+    plain = DataManager(fast_cfg(eurosat_10_classes))
     random.seed(1)
-    fast = DataManager(fast_cfg(eurosat_root, PRELOAD_TRAIN=True))
+    fast = DataManager(fast_cfg(eurosat_10_classes, PRELOAD_TRAIN=True))
     assert "Preloading 20 training images" in capsys.readouterr().out
     for seed in (0, 1):
         want = batches(plain.train_loader_x, seed)
@@ -160,9 +161,9 @@ def test_preloaded_training_images_give_identical_batches(eurosat_root, monkeypa
             assert torch.equal(w["img"], g["img"]) and w["impath"] == g["impath"]
 
 
-def test_preload_respects_the_memory_budget(eurosat_root, capsys):
+def test_preload_respects_the_memory_budget(eurosat_10_classes, capsys):
     random.seed(1)
-    dm = DataManager(fast_cfg(eurosat_root, PRELOAD_TRAIN=True, PRELOAD_MAX_GB=1e-6))
+    dm = DataManager(fast_cfg(eurosat_10_classes, PRELOAD_TRAIN=True, PRELOAD_MAX_GB=1e-6))
     assert "Note: not preloading 20 training images" in capsys.readouterr().out
     assert dm.train_loader_x.dataset.images is None
 
@@ -228,17 +229,17 @@ def _build_cache(args):
     return load_test_cache(items, prefix, cache_dir, "EuroSAT", "test").path
 
 
-def test_concurrent_cache_writers(eurosat_root, tmp_path):
+def test_concurrent_cache_writers(eurosat_10_classes, tmp_path):
     import multiprocessing
 
     random.seed(1)
-    dm = DataManager(fast_cfg(eurosat_root, shots=1))
+    dm = DataManager(fast_cfg(eurosat_10_classes, shots=1))
     items, cache_dir = dm.dataset.test, str(tmp_path / "c")
     with multiprocessing.get_context("fork").Pool(3) as pool:
         paths = pool.map(_build_cache, [(items, cache_dir)] * 3)
     assert len(set(paths)) == 1 and os.listdir(cache_dir) == [os.path.basename(paths[0])]  # no temporary files
     cached = np.load(paths[0])
-    prefix, _ = split_at_to_tensor(build_transform(fast_cfg(eurosat_root), is_train=False))
+    prefix, _ = split_at_to_tensor(build_transform(fast_cfg(eurosat_10_classes), is_train=False))
     for i, item in enumerate(items):
         assert np.array_equal(cached[i], np.asarray(prefix(read_image(item.impath))))
 

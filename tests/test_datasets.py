@@ -12,9 +12,9 @@ import pytest
 
 from dpt.data import build_dataset
 from dpt.data.datum import Datum
+from dpt.demo.synthetic import SPLIT_LAYOUT, make_dataset
 from dpt.registry import DATASET_REGISTRY
-from fixtures_data import SPLIT_LAYOUT, make_data_cfg, make_dataset
-from test_fewshot import reference_fewshot
+from helpers import make_data_cfg, reference_fewshot
 
 ALL_NAMES = {
     "OxfordPets", "OxfordFlowers", "FGVCAircraft", "DescribableTextures", "EuroSAT", "StanfordCars", "Food101",

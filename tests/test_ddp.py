@@ -24,10 +24,8 @@ from dpt.engine import distributed
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.engine.trainer_base import TrainerBase
 from dpt.modeling.backbones.loader import load_clip
-from fixtures_data import make_dataset
-from fixtures_open_clip import needs_open_clip
-from fixtures_parts import compose_clip
-from test_trainers import argv
+from dpt.demo.synthetic import make_dataset
+from helpers import argv, compose_clip, needs_open_clip
 from yacs.config import CfgNode
 
 GLOBAL_BATCH, STEPS = 8, 3

@@ -14,8 +14,8 @@ from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.deep_prompts import prompted_blocks, word_initialised_context
 from dpt.train import build_parser, main
 from dpt.trainers.promptsrc import gaussian_weights
-from fixtures_data import make_dataset
-from test_trainers import REPO, argv
+from dpt.demo.synthetic import make_dataset
+from helpers import REPO, argv
 
 CLASSNAMES = ["cat", "sea urchin"]
 

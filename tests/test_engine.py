@@ -1,4 +1,4 @@
-"""Engine pieces: lr schedule (REFERENCE 5 worked examples), evaluator metrics, checkpoints, log tee."""
+"""Engine pieces: lr schedule (docs/reference.md 5 worked examples), evaluator metrics, checkpoints, log tee."""
 import math
 import os
 import random

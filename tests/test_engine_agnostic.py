@@ -1,4 +1,4 @@
-"""The engine names no method (DESIGN "Layout", STYLE 12): every trainer fact lives in its trainer class.
+"""The engine names no method (docs/design.md "Layout", docs/design.md "Layout"): every trainer fact lives in its trainer class.
 
 Parsed with ast like tests/test_layering.py: no module under dpt/engine/ holds a registered trainer name (as a
 string or an identifier) or a string starting with "TRAINER."; dpt/compat/ and dpt/config/merge.py hold no

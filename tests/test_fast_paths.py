@@ -13,18 +13,9 @@ from dpt.modeling.backbones.loader import backbone_id
 from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.modeling.text_encoder import TextEncoder
 from dpt.trainers.feature_cache import SelectorFeatureCache, cache_key
-from fixtures_data import make_dataset
-from test_trainers import argv
-from fixtures_parts import compose_clip
+from helpers import argv, compose_clip
 
 NAMES = ["cat", "sea lion", "golden retriever dog", "x", "airliner", "a b c d e f"]
-
-
-@pytest.fixture(scope="module")
-def dpt_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_dataset(root, "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=5, learnable=True, seed=3)
-    return root
 
 
 def _learned_prompts(model: PromptedCLIP):
@@ -123,10 +114,10 @@ def test_selector_cache_computes_each_row_once_and_reloads(tmp_path) -> None:
         cache.lookup(torch.tensor([7]), table[:1], compute)
 
 
-def test_cache_key_follows_images_backbone_and_transform(dpt_root, tiny_clip_path, tmp_path) -> None:
+def test_cache_key_follows_images_backbone_and_transform(eurosat_root, tiny_clip_path, tmp_path) -> None:
     from dpt.data.datum import Datum
 
-    images = sorted((dpt_root).rglob("*.jpg"))[:3]
+    images = sorted((eurosat_root).rglob("*.jpg"))[:3]
     items = [Datum(str(p), 0) for p in images]
     key = cache_key("EuroSAT", "test", backbone_id(str(tiny_clip_path)), "fp32", "tfm", items)
     assert key == cache_key("EuroSAT", "test", backbone_id(str(tiny_clip_path)), "fp32", "tfm", items)
@@ -139,12 +130,12 @@ def test_cache_key_follows_images_backbone_and_transform(dpt_root, tiny_clip_pat
     assert key != cache_key("EuroSAT", "test", backbone_id(str(tiny_clip_path)), "fp32", "tfm", items)
 
 
-def test_dpt_eval_with_cache_equals_uncached(dpt_root, tiny_clip_path, tmp_path) -> None:
+def test_dpt_eval_with_cache_equals_uncached(eurosat_root, tiny_clip_path, tmp_path) -> None:
     from dpt.config.merge import setup_cfg
     from dpt.engine.build import build_trainer
     from dpt.train import build_parser
 
-    cfg = setup_cfg(build_parser().parse_args(argv("DPT", dpt_root, tmp_path, tiny_clip_path)))
+    cfg = setup_cfg(build_parser().parse_args(argv("DPT", eurosat_root, tmp_path, tiny_clip_path)))
     trainer = build_trainer(cfg)
     model = trainer.model
     with torch.no_grad():  # make the learned parts non-trivial so CAVPT matters

@@ -19,25 +19,17 @@ import torch
 
 from dpt.config.merge import setup_cfg
 from dpt.data.build import build_dataset
+from dpt.demo.synthetic import make_dataset
 from dpt.engine.build import build_trainer
 from dpt.engine.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries
 from dpt.engine.trainer import TrainerX
 from dpt.modeling.backbones.loader import load_clip
 from dpt.reporting.logparse import parse_metric
 from dpt.train import build_parser, main
-from fixtures_data import make_data_cfg, make_dataset
-from test_trainers import argv
-from fixtures_parts import compose_clip
+from dpt.demo.synthetic import make_dataset
+from helpers import REPO, argv, compose_clip, make_data_cfg
 
-REPO = Path(__file__).resolve().parents[1]
 VLP_MODELS = ["image_encoder.transformer.ctx_learner", "prompt_learner"]
-
-
-@pytest.fixture(scope="module")
-def eurosat_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_dataset(root, "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=4, learnable=True, seed=3)
-    return root
 
 
 def _final_accuracy(text: str) -> float:

@@ -5,7 +5,6 @@ import os
 import pickle
 import random
 import time
-from collections import defaultdict
 
 import pytest
 
@@ -13,19 +12,8 @@ from dpt.cache.atomic import CLAIM_TIMEOUT_S, replace_json_once
 from dpt.data import build_dataset, generate_fewshot_dataset
 from dpt.data.datum import Datum
 from dpt.data.fewshot import SAMPLER_VERSION
-from fixtures_data import make_data_cfg, make_dataset
-
-
-def reference_fewshot(items, num_shots):
-    """Dassl's generate_fewshot_dataset (repeat=False) written from its description (REFERENCE 2.4)."""
-    by_label = defaultdict(list)
-    for item in items:
-        by_label[item[1]].append(item)
-    out = []
-    for label in by_label:
-        group = by_label[label]
-        out += random.sample(group, num_shots) if len(group) >= num_shots else group
-    return out
+from dpt.demo.synthetic import make_dataset
+from helpers import make_data_cfg, reference_fewshot
 
 
 def json_split(info, split):

@@ -1,7 +1,7 @@
 """Runs and checkpoints of the official code: Dassl-written files load without running their pickles, official
 names map to ours and back (dpt-convert), layouts are checked, dpt-interpret reads both kinds of run.
 
-Official-layout runs are written here the way Dassl writes them (REFERENCE.md 4.4): per part
+Official-layout runs are written here the way Dassl writes them (docs/reference.md 4.4): per part
 ``<part>/model.pth.tar-N`` = torch.save of {state_dict (official names, fp16), epoch, optimizer state, scheduler
 state with the warm-up scheduler's pickled successor, val_result} plus the ``checkpoint`` pointer. The official
 names are spelled out below by hand (DPT.py's CAVPT, as tests/test_official_golden.py step 3), independently
@@ -34,11 +34,8 @@ from dpt.modeling.backbones.loader import load_clip
 from dpt.reporting.logparse import parse_metric
 from dpt.tools import convert, interpret
 from dpt.train import build_parser, main
-from fixtures_clip import save_torchscript_state
-from fixtures_data import make_dataset
-from test_trainers import argv as trainer_argv
+from helpers import argv as trainer_argv, save_torchscript_state
 
-REPO = Path(__file__).resolve().parents[1]
 TEXT, VISUAL, CAVPT = "prompt_learner", "image_encoder.transformer.ctx_learner", "image_encoder.transformer.extractor"
 DPT_PARTS = (VISUAL, CAVPT, TEXT)
 State = Dict[str, torch.Tensor]
@@ -131,15 +128,8 @@ def official_parts(ours_run: Path, epoch: int, dtype=torch.float16) -> Dict[str,
 
 
 # ----------------------------------------------------------------------------- runs
-@pytest.fixture(scope="module")
-def eurosat_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_dataset(root, "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=4, learnable=True, seed=3)
-    return root
-
-
 def argv(trainer, root, out, clip_path, *opts, extra=()):
-    """test_trainers' train.py arguments: one epoch at a higher lr, so one epoch moves the prompts."""
+    """helpers.argv's train.py arguments: one epoch at a higher lr, so one epoch moves the prompts."""
     return trainer_argv(trainer, root, out, clip_path, "OPTIM.LR", "0.05", *opts, epochs=1, extra=extra)
 
 

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,8 +17,8 @@ import torch
 from dpt.demo.synthetic import PETS, make_dataset
 from dpt.engine.precision import CountingGradScaler
 from dpt.reporting.logparse import LossScaler, parse_loss_scaler
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_check  # noqa: E402
 from gpu_check_verdicts import Row, bench_row, training_row  # noqa: E402

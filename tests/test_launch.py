@@ -16,24 +16,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from dpt.demo.synthetic import make_dataset
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.launch import jobs
 from dpt.tools import jobs as jobs_cli
 from dpt.reporting.logparse import parse_metric
 from dpt.tools import launch
-from fixtures_data import make_dataset
+from helpers import REPO, reproduce
 
 pytest.importorskip("submitit")
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "reproduce.sh"
 TINY = ("MODEL.BACKBONE.NAME tiny.pt INPUT.SIZE (32,32) TRAINER.COOP.PREC fp32 DATALOADER.NUM_WORKERS 0 "
         "DATALOADER.TRAIN_X.BATCH_SIZE 8 TRAIN.PRINT_FREQ 1")
-
-
-def reproduce(cwd, **env):
-    full = {**os.environ, "PYTHON": sys.executable, **env}
-    return subprocess.run(["bash", str(SCRIPT)], cwd=cwd, env=full, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Dependencies point one way (DESIGN "Layout"): no import cycle between modules of the package, in-function
+"""Dependencies point one way (docs/design.md "Layout"): no import cycle between modules of the package, in-function
 imports included, and the registry sits below engine and data."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Dict, List, Set
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dpt"
+TESTS = Path(__file__).resolve().parent
 
 
 def module_name(path: Path) -> str:
@@ -90,3 +91,28 @@ def test_registry_engine_and_data_layers():
 def test_the_checker_sees_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) == []
+
+
+def imported_test_modules(path: Path) -> Set[str]:
+    """``test_*`` modules that ``path`` imports anywhere (in-function imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return {name for name in found if name.startswith("test_")}
+
+
+def test_no_test_module_imports_another():
+    """Shared fixtures live in conftest.py and plain helpers in helpers.py: a test module that imports another
+    couples the two and collects the other's fixtures under a second name."""
+    offenders = {p.name: sorted(imported_test_modules(p)) for p in sorted(TESTS.glob("test_*.py"))}
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_the_test_import_checker_sees_every_form(tmp_path):
+    path = tmp_path / "test_x.py"
+    path.write_text("import os\nimport test_a\nfrom test_b import argv\nfrom helpers import REPO\n\n"
+                    "def f():\n    from test_c.sub import y\n    import test_d as d\n")
+    assert imported_test_modules(path) == {"test_a", "test_b", "test_c", "test_d"}

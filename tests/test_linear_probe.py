@@ -12,13 +12,13 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from dpt.demo.synthetic import make_dataset
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.reporting.logparse import parse_metric
 from dpt.train import main
 from dpt.trainers.feature_cache import SelectorFeatureCache
 from dpt.trainers.logistic_search import linear_weights, search_c, search_rows
-from fixtures_data import make_dataset
-from test_trainers import REPO, argv, eurosat_root  # noqa: F401  (module fixture)
+from helpers import REPO, argv
 
 GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
 Data = Tuple[np.ndarray, np.ndarray]
@@ -116,7 +116,7 @@ def _probe_argv(root, out, clip_path, *opts, dataset="eurosat", extra=()):
     return args
 
 
-def test_probe_run_writes_dassl_outputs_and_reloads(eurosat_root, tiny_clip_path, tmp_path) -> None:  # noqa: F811
+def test_probe_run_writes_dassl_outputs_and_reloads(eurosat_root, tiny_clip_path, tmp_path) -> None:
     run = tmp_path / "run"
     assert main(_probe_argv(eurosat_root, run, tiny_clip_path)) == 0
     log = (run / "log.txt").read_text()
@@ -182,7 +182,7 @@ def test_bad_input_is_one_line_error(opts, dataset, message, tiny_clip_path, tmp
     assert not (tmp_path / "out" / "classifier").exists()
 
 
-def test_probe_of_other_classes_is_refused_by_name(eurosat_root, tiny_clip_path, tmp_path, capsys) -> None:  # noqa: F811
+def test_probe_of_other_classes_is_refused_by_name(eurosat_root, tiny_clip_path, tmp_path, capsys) -> None:
     run = tmp_path / "run"
     assert main(_probe_argv(eurosat_root, run, tiny_clip_path)) == 0
     capsys.readouterr()  # the fit's progress bars

@@ -2,13 +2,13 @@
 
 Why: the goldens in tests/data/golden/ only pin our own outputs; these numbers were produced by running the
 official code itself, so a match proves that our forward pass, selector, CAVPT generator, losses and
-gradients reproduce theirs (REFERENCE.md 7.4-7.6), not merely that they are stable.
+gradients reproduce theirs (docs/reference.md 7.4-7.6), not merely that they are stable.
 
 How tests/data/official/official_golden.pt was produced (scratch driver, never committed; rerun to regenerate):
 1. Official code: github.com/fanrena/DPT at commit 11fef90 (trainers/DPT.py, VLP.py, VPT.py and its modified
    clip/ package, which shadows clip-anytorch) with KaiyangZhou/Dassl.pytorch at c61a1b5 on PYTHONPATH, Python
    3.11, torch CPU fp32. Modules imported but never used on this path were stubbed in sys.modules (turtle,
-   audioop: REFERENCE.md 7.8 #8; gdown, wilds, pandas, sklearn(.metrics): Dassl's dataset/evaluator imports).
+   audioop: docs/reference.md 7.8 #8; gdown, wilds, pandas, sklearn(.metrics): Dassl's dataset/evaluator imports).
    No line of theirs was patched: on the tiny CLIP every size they read comes from the model
    (conv1.out_channels, visual.output_dim = text feature size, transformer.layers), and their hard-coded
    attention size 32 and 10 extra key tokens are our ``attn_dim`` / ``n_key_tokens`` below. Batch size 4
@@ -47,7 +47,7 @@ from dpt.modeling import PromptedCLIP
 from dpt.trainers.base import cross_entropy
 from dpt.trainers.dpt import DPT
 from dpt.trainers.vlp import VLP
-from fixtures_parts import compose_clip
+from helpers import compose_clip
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "official" / "official_golden.pt"
 CLASSNAMES = ["abyssinian", "golden_retriever", "sea urchin", "aeroplane", "x", "tabby cat", "pug", "newfoundland"]

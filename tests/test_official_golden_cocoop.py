@@ -3,7 +3,7 @@
 Why: tests/test_cocoop.py pins our fast path to our per-image reference loop; these numbers come from running
 the official code itself, so a match proves that the prompt assembly (SOS, shifted context, class tokens,
 EOT), the meta-net, the per-image text features, the logits, the loss and the gradients are CoCoOp's
-(REFERENCE.md 9.1), and that official checkpoints load into our "prompt_learner" without a name map.
+(docs/reference.md 9.1), and that official checkpoints load into our "prompt_learner" without a name map.
 
 How tests/data/official/official_cocoop.pt was produced (scratch driver, never committed; rerun to regenerate):
 1. Official code: github.com/KaiyangZhou/CoOp at commit ff61507 (trainers/cocoop.py and its clip/ package,
@@ -32,7 +32,7 @@ import torch
 from dpt.demo.tiny_clip import make_tiny_clip
 from dpt.modeling import PromptedCLIP
 from dpt.trainers.base import cross_entropy
-from fixtures_parts import compose_clip
+from helpers import compose_clip
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "official" / "official_cocoop.pt"
 CLASSNAMES = ["abyssinian", "golden_retriever", "sea urchin", "aeroplane", "x", "tabby cat", "pug", "newfoundland"]

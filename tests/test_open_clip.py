@@ -29,12 +29,11 @@ from dpt.modeling.backbones.open_clip_loader import (
 )
 from dpt.reporting.logparse import parse_metric
 from dpt.train import main
-from fixtures_open_clip import TINY_OPEN_CLIP_CONFIG, needs_open_clip, write_tiny_open_clip
-import test_trainers
-from test_trainers import CONFIG, FITTED, LEARNED, argv, epoch_losses
-from fixtures_parts import compose_clip, vpt_part
+from helpers import (
+    CONFIG, FITTED, LEARNED, TINY_OPEN_CLIP_CONFIG, argv, compose_clip, epoch_losses, needs_open_clip, vpt_part,
+    write_tiny_open_clip,
+)
 
-eurosat_root = test_trainers.eurosat_root  # the module-scoped synthetic EuroSAT fixture
 CLASSNAMES = ["cat", "golden retriever", "sea urchin", "aeroplane"]
 TEMPLATE = "a photo of a {}."
 

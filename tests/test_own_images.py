@@ -5,7 +5,6 @@ import json
 import os
 import random
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,12 +16,11 @@ from dpt.config.merge import setup_cfg
 from dpt.data import build_dataset
 from dpt.data.custom_dataset import SPLIT_SEED
 from dpt.datasets.image_folder import ImageFolder
+from dpt.demo.synthetic import make_dataset, write_image
 from dpt.modeling.backbones.clip_import import clip
 from dpt.tools.check_data import main as check_data
 from dpt.train import build_parser, main
-from fixtures_data import make_data_cfg, make_dataset, write_image
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import REPO, make_data_cfg
 
 
 def keys(items, root):

@@ -1,48 +1,17 @@
 """Accuracy-vs-shots and training-curve figures: written atomically, PNG of the documented size, not blank."""
 import os
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from dpt.reporting import plots, tables
 from dpt.tools import plots as plot_cli
 from dpt.tools import results
-from test_results import COOP_VARIANT, FEWSHOT, ZEROSHOT, trained_dir, write_log
+from helpers import COOP_VARIANT, assert_png, expected_size, trained_dir, write_log
 
 
-@pytest.fixture
-def output_root(tmp_path):
-    root = str(tmp_path / "output")
-    for (trainer, cfg, variant, shots, dataset), accs in FEWSHOT.items():
-        for seed, acc in enumerate(accs, start=1):
-            write_log(trained_dir(root, dataset, trainer, cfg, shots, variant, seed), acc, finish=acc is not None)
-    for dataset, acc in ZEROSHOT.items():
-        write_log(os.path.join(root, "ZeroshotCLIP", "vit_b32", dataset), acc, eval_only=True)
-    return root
-
-
-def expected_size(n_panels, max_columns):
-    """Pixels of a figure of n panels laid out at most max_columns wide, PANEL_SIZE inches each."""
-    columns = min(n_panels, max_columns)
-    rows = -(-n_panels // columns)
-    return round(plots.PANEL_SIZE[0] * columns * plots.DPI), round(plots.PANEL_SIZE[1] * rows * plots.DPI)
-
-
-def assert_png(path, size):
-    with open(path, "rb") as fh:
-        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
-    with Image.open(path) as image:
-        assert image.size == size
-        pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
-    assert pixels.std() > 0 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 10
-    leftovers = [n for n in os.listdir(os.path.dirname(path)) if n.endswith(".tmp")]
-    assert leftovers == []
-
-
-def test_accuracy_vs_shots_cli(output_root, tmp_path, capsys):
+def test_accuracy_vs_shots_cli(fewshot_root, tmp_path, capsys):
     out = tmp_path / "figs"
-    assert plot_cli.main([output_root, "--out", str(out)]) == 0
+    assert plot_cli.main([fewshot_root, "--out", str(out)]) == 0
     path = str(out / "accuracy_vs_shots.png")
     assert capsys.readouterr().out.strip() == f"Wrote {path}"
     # oxford_pets, eurosat and Average: three panels in one row
@@ -61,9 +30,9 @@ def test_accuracy_vs_shots_wraps_panels(tmp_path):
     assert_png(path, expected_size(len(datasets) + 1, plots.MAX_COLUMNS))
 
 
-def test_results_cli_writes_plot(output_root, tmp_path):
+def test_results_cli_writes_plot(fewshot_root, tmp_path):
     out = tmp_path / "from_results"
-    assert results.main([output_root, "--plots", str(out)]) == 0
+    assert results.main([fewshot_root, "--plots", str(out)]) == 0
     assert_png(str(out / "accuracy_vs_shots.png"), expected_size(3, plots.MAX_COLUMNS))
 
 
@@ -79,11 +48,11 @@ def test_training_curves_cli(tmp_path, capsys):
     assert_png(path, expected_size(3, 3))
 
 
-def test_plot_overwrite_is_atomic_replacement(output_root, tmp_path):
+def test_plot_overwrite_is_atomic_replacement(fewshot_root, tmp_path):
     out = tmp_path / "figs"
-    first = plots.write_shot_plot(output_root, str(out))
+    first = plots.write_shot_plot(fewshot_root, str(out))
     inode = os.stat(first).st_ino
-    second = plots.write_shot_plot(output_root, str(out))
+    second = plots.write_shot_plot(fewshot_root, str(out))
     assert first == second and os.stat(second).st_ino != inode
     assert_png(second, expected_size(3, plots.MAX_COLUMNS))
 

@@ -4,7 +4,6 @@ import argparse
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,15 +11,14 @@ import torch.nn.functional as F
 import yaml
 
 from dpt.config.merge import setup_cfg
+from dpt.demo.synthetic import make_dataset
 from dpt.engine.precision import check_precision
 from dpt.modeling.backbones.loader import load_clip
 from dpt.reporting.logparse import parse_metric
 from dpt.train import main
-from fixtures_data import make_dataset
-from test_trainers import argv, eurosat_root  # noqa: F401  (module fixture)
-from fixtures_parts import compose_clip
+from dpt.demo.synthetic import make_dataset
+from helpers import REPO, argv, compose_clip
 
-REPO = Path(__file__).resolve().parents[1]
 NOTE = "Note: TRAINER.COOP.PREC fp16 needs a CUDA GPU; none found, running in fp32"
 
 
@@ -45,7 +43,7 @@ def test_fp16_without_gpu_resolves_the_trainers_precision_key_to_fp32_before_fre
     assert notes == [NOTE.replace("none found", "USE_CUDA is False")]
 
 
-def test_fp16_on_cpu_trains_in_fp32_and_says_so(eurosat_root, tiny_clip_path, tmp_path):  # noqa: F811
+def test_fp16_on_cpu_trains_in_fp32_and_says_so(eurosat_root, tiny_clip_path, tmp_path):
     args = argv("CoOp", eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COOP.PREC", "fp16", epochs=1)
     assert main(args) == 0
     log = (tmp_path / "log.txt").read_text()
@@ -78,7 +76,7 @@ def test_headline_script_runs_on_cpu_unchanged(tmp_path, tiny_clip_path):
 
 @pytest.mark.parametrize("prec", ["amp", "bf16"])
 @pytest.mark.parametrize("trainer", ["CoOp", "DPT"])
-def test_autocast_precisions_train_on_cpu(prec, trainer, eurosat_root, tiny_clip_path, tmp_path):  # noqa: F811
+def test_autocast_precisions_train_on_cpu(prec, trainer, eurosat_root, tiny_clip_path, tmp_path):
     args = argv(trainer, eurosat_root, tmp_path, tiny_clip_path, "TRAINER.COOP.PREC", prec, epochs=2)
     assert main(args) == 0
     assert parse_metric(str(tmp_path / "log.txt")) is not None

@@ -27,8 +27,8 @@ from dpt.registry import TRAINER_REGISTRY
 from dpt.reporting.logparse import parse_metric
 from dpt.tools import convert, export, predict
 from dpt.train import main as train_main
-from fixtures_data import make_dataset
-from test_trainers import CONFIG, FITTED, LEARNED, argv
+from dpt.demo.synthetic import make_dataset
+from helpers import CONFIG, FITTED, LEARNED, argv
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINERS = sorted(CONFIG)  # every trainer test_trainers.py runs

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,17 +14,9 @@ from dpt.engine.trainer import TrainerX
 from dpt.launch.preemption import Preempted, raise_on_signals, stop_signals_from_env
 from dpt.reporting.logparse import parse_metric
 from dpt.train import main
-from fixtures_data import make_dataset
-from test_trainers import argv
+from helpers import argv
 
 EPOCHS = 4
-
-
-@pytest.fixture(scope="module")
-def eurosat_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_dataset(root, "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=4, learnable=True, seed=3)
-    return root
 
 
 def _signal_during(monkeypatch, epoch: int, batch: int, signum: int = signal.SIGUSR2) -> None:

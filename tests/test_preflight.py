@@ -21,9 +21,9 @@ from dpt.preflight import (
     preflight,
     weights_problems,
 )
+from dpt.demo.synthetic import make_dataset
 from dpt.train import main
-from fixtures_data import make_dataset
-from test_trainers import argv
+from helpers import argv
 
 
 def dataset_check_at(root: str, name: str):

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import Dict
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from dpt.demo.tiny_clip import make_tiny_clip
 from dpt.modeling import PromptedVisionEncoder, PromptLearner, TextEncoder, clip
 from dpt.modeling.prompt_tokens import ClassNameTooLong, tokenize_class_prompts
-from fixtures_clip import make_tiny_clip
-from fixtures_parts import compose_clip, vpt_part
+from helpers import REPO, compose_clip, vpt_part
 
-ROOT = Path(__file__).resolve().parents[1]
 CLASSNAMES = ["cat", "golden_retriever", "sea urchin", "aeroplane", "x"]
 
 
@@ -274,7 +272,7 @@ def test_cavpt_keys_are_detached_from_earlier_visual_prompts(tiny_clip) -> None:
                          vpt_layers=range(11), n_vpt_ctx=3, cavpt_layers=[11], n_cavpt=3)
     model.freeze_clip()
     model(_images()).layer_logits[0].square().sum().backward()
-    assert model.visual_prompts.ctx.grad is None  # REFERENCE 7.8 #14: keys/values are detached
+    assert model.visual_prompts.ctx.grad is None  # docs/reference.md 7.8 #14: keys/values are detached
     assert model.prompt_learner.ctx.grad.abs().sum() > 0  # queries are the learned text features
 
 
@@ -295,7 +293,7 @@ def test_bf16_autocast_runs_close_to_fp32(tiny_clip) -> None:
 
 
 def _load_golden_script():
-    spec = importlib.util.spec_from_file_location("make_goldens", ROOT / "scripts" / "make_goldens.py")
+    spec = importlib.util.spec_from_file_location("make_goldens", REPO / "scripts" / "make_goldens.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -306,7 +304,7 @@ def golden_now() -> Dict[str, Dict[str, torch.Tensor]]:
     return _load_golden_script().golden_outputs()
 
 
-GOLDEN_CASES = sorted(p.stem for p in (ROOT / "tests" / "data" / "golden").glob("*.pt"))
+GOLDEN_CASES = sorted(p.stem for p in (REPO / "tests" / "data" / "golden").glob("*.pt"))
 
 
 def test_golden_cases_cover_every_switch_set() -> None:
@@ -315,7 +313,7 @@ def test_golden_cases_cover_every_switch_set() -> None:
 
 @pytest.mark.parametrize("case", GOLDEN_CASES)
 def test_outputs_match_goldens(case: str, golden_now: Dict[str, Dict[str, torch.Tensor]]) -> None:
-    stored = torch.load(ROOT / "tests" / "data" / "golden" / f"{case}.pt", weights_only=True)
+    stored = torch.load(REPO / "tests" / "data" / "golden" / f"{case}.pt", weights_only=True)
     assert stored.keys() == golden_now[case].keys()
     for key, expected in stored.items():
         # atol scales with the tensor: logits ~30 carry fp32 summation noise of ~1e-4 that differs between CPUs

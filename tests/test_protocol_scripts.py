@@ -8,16 +8,15 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from dpt.demo.synthetic import make_dataset
 from dpt.reporting.base2new import harmonic_mean
 from dpt.reporting.logparse import parse_metric
 from dpt.tools import results
-from fixtures_data import make_dataset
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["MODEL.BACKBONE.NAME", "tiny.pt", "INPUT.SIZE", "(32,32)", "TRAINER.COOP.PREC", "fp32",
         "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
 

@@ -15,8 +15,7 @@ from dpt.reporting import paper, plots, runs
 from dpt.reporting.base2new import compare_b2n, harmonic_mean
 from dpt.tools import plots as plot_cli
 from dpt.tools import results
-from test_plots import assert_png, expected_size
-from test_results import COOP_VARIANT, cell_text, markdown_rows, trained_dir, write_log
+from helpers import COOP_VARIANT, assert_png, cell_text, expected_size, markdown_rows, trained_dir, write_log
 
 # (trainer, cfg, dataset) -> (base accuracies per seed 1..3, new accuracies); None = unfinished
 B2N = {

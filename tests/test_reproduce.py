@@ -11,16 +11,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from dpt.demo.synthetic import make_dataset
 from dpt.tools import results
-from fixtures_data import make_dataset
-
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "reproduce.sh"
-
-
-def reproduce(cwd, **env):
-    full = {**os.environ, "PYTHON": sys.executable, **env}
-    return subprocess.run(["bash", str(SCRIPT)], cwd=cwd, env=full, capture_output=True, text=True, timeout=300)
+from helpers import REPO, reproduce
 
 
 def test_dry_run_lists_the_matrix_and_dg_protocol(tmp_path):

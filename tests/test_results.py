@@ -1,6 +1,6 @@
 """Log parsing, parse_test_res-style summaries, result tables, the paper CSV and its comparison.
 
-Synthetic output trees with log.txt files in the engine's exact format (REFERENCE.md 4.2, 4.3, 6);
+Synthetic output trees with log.txt files in the engine's exact format (docs/reference.md 4.2, 4.3, 6);
 expected numbers are recomputed here with ``statistics``, never copied from the tools' output.
 """
 import csv
@@ -14,104 +14,13 @@ import pytest
 from dpt.reporting import logparse, paper, runs, tables
 from dpt.tools import logparse as logparse_cli
 from dpt.tools import results
+from helpers import COOP_VARIANT, DPT_VARIANT, FEWSHOT, ZEROSHOT, cell_text, markdown_rows, trained_dir, write_log
 
-COOP_VARIANT = "nctx16_cscFalse_ctpend"
-DPT_VARIANT = "nctx16_cscFalse_ctpend_vctx10_cpn10_bl12"
-
-
-def write_log(folder, acc=None, f1=None, *, epochs=2, batches=2, finish=True, eval_only=False, val_acc=None,
-              losses=None, lrs=None, only_last_batch=False, name="log.txt"):
-    """Write ``folder/name`` the way the engine does: batch lines, then the final result block.
-
-    ``acc=None`` leaves the result block out; ``finish=False`` stops mid-training (a crash);
-    ``val_acc`` adds a validation block before "Finish training"; ``losses[e]`` / ``lrs[e]`` set the
-    running-mean loss and the printed lr of epoch e (0-based); without them they follow simple rules.
-    """
-    os.makedirs(folder, exist_ok=True)
-    lines = ["Loading trainer: X", "Loading dataset: Y"]
-    if not eval_only:
-        for e in range(epochs):
-            for b in range(batches):
-                if only_last_batch and b + 1 < batches:
-                    continue
-                loss = losses[e] if losses else 2.0 - 0.1 * e
-                lr = lrs[e] if lrs else 0.002 * (e + 1)
-                if b + 1 == batches:
-                    lr = lrs[e + 1] if lrs and e + 1 < len(lrs) else lr / 2
-                lines.append(
-                    f"epoch [{e + 1}/{epochs}] batch [{b + 1}/{batches}] time 0.101 (0.120) data 0.001 (0.010) "
-                    f"loss {loss + 0.5:.4f} ({loss:.4f}) acc 50.0000 ({40.0 + e:.4f}) lr {lr:.4e} eta 0:00:12"
-                )
-            if val_acc is not None:
-                lines += ["Evaluate on the *val* set", "=> result", "* total: 10", "* correct: 1",
-                          f"* accuracy: {val_acc:.1f}%", f"* error: {100 - val_acc:.1f}%", "* macro_f1: 1.0%"]
-        if not finish:
-            lines.append("Traceback (most recent call last):")
-        else:
-            lines += ["Finish training", "Deploy the last-epoch model"]
-    if acc is not None and (finish or eval_only):
-        f1 = acc - 0.5 if f1 is None else f1
-        lines += ["Evaluate on the *test* set", "=> result", "* total: 1,234", "* correct: 1,000",
-                  f"* accuracy: {acc:.1f}%", f"* error: {100 - acc:.1f}%", f"* macro_f1: {f1:.1f}%", "Elapsed: 0:01:02"]
-    path = os.path.join(folder, name)
-    with open(path, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return path
-
-
-def trained_dir(root, dataset, trainer, cfg, shots, variant, seed):
-    return os.path.join(root, dataset, trainer, f"{cfg}_{shots}shots", variant, f"seed{seed}")
-
-
-# accuracies per (trainer, shots, dataset): one value per seed 1..3; None = unfinished; absent seed = missing
-FEWSHOT = {
-    ("CoOp", "vit_b32_ep50", COOP_VARIANT, 1, "oxford_pets"): [80.1, 81.3, 79.9],
-    ("CoOp", "vit_b32_ep50", COOP_VARIANT, 1, "eurosat"): [50.2, 55.7, 53.1],
-    ("CoOp", "vit_b32", COOP_VARIANT, 16, "oxford_pets"): [87.0, 86.2, 88.1],
-    ("CoOp", "vit_b32", COOP_VARIANT, 16, "eurosat"): [80.4, 82.6],
-    ("DPT", "vit_b32_deep_ep60", DPT_VARIANT, 16, "oxford_pets"): [90.1, 89.5, 90.8],
-    ("DPT", "vit_b32_deep", DPT_VARIANT, 16, "eurosat"): [88.3, None, 87.9],
-    ("DPT", "vit_b32_deep_ep60", DPT_VARIANT, 1, "oxford_pets"): [84.4, 83.0, 85.2],
-}
-ZEROSHOT = {"oxford_pets": 85.8, "eurosat": 45.2}
 DATASETS = ("oxford_pets", "eurosat")
-
-
-@pytest.fixture
-def fewshot_root(tmp_path):
-    root = str(tmp_path / "output")
-    for (trainer, cfg, variant, shots, dataset), accs in FEWSHOT.items():
-        for seed, acc in enumerate(accs, start=1):
-            folder = trained_dir(root, dataset, trainer, cfg, shots, variant, seed)
-            write_log(folder, acc, finish=acc is not None)
-    for dataset, acc in ZEROSHOT.items():
-        write_log(os.path.join(root, "ZeroshotCLIP", "vit_b32", dataset), acc, eval_only=True)
-    return root
 
 
 def finished(key):
     return [a for a in FEWSHOT[key] if a is not None]
-
-
-def markdown_rows(text):
-    """{(method, shots): {header: cell}} from the first github-format table in ``text``."""
-    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
-    headers = [h.strip() for h in lines[0].strip("|").split("|")]
-    rows = {}
-    for line in lines[2:]:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) != len(headers):
-            break
-        rows[(cells[0], cells[1])] = dict(zip(headers, cells))
-    return rows
-
-
-def cell_text(values, expected=3, ci95=False):
-    spread = statistics.pstdev(values)
-    if ci95:
-        spread = 1.96 * spread / math.sqrt(len(values))
-    text = f"{statistics.fmean(values):.2f} +- {spread:.2f}"
-    return text + (f" ({len(values)}/{expected})" if len(values) < expected else "")
 
 
 # ----- logparse ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from dpt.reporting import plots, runs, tables
 from dpt.reporting.logged_run import logged_run
 from dpt.tools import plots as plot_cli
 from dpt.tools import results
-from test_results import COOP_VARIANT, cell_text, markdown_rows, trained_dir, write_log
+from helpers import COOP_VARIANT, cell_text, markdown_rows, trained_dir, write_log
 
 
 def dassl_header(trainer, dataset, cfg, shots, seed, opts=(), eval_only=False):

@@ -1,4 +1,4 @@
-"""DATASET.SUBSAMPLE_CLASSES base/new on every dataset and trainer, and its guard in train.py (REFERENCE.md 9.2)."""
+"""DATASET.SUBSAMPLE_CLASSES base/new on every dataset and trainer, its guard in train.py (docs/reference.md 9.2)."""
 from __future__ import annotations
 
 import json
@@ -11,13 +11,12 @@ import torch
 
 from dpt.config.merge import setup_cfg
 from dpt.data import DataManager, build_dataset
+from dpt.demo.synthetic import SYNTHETIC_DATASETS, make_dataset
 from dpt.engine.build import build_trainer
 from dpt.train import build_parser, main
-from fixtures_data import SYNTHETIC_DATASETS, make_data_cfg, make_dataset
+from helpers import CONFIG, REPO, make_data_cfg
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = {"ZeroshotCLIP": "CoOp/vit_b32", "CoOp": "CoOp/vit_b32", "VPT": "VPT/vit_b32", "VLP": "VLP/vit_b32",
-          "DPT": "DPT/vit_b32"}
+TRAINERS = ("CoOp", "DPT", "VLP", "VPT", "ZeroshotCLIP")
 
 
 def keys(items):
@@ -82,7 +81,7 @@ def five_classes(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("trainer", sorted(CONFIG))
+@pytest.mark.parametrize("trainer", TRAINERS)
 def test_every_trainer_builds_on_the_subsampled_classes(trainer, five_classes, tiny_clip_path):
     every = _trainer(trainer, five_classes, tiny_clip_path, "all")
     for subsample, rows in (("base", slice(0, 3)), ("new", slice(3, 5))):

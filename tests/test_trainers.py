@@ -3,70 +3,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 
+from dpt.demo.synthetic import make_dataset
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.modeling.backbones.loader import load_clip
 from dpt.registry import TRAINER_REGISTRY
 from dpt.reporting.logparse import parse_metric
 from dpt.train import main
-from fixtures_data import make_dataset
-
-REPO = Path(__file__).resolve().parents[1]
-LEARNED = {  # trained by gradient steps: checkpoint folders
-    "CoOp": ["prompt_learner"],
-    "CoCoOp": ["prompt_learner"],
-    "KgCoOp": ["prompt_learner"],
-    "VPT": ["image_encoder.transformer.ctx_learner"],
-    "VLP": ["image_encoder.transformer.ctx_learner", "prompt_learner"],
-    "DPT": ["image_encoder.transformer.ctx_learner", "image_encoder.transformer.extractor", "prompt_learner"],
-    "IVLP": ["VLPromptLearner"],  # the official Dassl model names (docs/reference.md 10.2-10.4)
-    "MaPLe": ["MultiModalPromptLearner"],
-    "PromptSRC": ["VLPromptLearner"],
-}
-FITTED = {"LinearProbeCLIP": ["classifier"]}  # fitted once (tests/test_linear_probe.py)
-CONFIG = {"ZeroshotCLIP": "CoOp/vit_b32", "ZeroshotCLIP2": "CoOp/vit_b32", "CoOp": "CoOp/vit_b32",
-          "CoCoOp": "CoCoOp/vit_b32_c4_ep10_batch1", "LinearProbeCLIP": "LinearProbeCLIP/vit_b32",
-          "KgCoOp": "KgCoOp/vit_b16_ep100_ctxv1",
-          "VPT": "VPT/vit_b32", "VLP": "VLP/vit_b32", "DPT": "DPT/vit_b32",
-          "IVLP": "IVLP/vit_b16_c2_ep5_batch4_2+2ctx", "MaPLe": "MaPLe/vit_b16_c2_ep5_batch4_2ctx",
-          "PromptSRC": "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx"}
-
-
-@pytest.fixture(scope="module")
-def eurosat_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    make_dataset(root, "EuroSAT", n_classes=4, n_train=8, n_val=2, n_test=4, learnable=True, seed=3)
-    return root
-
-
-def argv(trainer, root, out, clip_path, *opts, epochs=4, extra=()):
-    """train.py arguments as the scripts pass them, sized for the tiny CLIP (32 px) on CPU."""
-    return [
-        "--root", str(root), "--output-dir", str(out), "--seed", "1", "--trainer", trainer,
-        "--dataset-config-file", str(REPO / "configs/datasets/eurosat.yaml"),
-        "--config-file", str(REPO / f"configs/trainers/{CONFIG[trainer]}.yaml"), *extra,
-        "MODEL.BACKBONE.NAME", str(clip_path), "INPUT.SIZE", "(32, 32)", "TRAINER.COOP.PREC", "fp32",
-        "TRAINER.COCOOP.PREC", "fp32", "TRAINER.IVLP.PREC", "fp32", "TRAINER.MAPLE.PREC", "fp32",
-        "TRAINER.PROMPTSRC.PREC", "fp32", "DATASET.NUM_SHOTS", "4", "DATALOADER.NUM_WORKERS", "0",
-        "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "TRAIN.PRINT_FREQ", "1", "OPTIM.MAX_EPOCH", str(epochs),
-        "OPTIM.WARMUP_EPOCH", "1", "PRETRAIN.C", "1", *opts,
-    ]
-
-
-def epoch_losses(log: Path):
-    """Running-mean loss of each epoch's last batch line."""
-    losses = {}
-    for line in log.read_text().splitlines():
-        m = re.match(r"epoch \[(\d+)/\d+\] batch \[\d+/\d+\] .* loss [\d.]+ \(([\d.]+)\)", line)
-        if m:
-            losses[int(m.group(1))] = float(m.group(2))
-    return [losses[k] for k in sorted(losses)]
+from helpers import CONFIG, FITTED, LEARNED, argv, epoch_losses
 
 
 @pytest.mark.parametrize("trainer", sorted(LEARNED))

@@ -1,7 +1,7 @@
 """The official code's names for the learnable parts, one table of parameter names, and what shapes say.
 
 Why: runs of the official CoOp / CoCoOp / DPT code keep each learnable part in a folder named after its
-registered module (REFERENCE.md 4.4, 7.6), the same folders as ours. Inside, CoOp's and CoCoOp's prompt
+registered module (docs/reference.md 4.4, 7.6), the same folders as ours. Inside, CoOp's and CoCoOp's prompt
 learners and the VPT-deep context use our parameter names already; only DPT's CAVPT generator
 (``image_encoder.transformer.extractor``) names its tensors differently and stacks the extra key tokens of
 all layers into one ``ctx`` [layers, 10, W]. ``to_ours`` and ``to_official`` read the one table below in
@@ -19,7 +19,7 @@ VISUAL_PROMPTS = "image_encoder.transformer.ctx_learner"
 CAVPT = "image_encoder.transformer.extractor"
 PARTS = (VISUAL_PROMPTS, CAVPT, TEXT_PROMPTS)  # Dassl's registration order in the official DPT trainer
 
-# Per CAVPT layer {j}: (official prefix, our prefix). Official DPT.py spells "classfiers" (REFERENCE.md 7.8 #13).
+# Per CAVPT layer {j}: (official prefix, our prefix). Official DPT.py spells "classfiers" (docs/reference.md 7.8 #13).
 CAVPT_NAMES: Tuple[Tuple[str, str], ...] = (
     ("meta_nets.{j}.", "layers.{j}.meta_net."),
     ("attns.{j}.qmlp.", "layers.{j}.q_proj."),

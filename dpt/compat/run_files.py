@@ -1,7 +1,7 @@
 """The learnable parts' checkpoints of one run folder, ours or written by the official code (Dassl layout).
 
 Why: ``dpt-convert`` and ``dpt-interpret`` take a run folder and need the same epoch's file of every part
-(REFERENCE.md 4.4: ``<part>/model.pth.tar-N`` and a ``checkpoint`` pointer naming the latest).
+(docs/reference.md 4.4: ``<part>/model.pth.tar-N`` and a ``checkpoint`` pointer naming the latest).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 How a file is recognised as Dassl-written: our checkpoints always carry a ``meta`` dict and load with
 ``weights_only=True``. A file that ``weights_only=True`` refuses (Dassl pickles scheduler and optimiser
-objects, REFERENCE.md 4.4) is read again with the restricted unpickler (``restricted_pickle.py``: nothing in
+objects, docs/reference.md 4.4) is read again with the restricted unpickler (``restricted_pickle.py``: nothing in
 it is imported or run); such a file, or one that loads but has no ``meta`` (a Dassl run without pickled
 objects, a plain state dict), is foreign: only ``state_dict`` and ``epoch`` are kept, official parameter names
 become ours (``official.py``) and fp16 tensors fp32. Resuming training reads our own files only

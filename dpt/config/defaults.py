@@ -1,4 +1,4 @@
-"""Configuration defaults: Dassl's keys plus the CoOp / DPT keys (REFERENCE.md 1).
+"""Configuration defaults: Dassl's keys plus the CoOp / DPT keys (docs/reference.md 1).
 
 The whole default tree lives here, a comment per key. ``dpt.config.merge.build_config`` merges a run's files and
 flags into a copy in Dassl's order and freezes it.
@@ -174,7 +174,7 @@ _C.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"
 _C.TRAINER.COOP.W = 1.0
 
 _C.TRAINER.COCOOP = CN()
-# Context length of CoCoOp (REFERENCE 9.1); CTX_INIT words override it.
+# Context length of CoCoOp (docs/reference.md 9.1); CTX_INIT words override it.
 _C.TRAINER.COCOOP.N_CTX = 16
 # Initial context words, e.g. "a photo of a".
 _C.TRAINER.COCOOP.CTX_INIT = ""
@@ -184,7 +184,7 @@ _C.TRAINER.COCOOP.PREC = "fp16"
 # (image, class) prompts per text-encoder chunk: bounds memory of the per-image text features.
 _C.TRAINER.COCOOP.CHUNK_SIZE = 1024
 
-# Linear-probe CLIP (CoOp's lpclip, REFERENCE 9.4): L2 logistic regression on frozen image features.
+# Linear-probe CLIP (CoOp's lpclip, docs/reference.md 9.4): L2 logistic regression on frozen image features.
 _C.TRAINER.LINEAR_PROBE = CN()
 # Inverse regularisation strengths tried first; the best on the val split starts the bisection.
 _C.TRAINER.LINEAR_PROBE.C_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)
@@ -246,7 +246,7 @@ _C.TRAINER.PROMPTSRC.GPA_STD = 1
 _C.TRAINER.VPT = CN()
 # Deep visual prompt tokens per layer.
 _C.TRAINER.VPT.N_CTX = 5
-# Defined by the official code but never read (REFERENCE 7.8 #18).
+# Defined by the official code but never read (docs/reference.md 7.8 #18).
 _C.TRAINER.VPT.LN = False
 
 _C.TRAINER.SELECTED_COVPT = CN()
@@ -256,13 +256,13 @@ _C.TRAINER.SELECTED_COVPT.CPN = 5
 _C.TRAINER.TOPDOWN_SECOVPT = CN()
 # First (1-based) layer with CAVPT in the top-down layout; 12 = last ViT-B block only.
 _C.TRAINER.TOPDOWN_SECOVPT.BOTTOMLIMIT = 12
-# Defined by the official code but never read (REFERENCE 7.8 #18).
+# Defined by the official code but never read (docs/reference.md 7.8 #18).
 _C.TRAINER.TOPDOWN_SECOVPT.LR = 0.01
 
 # CAVPT loss weight (alpha).
 _C.TRAINER.ALPHA = 1.0
 
-# Hidden constants of the official code and the paper's ablations (REFERENCE 7.6, 8).
+# Hidden constants of the official code and the paper's ablations (docs/reference.md 7.6, 8).
 _C.TRAINER.DPT = CN()
 # beta: weight of the main CE during guidance.
 _C.TRAINER.DPT.BETA = 0.1

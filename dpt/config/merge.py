@@ -1,4 +1,4 @@
-"""Build a run's configuration from the defaults (dpt/config/defaults.py) with yacs semantics (REFERENCE.md 1.1).
+"""Build a run's configuration from the defaults (dpt/config/defaults.py) with yacs semantics (docs/reference.md 1.1).
 
 ``build_config`` merges in Dassl's order (defaults -> config files -> run flags -> ``opts``), checks choices and
 the template, fits the precision to the machine and freezes; nothing writes to the config after that.

@@ -1,4 +1,4 @@
-"""DataManager: dataset -> transforms -> train/val/test loaders, as Dassl builds them (REFERENCE 3)."""
+"""DataManager: dataset -> transforms -> train/val/test loaders, as Dassl builds them (docs/reference.md 3)."""
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -95,7 +95,7 @@ def build_data_loader(
     where: str,
     images: Optional[Sequence[np.ndarray]] = None,
 ) -> DataLoader:
-    """A loader with Dassl's settings: ``drop_last = is_train and len >= batch_size`` (REFERENCE 3).
+    """A loader with Dassl's settings: ``drop_last = is_train and len >= batch_size`` (docs/reference.md 3).
 
     Args:
         where: "<dataset> <split>", named in the error for an empty split.

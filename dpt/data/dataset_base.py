@@ -1,4 +1,4 @@
-"""Dataset objects: the common contract (REFERENCE 2.1) and the read-split -> few-shot -> subsample flow.
+"""Dataset objects: the common contract (docs/reference.md 2.1) and the read-split -> few-shot -> subsample flow.
 
 ``DatasetBase`` holds the three splits and the label bookkeeping trainers read. ``SplitDataset``
 is the flow shared by the 11 training datasets; each reader under ``dpt/datasets/`` only says
@@ -39,14 +39,14 @@ class DatasetBase:
         dataset_dir: absolute dataset folder (``<ROOT>/<folder_name>``), "" if none.
         image_dir: folder the split files' relative paths start from.
         subsample: DATASET.SUBSAMPLE_CLASSES: "all", or keep the "base" / "new" classes of train_x
-            (REFERENCE 9.2); ``subsampled_from`` then holds the class count before (else 0).
+            (docs/reference.md 9.2); ``subsampled_from`` then holds the class count before (else 0).
     """
 
     # Files or folders (relative to the dataset folder) a reader needs besides its image folder and split file;
     # the preflight checks them before a run starts (readers that list folders instead of a split JSON).
     required_files: ClassVar[Tuple[str, ...]] = ()
     # Facts of the recipes the official code special-cases for one dataset (ImageNet), read by the trainers
-    # through the registry: VLP / DPT use TRAINER.DPT.IMAGENET_WARMUP_EPOCH / IMAGENET_GUIDANCE_EPOCHS (REFERENCE
+    # through the registry: VLP / DPT use TRAINER.DPT.IMAGENET_WARMUP_EPOCH / IMAGENET_GUIDANCE_EPOCHS (docs/reference.md
     # 7.8 #17); ZeroshotCLIP2 adds the dataset's own template to its 7-template ensemble unless told not to.
     imagenet_schedule: ClassVar[bool] = False
     template_in_ensemble: ClassVar[bool] = True
@@ -215,7 +215,7 @@ class SplitDataset(DatasetBase):
         return fresh
 
     def read_fallback(self, dataset_dir: str, image_dir: str, split_path: str) -> Tuple[Split, Split, Split]:
-        """Build the split from the original files (REFERENCE 2.2); overridden per dataset."""
+        """Build the split from the original files (docs/reference.md 2.2); overridden per dataset."""
         raise FileNotFoundError(f"dataset {self.name}: split file {split_path} not found (see README)")
 
 

@@ -1,4 +1,4 @@
-"""One labelled image: the unit every split, sampler and loader passes around (REFERENCE 2.1)."""
+"""One labelled image: the unit every split, sampler and loader passes around (docs/reference.md 2.1)."""
 from __future__ import annotations
 
 import os

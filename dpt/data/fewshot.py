@@ -1,4 +1,4 @@
-"""Few-shot subsets: Dassl's exact sampler (REFERENCE 2.4) and its per-(shots, seed) JSON cache.
+"""Few-shot subsets: Dassl's exact sampler (docs/reference.md 2.4) and its per-(shots, seed) JSON cache.
 
 Sampling consumes Python's global ``random`` instance, seeded by ``SEED`` before the dataset is
 built; with the same ordered split lists it draws the same subsets as CoOp/DPT.

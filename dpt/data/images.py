@@ -5,7 +5,7 @@ from PIL import Image
 
 
 def read_image(path: str) -> Image.Image:
-    """Open ``path`` as an RGB PIL image (REFERENCE 3); a missing or corrupt file raises naming it."""
+    """Open ``path`` as an RGB PIL image (docs/reference.md 3); a missing or corrupt file raises naming it."""
     try:
         with Image.open(path) as img:
             return img.convert("RGB")

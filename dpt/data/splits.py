@@ -1,6 +1,6 @@
 """Train/val/test splits: CoOp's ``split_zhou_<Name>.json`` files, the fallback splitters, class subsets.
 
-Behaviour follows REFERENCE 2.2-2.3 and 2.1 (``subsample_classes``). The fallback splitters consume
+Behaviour follows docs/reference.md 2.2-2.3 and 2.1 (``subsample_classes``). The fallback splitters consume
 Python's global ``random`` exactly as CoOp's do (per-class ``random.shuffle``, ``round()`` counts),
 so a fallback split changes the few-shot subset drawn afterwards; use the shipped JSONs to compare
 numbers with published ones.
@@ -91,7 +91,7 @@ def split_items(split: Mapping[str, Any], split_path: str, image_dir: str, datas
 
 
 def read_split(split_path: str, image_dir: str, dataset: str) -> Tuple[Split, Split, Split]:
-    """Read a ``split_zhou_<Name>.json`` (REFERENCE 2.3) into train, val and test Datums."""
+    """Read a ``split_zhou_<Name>.json`` (docs/reference.md 2.3) into train, val and test Datums."""
     print(f"Reading split from {split_path}")
     return split_items(load_split_file(split_path), split_path, image_dir, dataset)
 

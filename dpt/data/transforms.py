@@ -1,4 +1,4 @@
-"""Image transforms by Dassl's names (REFERENCE 3): INPUT.TRANSFORMS picks the train augmentations.
+"""Image transforms by Dassl's names (docs/reference.md 3): INPUT.TRANSFORMS picks the train augmentations.
 
 Train order (each only if named): resize (only without a random crop) -> random_translation ->
 random_crop -> random_resized_crop -> random_flip -> colorjitter -> randomgrayscale ->

@@ -64,7 +64,7 @@ def read_wnid_folders(
 
 @DATASET_REGISTRY.register()
 class ImageNet(SplitDataset):
-    """Train = ``images/train``, test = val = ``images/val`` (REFERENCE 2.2); few-shot on train only."""
+    """Train = ``images/train``, test = val = ``images/val`` (docs/reference.md 2.2); few-shot on train only."""
 
     folder_name = "imagenet"
     image_subdir = "images"
@@ -93,7 +93,7 @@ class ImageNet(SplitDataset):
 
 
 class ImageNetVariant(DatasetBase):
-    """A test-only ImageNet variant: ``train_x = test`` = every image, no val (REFERENCE 2.2).
+    """A test-only ImageNet variant: ``train_x = test`` = every image, no val (docs/reference.md 2.2).
 
     Reads ``<ROOT>/<folder_name>/classnames.txt`` and ``<image_subdir>/<wnid>/`` (sorted wnids ->
     labels 0..n-1), then keeps DATASET.SUBSAMPLE_CLASSES' base or new half of them. Config keys read:

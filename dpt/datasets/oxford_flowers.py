@@ -1,4 +1,4 @@
-"""Oxford Flowers-102: ``oxford_flowers/jpg/`` + ``split_zhou_OxfordFlowers.json`` (REFERENCE 2.2)."""
+"""Oxford Flowers-102: ``oxford_flowers/jpg/`` + ``split_zhou_OxfordFlowers.json`` (docs/reference.md 2.2)."""
 from __future__ import annotations
 
 import os

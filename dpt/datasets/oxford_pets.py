@@ -1,4 +1,4 @@
-"""Oxford-IIIT Pets (37 breeds): ``oxford_pets/images/`` + ``split_zhou_OxfordPets.json`` (REFERENCE 2.2)."""
+"""Oxford-IIIT Pets (37 breeds): ``oxford_pets/images/`` + ``split_zhou_OxfordPets.json`` (docs/reference.md 2.2)."""
 from __future__ import annotations
 
 import os

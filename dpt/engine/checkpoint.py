@@ -1,4 +1,4 @@
-"""Checkpoints in Dassl's layout (REFERENCE.md 4.4), written atomically and loaded without unpickling code."""
+"""Checkpoints in Dassl's layout (docs/reference.md 4.4), written atomically and loaded without unpickling code."""
 from __future__ import annotations
 
 import os

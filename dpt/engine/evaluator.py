@@ -1,4 +1,4 @@
-"""Classification evaluator with Dassl's printed result block (REFERENCE.md 4.3)."""
+"""Classification evaluator with Dassl's printed result block (docs/reference.md 4.3)."""
 from __future__ import annotations
 
 from collections import OrderedDict

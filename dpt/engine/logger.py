@@ -1,4 +1,4 @@
-"""stdout tee into OUTPUT_DIR/log.txt, as Dassl's setup_logger (REFERENCE.md 4.6)."""
+"""stdout tee into OUTPUT_DIR/log.txt, as Dassl's setup_logger (docs/reference.md 4.6)."""
 from __future__ import annotations
 
 import os

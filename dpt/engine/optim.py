@@ -1,4 +1,4 @@
-"""Optimisers and per-epoch lr schedules with Dassl's warm-up semantics (REFERENCE.md 5)."""
+"""Optimisers and per-epoch lr schedules with Dassl's warm-up semantics (docs/reference.md 5)."""
 from __future__ import annotations
 
 import math
@@ -112,7 +112,7 @@ class EpochScheduler(LRScheduler):
     """Sets every group's lr to ``epoch_lr(spec, last_epoch)``; stepped once per epoch.
 
     Because the lr is a pure function of the epoch counter, resuming restores it exactly (Dassl's warm-up
-    wrapper pickled a detached copy of its successor, REFERENCE.md 4.5).
+    wrapper pickled a detached copy of its successor, docs/reference.md 4.5).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, spec: OptimSpec) -> None:

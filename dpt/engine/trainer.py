@@ -1,4 +1,4 @@
-"""TrainerX: Dassl's data -> model -> loop -> evaluation flow (REFERENCE.md 4).
+"""TrainerX: Dassl's data -> model -> loop -> evaluation flow (docs/reference.md 4).
 
 A trainer subclass implements ``build_model`` (build its modules and ``register_model`` each learnable part
 with an optimiser and scheduler) and ``forward_backward``; everything else lives here and in ``TrainerBase``

@@ -1,11 +1,11 @@
 """One job line of reproduce.sh as a submitit callable: run it, pass stop signals on, requeue it.
 
 Why a callable of our own: submitit runs a pickled Python callable inside each scheduler job and, when SLURM
-signals that the job will be preempted or reach its time limit, calls the callable's ``checkpoint()`` and
-requeues what it returns. The job itself stays the same shell command a local run uses (DESIGN: the launcher
-only decides where a job runs); it runs in its own process group with ``DPT_SAVE_ON_SIGNAL`` set, so on a stop
-signal ``train.py`` saves its last finished epoch and exits (dpt/launch/preemption.py), and the requeued
-command resumes from there.
+signals that the job will be preempted or reach its time limit, calls the callable's ``checkpoint()`` and requeues
+what it returns. The job itself stays the same shell command a local run uses (docs/design.md "Where new things
+go": the launcher only decides where a job runs); it runs in its own process group with ``DPT_SAVE_ON_SIGNAL`` set,
+so on a stop signal ``train.py`` saves its last finished epoch and exits (dpt/launch/preemption.py), and the
+requeued command resumes from there.
 """
 from __future__ import annotations
 

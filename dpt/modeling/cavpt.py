@@ -1,4 +1,4 @@
-"""Class-aware visual prompt (CAVPT) generator of DPT (REFERENCE.md 7.6 step 4).
+"""Class-aware visual prompt (CAVPT) generator of DPT (docs/reference.md 7.6 step 4).
 
 Why: DPT turns the learned text features of each image's zero-shot top-K classes into K visual prompt
 tokens by cross-attending to the image tokens; a per-layer n_cls-way classifier on the attended feature
@@ -89,7 +89,7 @@ class ClassAwarePromptGenerator(nn.Module):
         if n_key_tokens < 0:
             raise ValueError(f"ClassAwarePromptGenerator n_key_tokens: expected >= 0, got {n_key_tokens}")
         n_sets = 1 if shared else n_layers
-        # Construction order as the official code (REFERENCE.md 7.7): meta nets, per-layer attention
+        # Construction order as the official code (docs/reference.md 7.7): meta nets, per-layer attention
         # (W_k, W_q, W_v), LNs, classifiers, LN2s, extra keys.
         meta_nets = [nn.Linear(text_dim, width) for _ in range(n_sets)]
         attentions = [  # (W_k, W_q, W_v)
@@ -131,7 +131,7 @@ class ClassAwarePrompts(ClassAwarePromptGenerator, BlockPrompts):
     """DPT's vision-side CAVPT part: K class-aware tokens appended to each of ``blocks``, stripped after.
 
     Before the blocks it selects each image's zero-shot top-K classes (frozen image features against the
-    template's text features) and takes their learned, unnormalised text features as queries (REFERENCE.md
+    template's text features) and takes their learned, unnormalised text features as queries (docs/reference.md
     7.6 step 2, 7.8 #12); block blocks[j] gets the tokens of CAVPT layer j and records its logits.
     Records ``topk_indices`` [B, K] (descending) and ``layer_logits`` (per layer [B, K, n_cls]).
 

@@ -1,4 +1,4 @@
-"""CoCoOp's image-conditioned text context (REFERENCE.md 9.1): a meta-net shifts the context by each image.
+"""CoCoOp's image-conditioned text context (docs/reference.md 9.1): a meta-net shifts the context by each image.
 
 Why: CoCoOp is CoOp's learned context plus one small net, so it is a text-side part extending
 ``PromptLearner``; every (image, class) prompt still goes through the one text forward.

@@ -1,4 +1,4 @@
-"""CoOp's learnable text context (REFERENCE.md 7.1): [SOS] + context vectors + class name + "." + [EOT].
+"""CoOp's learnable text context (docs/reference.md 7.1): [SOS] + context vectors + class name + "." + [EOT].
 
 The text-side part of CoOp, VLP and DPT; CoCoOp's image-conditioned context extends it
 (``conditioned_prompt_learner.py``).

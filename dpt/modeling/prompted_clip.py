@@ -23,7 +23,7 @@ __all__ = ["PromptedCLIP", "PromptedCLIPOutput", "TextFeatures"]  # TextFeatures
 
 
 class PromptedCLIPOutput(NamedTuple):
-    """Outputs of ``PromptedCLIP.forward`` (REFERENCE.md 7.5, 7.6 item 6).
+    """Outputs of ``PromptedCLIP.forward`` (docs/reference.md 7.5, 7.6 item 6).
 
     logits: [B, n_cls] prompted image feature vs learned text (the prediction).
     logits_zs_image: [B, n_cls] frozen zero-shot image feature vs learned text ("logits1"), or None.
@@ -150,7 +150,7 @@ class PromptedCLIP(nn.Module):
         Args:
             image: [B, 3, R, R] normalised images.
             text_features: cached ``encode_learned_text()`` (e.g. once per evaluation); computed if None.
-            need_guidance: also compute logits_zs_image / logits_zs_text (guidance loss, REFERENCE 7.5).
+            need_guidance: also compute logits_zs_image / logits_zs_text (guidance loss, docs/reference.md 7.5).
             zs_image_features: [B, E] cached ``zero_shot_image_features(image)`` for the parts' selectors.
             return_attention: also return the last block's CLS-to-patch attention.
         """

@@ -1,6 +1,6 @@
 """CLIP's ViT forward with block-prompt parts (VPT-deep, CAVPT, ...): the one ViT path.
 
-Why: every method is CLIP's frozen ViT plus tokens put into some blocks' inputs (REFERENCE.md 7.4, 7.6
+Why: every method is CLIP's frozen ViT plus tokens put into some blocks' inputs (docs/reference.md 7.4, 7.6
 steps 3-4); one block loop asks each part (``parts.py``) what to insert and strip, and without parts it
 equals ``clip_model.encode_image``.
 """

@@ -1,4 +1,4 @@
-"""Hand-crafted CLIP prompt templates (REFERENCE.md 7.2), keyed by dataset registry name (DATASET.NAME)."""
+"""Hand-crafted CLIP prompt templates (docs/reference.md 7.2), keyed by dataset registry name (DATASET.NAME)."""
 from __future__ import annotations
 
 from typing import Dict, Tuple

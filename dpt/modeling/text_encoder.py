@@ -1,7 +1,7 @@
 """CLIP's text forward on prompt embeddings: the one text path for hand-crafted and learned prompts.
 
 Why: CoOp-style prompt learning feeds embeddings, not token ids, into CLIP's frozen text transformer
-(REFERENCE.md 7.1). The fast path cuts every chunk of prompts to its longest EOT position + 1, which is
+(docs/reference.md 7.1). The fast path cuts every chunk of prompts to its longest EOT position + 1, which is
 exact because the causal mask keeps positions after EOT from influencing the EOT row, and clip-anytorch's
 ResidualAttentionBlock slices its mask to the sequence length. When gradients flow and there is more than
 one chunk (ImageNet's 1000 classes), each chunk is activation-checkpointed, so training memory is bounded

@@ -1,4 +1,4 @@
-"""VPT-deep visual prompts (REFERENCE.md 7.4): learned tokens appended to chosen ViT blocks' inputs, stripped after.
+"""VPT-deep visual prompts (docs/reference.md 7.4): learned tokens appended to chosen ViT blocks' inputs, stripped after.
 
 Why: VPT, VLP and DPT's lower blocks share this one vision-side part; its state dict is the official
 ``image_encoder.transformer.ctx_learner`` (``ctx``), so official checkpoints load into it unchanged.

@@ -1,4 +1,4 @@
-"""Base-to-novel table (CoCoOp's protocol, REFERENCE.md 9.2): Base, New and their harmonic mean per dataset.
+"""Base-to-novel table (CoCoOp's protocol, docs/reference.md 9.2): Base, New and their harmonic mean per dataset.
 
 Base cells hold the ``train_base`` runs' final test accuracy (on the base classes), New cells the
 ``test_new`` evaluations, each as mean +- spread over seeds like the few-shot table. HM = 2 B N / (B + N) of

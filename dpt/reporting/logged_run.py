@@ -2,7 +2,7 @@
 
 Why: Dassl's train.py (official CoOp, CoCoOp and DPT code, and ours) prints its sorted arguments and the whole
 resolved config into log.txt before training, so a run folder with any name (the official DPT script writes
-every run to ``./output``, REFERENCE.md 7.8 #4) still says its trainer, dataset, config file, shots and seed.
+every run to ``./output``, docs/reference.md 7.8 #4) still says its trainer, dataset, config file, shots and seed.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Read numbers out of one ``log.txt``: the final test result and the per-epoch training curves.
 
-Also the pieces of the drop-in for CoOp's ``parse_test_res.py`` (REFERENCE.md 6), ``python -m dpt.tools.logparse``.
+Also the pieces of the drop-in for CoOp's ``parse_test_res.py`` (docs/reference.md 6), ``python -m dpt.tools.logparse``.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 END_SIGNAL_TRAIN = "Finish training"
 END_SIGNAL_TEST = "=> result"
-# [old Dassl] printed "Finished training" (REFERENCE.md 4.2); accepted when detecting the end of training.
+# [old Dassl] printed "Finished training" (docs/reference.md 4.2); accepted when detecting the end of training.
 _TRAIN_END_LINES = (END_SIGNAL_TRAIN, "Finished training")
 
-# Dassl HEAD "epoch [e/E] batch [b/B]" and [old Dassl] "epoch [e/E][b/B]" (REFERENCE.md 4.2).
+# Dassl HEAD "epoch [e/E] batch [b/B]" and [old Dassl] "epoch [e/E][b/B]" (docs/reference.md 4.2).
 _BATCH_LINE = re.compile(r"^epoch \[(\d+)/(\d+)\]\s*(?:batch )?\[(\d+)/(\d+)\]")
 # "name <current> (<running mean>)"; time and data are timing meters, not training curves.
 _METER = re.compile(r"([A-Za-z_]\w*)\s+(\S+)\s+\(([^)\s]+)\)")
@@ -124,7 +124,7 @@ class EpochCurve:
     ``data`` (waiting for the batch) meters, in seconds; ``num_batches``: batches per epoch.
     ``lr``: the lr in effect during the epoch, or NaN when the log cannot tell. The engine steps the
     scheduler before printing the last batch, so that line shows the *next* epoch's lr
-    (REFERENCE.md 4.2): the lr comes from an earlier line of the epoch, else from the previous
+    (docs/reference.md 4.2): the lr comes from an earlier line of the epoch, else from the previous
     epoch's last line.
     """
 

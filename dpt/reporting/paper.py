@@ -1,6 +1,6 @@
 """The paper's stated results as data (``dpt/reporting/paper_results.csv``) and their comparison with ours.
 
-Only what REFERENCE.md 8 records is encoded: the relative headline claims at 16 shots (mean over the
+Only what docs/reference.md 8 records is encoded: the relative headline claims at 16 shots (mean over the
 11 datasets) and the domain-generalisation orderings. The per-dataset cells are present with empty
 values, to be filled in from the paper's figures; empty rows are never compared. "b2n" rows hold the published
 base-to-novel Base / New / HM (docs/reference.md 10.6), each with its source; ``dpt.reporting.base2new`` compares

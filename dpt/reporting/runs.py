@@ -1,6 +1,6 @@
 """Walk an output tree into ``Run`` records: one per run folder (or expected, absent seed) with its final numbers.
 
-Layouts read (REFERENCE.md 6; written by ``scripts/*.sh``):
+Layouts read (docs/reference.md 6; written by ``scripts/*.sh``):
 
 - trained: ``<root>/<dataset>/<Trainer>/<cfg>_<N>shots/<variant>/seed<S>/log.txt``
 - zero-shot: ``<root>/ZeroshotCLIP/<cfg>/<dataset>/log.txt`` (shots 0, no seeds)
@@ -16,7 +16,7 @@ Layouts read (REFERENCE.md 6; written by ``scripts/*.sh``):
 ``<variant>`` is whatever name the scripts gave the run group (``dpt/launch/run_names.py``: this rule's names and
 the earlier rule's are read alike, as folders).
 
-The official DPT code registers CoOp as ``MyCoOp`` (REFERENCE.md 7.3): its rows show as ``CoOp (MyCoOp)``,
+The official DPT code registers CoOp as ``MyCoOp`` (docs/reference.md 7.3): its rows show as ``CoOp (MyCoOp)``,
 next to ours and never averaged with them.
 """
 from __future__ import annotations
@@ -166,7 +166,7 @@ def _named_run(folder: str) -> Optional[Run]:
     """A run folder outside the layouts, identified by its log; None when no log says what it was.
 
     Its first log (``log.txt``) trained it; a later log naming another run is an official DPT rerun into the same
-    ``--output-dir`` that only re-tested the first run's checkpoint (REFERENCE.md 7.8 #4), so it does not count.
+    ``--output-dir`` that only re-tested the first run's checkpoint (docs/reference.md 7.8 #4), so it does not count.
     """
     logs = sorted(n for n in os.listdir(folder) if n.startswith("log.txt"))
     identities = {n: logged_run(os.path.join(folder, n)) for n in logs}

@@ -2,7 +2,7 @@
 
 A table row is (trainer, setting, shots) where the setting is ``<cfg>/<variant>`` with ``_ep<k>``
 removed from the cfg name, because the protocol picks the epoch count per shots and dataset
-(REFERENCE.md 6, 8). Cells never silently average fewer seeds than expected.
+(docs/reference.md 6, 8). Cells never silently average fewer seeds than expected.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Why: a missing split file or one broken JPEG otherwise surfaces minutes into a run (or in the middle
 of a seed sweep). The folder, split file and required files are checked by the same code as a run's
 preflight (``dpt/preflight.py``). The listing then comes from the real readers in ``dpt/datasets``
-(REFERENCE.md 2.2): the split JSON's entries when present, else the reader's fallback from the original
+(docs/reference.md 2.2): the split JSON's entries when present, else the reader's fallback from the original
 files, which is run without saving anything, so checking never creates the split file a later run would
 make. Every listed image is then checked to exist and to open (``--decode``: fully decoded, slower but
 catches truncated files). Exit status: 0 when every checked dataset is usable, 1 when one is not, 2 on

@@ -3,7 +3,7 @@
 ``--to official`` writes ``OUT/<part>/model.pth.tar-N`` (and the ``checkpoint`` pointer) with the official
 parameter names (``dpt/compat/official.py``), as Dassl writes them, for the official CoOp / CoCoOp / DPT
 ``load_model`` (which reads ``state_dict`` and ``epoch`` only): tensors in fp16 by default, as the official
-code stores them (its only working precision is fp16, REFERENCE.md 7.6), or ``--dtype fp32``. No optimiser
+code stores them (its only working precision is fp16, docs/reference.md 7.6), or ``--dtype fp32``. No optimiser
 or scheduler state is written. ``--to ours`` reads a Dassl-written run without running its pickles and
 writes our checkpoints (our names, fp32, loadable with ``weights_only=True``). Both copy ``log.txt*`` and
 ``config.yaml``. OUT must not exist; it appears complete or not at all. Bad input: one line, exit 2.

@@ -1,7 +1,7 @@
 """``dpt-interpret RUN [--topk K]``: what a run learned, in words and norms.
 
 For each learned text context vector (CoOp, VLP, DPT, CoCoOp): the K nearest rows of CLIP's token embedding by
-Euclidean distance, decoded with CLIP's tokenizer (CoOp's interpret_prompt.py, REFERENCE.md 9.5; ``</w>``
+Euclidean distance, decoded with CLIP's tokenizer (CoOp's interpret_prompt.py, docs/reference.md 9.5; ``</w>``
 ends a word); class-specific contexts per class. For VPT, VLP and DPT: the L2 norm of each visual prompt token
 per block, and of DPT's CAVPT key tokens per CAVPT block. Works on our runs and on runs of the official code.
 The token embedding comes from the run's backbone (``config.yaml``'s, or the config its log.txt prints, or

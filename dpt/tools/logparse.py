@@ -1,6 +1,6 @@
 """``python -m dpt.tools.logparse DIR [--ci95] [--test-log] [--multi-exp] [--keyword accuracy]``.
 
-A drop-in for CoOp's ``parse_test_res.py`` (REFERENCE.md 6): the mean and spread of the final test result over
+A drop-in for CoOp's ``parse_test_res.py`` (docs/reference.md 6): the mean and spread of the final test result over
 the run folders of DIR, read by dpt.reporting.logparse.
 """
 from __future__ import annotations

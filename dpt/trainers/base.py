@@ -31,7 +31,7 @@ class PromptTrainer(ClipTrainer):
     model: PromptedCLIP
 
     def template(self) -> str:
-        """DATASET.TEMPLATE if set, else the dataset's hand-crafted template (REFERENCE.md 7.2)."""
+        """DATASET.TEMPLATE if set, else the dataset's hand-crafted template (docs/reference.md 7.2)."""
         if self.cfg.DATASET.TEMPLATE:
             return self.cfg.DATASET.TEMPLATE
         name = self.cfg.DATASET.NAME
@@ -125,7 +125,7 @@ class PromptTrainer(ClipTrainer):
         return list(self.model.named_modules(prefix="model"))
 
     def keys_to_skip_on_load(self, name: str) -> List[str]:
-        """Class-name dependent buffers of the text prompt learner (REFERENCE.md 7.1)."""
+        """Class-name dependent buffers of the text prompt learner (docs/reference.md 7.1)."""
         return ["token_prefix", "token_suffix"] if name == "prompt_learner" else []
 
     @classmethod

@@ -1,4 +1,4 @@
-"""CoCoOp: CoOp's context shifted per image by a meta-net, so every image has its own prompts (REFERENCE.md 9.1)."""
+"""CoCoOp: CoOp's context shifted per image by a meta-net, so each image has its own prompts (docs/reference.md 9.1)."""
 from __future__ import annotations
 
 from dpt.modeling.conditioned_prompt_learner import ConditionedPromptLearner

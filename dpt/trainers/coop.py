@@ -1,4 +1,4 @@
-"""CoOp: learned text context, plain CLIP image encoder (REFERENCE.md 7.3)."""
+"""CoOp: learned text context, plain CLIP image encoder (docs/reference.md 7.3)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""DPT: VLP + class-aware visual prompts (CAVPT) in the top blocks (REFERENCE.md 7.6)."""
+"""DPT: VLP + class-aware visual prompts (CAVPT) in the top blocks (docs/reference.md 7.6)."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence

@@ -2,7 +2,7 @@
 
 Why: DPT's selector runs the whole frozen ViT on every test image at every evaluation although its
 output never changes for a deterministic test transform; computing it once saves one of the two ViT
-forwards per evaluated image (DESIGN "Speed lives in the same places"). Features are kept in memory
+forwards per evaluated image (docs/design.md "Speed lives in the same places"). Features are kept in memory
 for the run and on disk as ``<cache_dir>/selector_<Dataset>_<split>_<digest>.pt`` (``dpt.cache.kinds``); the
 digest (``dpt.cache.digest``) covers the dataset, split, backbone (``clip_loader.backbone_id``: a name, or the
 SHA-256 of a weights file), precision, the transform's repr and every image's (path, size, mtime), so changed

@@ -1,4 +1,4 @@
-"""Linear-probe CLIP (CoOp's lpclip, REFERENCE.md 9.4): logistic regression on frozen CLIP image features.
+"""Linear-probe CLIP (CoOp's lpclip, docs/reference.md 9.4): logistic regression on frozen CLIP image features.
 
 Why a trainer: it then runs through train.py, writes the run folder, log.txt (the result block after "Finish
 training"), and a Dassl-layout checkpoint like every method, so scripts, dpt-results and --eval-only work

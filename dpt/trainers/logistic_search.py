@@ -1,4 +1,4 @@
-"""L2 logistic regression with CoOp's lpclip search of the regularisation strength C (REFERENCE.md 9.4).
+"""L2 logistic regression with CoOp's lpclip search of the regularisation strength C (docs/reference.md 9.4).
 
 Why: CLIP's appendix A3 protocol picks C on a validation split: a coarse grid, then a bisection in log10(C)
 around the best grid value; scikit-learn's L-BFGS does the fits. The search is deterministic, so a fit is

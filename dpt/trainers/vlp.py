@@ -1,4 +1,4 @@
-"""VLP: CoOp text prompt + VPT-deep in every block + general-knowledge guidance (REFERENCE.md 7.5)."""
+"""VLP: CoOp text prompt + VPT-deep in every block + general-knowledge guidance (docs/reference.md 7.5)."""
 from __future__ import annotations
 
 from typing import Dict, Sequence
@@ -32,7 +32,7 @@ class VLP(PromptTrainer):
         return override if self.imagenet_schedule() and override >= 0 else self.cfg.PRETRAIN.C
 
     def visual_spec(self):
-        """OPTIM, with the official code's ImageNet-only visual warm-up (REFERENCE.md 7.8 #17) as a key."""
+        """OPTIM, with the official code's ImageNet-only visual warm-up (docs/reference.md 7.8 #17) as a key."""
         override = self.cfg.TRAINER.DPT.IMAGENET_WARMUP_EPOCH
         if self.imagenet_schedule() and override >= 0:
             return self.optim_spec(warmup_epoch=override)

@@ -1,4 +1,4 @@
-"""VPT: deep visual prompts in every block, frozen hand-crafted text (REFERENCE.md 7.4)."""
+"""VPT: deep visual prompts in every block, frozen hand-crafted text (docs/reference.md 7.4)."""
 from __future__ import annotations
 
 from dpt.compat.official import VISUAL_PROMPTS

@@ -15,7 +15,7 @@ from dpt.trainers.base import PromptTrainer
 
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP(PromptTrainer):
-    """No learnable parts; text features of CUSTOM_TEMPLATES[DATASET.NAME] (REFERENCE.md 7.2)."""
+    """No learnable parts; text features of CUSTOM_TEMPLATES[DATASET.NAME] (docs/reference.md 7.2)."""
 
 
 @TRAINER_REGISTRY.register()

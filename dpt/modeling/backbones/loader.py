@@ -1,11 +1,11 @@
 """Load the CLIP backbone named by MODEL.BACKBONE.NAME: OpenAI weights by name (checksummed cache file) or by
-path (REFERENCE.md 7.1), or an open_clip model (``open_clip:ARCH:PRETRAINED``, open_clip_loader.py).
+path (docs/reference.md 7.1), or an open_clip model (``open_clip:ARCH:PRETRAINED``, open_clip_loader.py).
 
 Each of the three schemes is one object (``OpenAIModel``, ``WeightsFile``, ``OpenClipBackbone``) offering its
 weights file (the preflight's check), ``load`` and ``identity`` (for checkpoints and caches);
 ``resolve_backbone`` chooses the scheme of a name, once.
 
-Why: architecture and weights are separate steps (STYLE 2), so tests save a tiny random CLIP to a file
+Why: architecture and weights are separate steps (docs/design.md "Weights apart from architecture"), so tests save a tiny random CLIP to a file
 and load it through the very function users hit. Nothing here downloads: offline machines get an
 error naming the expected cache file and how to fetch it.
 """

@@ -1,6 +1,6 @@
 """An open_clip CLIP presented with OpenAI CLIP's attribute surface, so the one ViT and text path serve both.
 
-Why: DESIGN "Where new things go": another backbone family is an adapter, not a branch in the prompt modules.
+Why: docs/design.md "Where new things go": another backbone family is an adapter, not a branch in the prompt modules.
 The prompted encoders read OpenAI's names (``visual.conv1 / class_embedding / positional_embedding / ln_pre /
 transformer.resblocks / ln_post / proj``, ``token_embedding / positional_embedding / transformer / ln_final /
 text_projection / logit_scale``) and call blocks and the text transformer on sequence-first ``[L, B, D]``
