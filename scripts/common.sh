@@ -107,11 +107,12 @@ train_seeds() {
 # OUTPUT/DATASET/TRAINER/<CFG>_<SHOTS>shots/ctxinit<suffix>/seed<S> (every official config initialises the context
 # from "a photo of a"), with the given overrides before those after --.
 train_official_config() {
-  local trainer=$1 cfg=$2
+  local trainer=$1 cfg=$2 yaml="$REPO/configs/trainers/$1/$2.yaml"
   shift 2
-  if [ ! -f "$REPO/configs/trainers/$trainer/$cfg.yaml" ]; then
-    echo "error: no $trainer config $REPO/configs/trainers/$trainer/$cfg.yaml; valid: $(ls "$REPO/configs/trainers/$trainer" | sed 's/\.yaml$//' | tr '\n' ' ')" >&2
+  if [ ! -f "$yaml" ]; then
+    echo "error: no $trainer config $yaml; valid: $(ls "$REPO/configs/trainers/$trainer" | sed 's/\.yaml$//' | tr '\n' ' ')" >&2
     exit 2
   fi
-  train_seeds "$trainer" "$cfg" "$OUTPUT/$DATASET/$trainer/${cfg}_${SHOTS}shots/ctxinit${SUFFIX}" "$@"
+  SCRIPT_OPTS=("$@")
+  train_seeds "$trainer" "$cfg" "$(run_group "$OUTPUT/$DATASET/$trainer/${cfg}_${SHOTS}shots" "$yaml" ctxinit)"
 }

@@ -71,7 +71,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dpt.compat.official import to_ours
+from dpt.compat.official import describe_layout, to_ours
 from dpt.config.defaults import get_cfg_default
 from dpt.demo.tiny_clip import TINY_LOGIT_SCALE, TINY_SEED, make_tiny_clip
 from dpt.modeling.backbones.clip_import import clip
@@ -259,7 +259,8 @@ def test_official_kgcoop_checkpoint_loads_into_our_prompt_learner(tmp_path) -> N
     torch.save({"state_dict": state, "epoch": 100, "optimizer": {}, "scheduler": {}}, path)
     weights = read_weights(str(path), "prompt_learner")
     assert weights.foreign and sorted(weights.state_dict) == ["ctx", "token_prefix", "token_suffix"]
-    check_layout(str(path), {"prompt_learner": weights.state_dict}, {"prompt_learner": learner.state_dict()})
+    check_layout(str(path), describe_layout({"prompt_learner": weights.state_dict}),
+                 describe_layout({"prompt_learner": learner.state_dict()}))
     load_into(learner, weights.state_dict, ["token_prefix", "token_suffix"], str(path), "the prompt learner")
     assert torch.equal(learner.ctx.detach(), state["ctx"].float())
 
