@@ -5,7 +5,7 @@ Official-layout runs are written here the way Dassl writes them (docs/reference.
 ``<part>/model.pth.tar-N`` = torch.save of {state_dict (official names, fp16), epoch, optimizer state, scheduler
 state with the warm-up scheduler's pickled successor, val_result} plus the ``checkpoint`` pointer. The official
 names are spelled out below by hand (DPT.py's CAVPT, as tests/test_official_golden.py step 3), independently
-of dpt/compat/official.py, so a wrong table fails here.
+of the trainers' ``official_names`` tables, so a wrong table fails here.
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def test_dassl_checkpoint_with_pickled_schedulers_loads_without_running_them(das
     torch.save(dassl_checkpoint({"ctx": ctx, "token_prefix": torch.zeros(3, 1, 8).half()}, 7), path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)  # why a second reader is needed at all
-    weights = read_weights(str(path), TEXT)  # the dassl module stays importable: still nothing is built
+    weights = read_weights(str(path))  # the dassl module stays importable: still nothing is built
     assert not dassl_module.exists()
     assert weights.foreign and weights.epoch == 7 and weights.meta == {}
     assert weights.state_dict["ctx"].dtype == torch.float32 and torch.equal(weights.state_dict["ctx"], ctx.float())
@@ -211,10 +211,10 @@ def test_hostile_pickles_in_a_checkpoint_never_run(attack, tmp_path, monkeypatch
         torch.save({"state_dict": {"ctx": ctx}, "epoch": 1, "optimizer": payload, "scheduler": [payload]}, good)
         torch.save({"state_dict": payload, "epoch": 1}, bad)
         sys.modules.pop("evil_on_import", None)
-        weights = read_weights(str(good), TEXT)
+        weights = read_weights(str(good))
         assert torch.equal(weights.state_dict["ctx"], ctx) and weights.foreign
         with pytest.raises(ValueError, match="is not a checkpoint: 'state_dict' is a pickled .* object \\(never run"):
-            read_weights(str(bad), TEXT)
+            read_weights(str(bad))
         assert not marker.exists() and "evil_on_import" not in sys.modules
         torch.load(good, weights_only=False)  # control: the payload is real
         assert marker.exists()
@@ -261,7 +261,7 @@ def test_files_that_are_not_checkpoints_are_one_line_errors(kind, message, tmp_p
     else:
         torch.save([torch.ones(1)], path)
     with pytest.raises((ValueError, RuntimeError), match=re.escape(message)):
-        read_weights(str(path), TEXT)
+        read_weights(str(path))
 
 
 # ----------------------------------------------------------------------------- official runs for evaluation
@@ -401,7 +401,7 @@ def test_convert_to_official_writes_dassl_layout_and_names(dpt_run, tmp_path, ca
 
 
 def test_convert_round_trip_official_fp32_then_ours_is_exact(dpt_run, dassl_module, eurosat_root, tiny_clip_path,
-                                                             tmp_path):
+                                                             tmp_path, capsys):
     official, back = tmp_path / "official", tmp_path / "back"
     assert convert.main([str(dpt_run), "--to", "official", str(official), "--dtype", "fp32"]) == 0
     assert convert.main([str(official), "--to", "ours", str(back)]) == 0
@@ -413,7 +413,9 @@ def test_convert_round_trip_official_fp32_then_ours_is_exact(dpt_run, dassl_modu
         assert all(torch.equal(again["state_dict"][k], v) for k, v in ours.items()), part
     dassl_written = write_dassl_run(tmp_path / "dassl", official_parts(dpt_run, 1), epoch=1)
     converted = tmp_path / "from_dassl"
-    assert convert.main([str(dassl_written), "--to", "ours", str(converted)]) == 0
+    assert convert.main([str(dassl_written), "--to", "ours", str(converted)]) == 2  # no config names its trainer
+    assert "pass --trainer NAME" in one_error_line(capsys)
+    assert convert.main([str(dassl_written), "--to", "ours", str(converted), "--trainer", "DPT"]) == 0
     assert main(eval_args("DPT", eurosat_root, tmp_path / "ev", tiny_clip_path, converted)) == 0
     assert "Dassl-written" not in (tmp_path / "ev" / "log.txt").read_text()
     assert not dassl_module.exists()
@@ -424,7 +426,11 @@ def test_convert_bad_input_is_one_line_exit_2(dpt_run, tmp_path, capsys):
     assert "run folder not found" in one_error_line(capsys)
     (tmp_path / "empty").mkdir()
     assert convert.main([str(tmp_path / "empty"), "--to", "official", str(tmp_path / "o2")]) == 2
-    assert "holds none of image_encoder.transformer.ctx_learner/" in one_error_line(capsys)
+    assert "cannot tell which trainer wrote" in one_error_line(capsys)
+    assert convert.main([str(tmp_path / "empty"), "--to", "official", str(tmp_path / "o2"), "--trainer", "DPT"]) == 2
+    assert "holds no part folder with checkpoints" in one_error_line(capsys)
+    assert convert.main([str(dpt_run), "--to", "official", str(tmp_path / "o2"), "--trainer", "Nope"]) == 2
+    assert "unknown trainer 'Nope'" in one_error_line(capsys)
     assert convert.main([str(dpt_run), "--to", "official", str(tmp_path / "empty")]) == 2
     assert "already exists" in one_error_line(capsys)
     assert convert.main([str(dpt_run), "--to", "official", str(tmp_path / "o3"), "--load-epoch", "9"]) == 2
@@ -487,6 +493,8 @@ def test_interpret_words_and_norms_of_our_run_and_the_official_copy(dpt_run, off
 
 def test_interpret_bad_input_is_one_line_exit_2(official_run, tmp_path, capsys):
     assert interpret.main([str(official_run)]) == 2  # no config.yaml, no log.txt
+    assert "pass --trainer NAME" in one_error_line(capsys)
+    assert interpret.main([str(official_run), "--trainer", "DPT"]) == 2
     assert "pass --backbone" in one_error_line(capsys)
     assert interpret.main([str(tmp_path / "nope")]) == 2
     assert "run folder not found" in one_error_line(capsys)
@@ -540,25 +548,36 @@ def test_convert_official_kgcoop_run_to_ours_and_back(dassl_module, tmp_path, ca
              "token_prefix": torch.randn(3, 1, 64).half(), "token_suffix": torch.randn(3, 72, 64).half(),
              "meta_net.linear1.weight": torch.randn(512, 512).half(), "meta_net.linear1.bias": torch.randn(512).half()}
     official = write_dassl_run(tmp_path / "official_kgcoop", {"prompt_learner": state}, 100)
-    assert convert.main([str(official), "--to", "ours", str(tmp_path / "ours")]) == 0
+    assert convert.main([str(official), "--to", "ours", str(tmp_path / "ours"), "--trainer", "KgCoOp"]) == 0
     ours = load_checkpoint(str(tmp_path / "ours" / "prompt_learner" / "model.pth.tar-100"))["state_dict"]
     assert sorted(ours) == ["ctx", "token_prefix", "token_suffix"] and torch.equal(ours["ctx"], state["ctx"].float())
-    assert convert.main([str(tmp_path / "ours"), "--to", "official", str(tmp_path / "back"), "--dtype", "fp16"]) == 0
+    assert convert.main([str(tmp_path / "ours"), "--to", "official", str(tmp_path / "back"), "--dtype", "fp16",
+                         "--trainer", "KgCoOp"]) == 0
     back = torch.load(tmp_path / "back" / "prompt_learner" / "model.pth.tar-100", weights_only=True)["state_dict"]
     assert sorted(back) == ["ctx", "token_prefix", "token_suffix"] and torch.equal(back["ctx"], state["ctx"])
     assert not dassl_module.exists()
 
 
-def test_convert_reads_whole_model_part_folders_and_refuses_their_official_layout(dassl_module, tmp_path, capsys):
-    """IVLP / MaPLe / PromptSRC save under their Dassl model names: --to ours finds those folders by their
-    checkpoint pointer; --to official has no name map for them and says so in one line."""
-    ctx = torch.randn(2, 64)
-    official = write_dassl_run(tmp_path / "official_maple", {"MultiModalPromptLearner": {"prompt_learner.ctx": ctx}}, 5)
-    (official / "tensorboard").mkdir()  # a folder without a checkpoint pointer is not a part
-    assert convert.main([str(official), "--to", "ours", str(tmp_path / "ours")]) == 0
-    assert capsys.readouterr().out.startswith("MultiModalPromptLearner: ")
-    ours = load_checkpoint(str(tmp_path / "ours" / "MultiModalPromptLearner" / "model.pth.tar-5"))["state_dict"]
-    assert torch.equal(ours["prompt_learner.ctx"], ctx)
-    assert convert.main([str(tmp_path / "ours"), "--to", "official", str(tmp_path / "back")]) == 2
-    assert "MultiModalPromptLearner/ has no official layout in dpt-convert" in one_error_line(capsys)
-    assert not (tmp_path / "back").exists()
+@pytest.mark.parametrize("trainer,model_name", [("MaPLe", "MultiModalPromptLearner"), ("IVLP", "VLPromptLearner"),
+                                                ("PromptSRC", "VLPromptLearner")])
+def test_convert_deep_prompt_runs_to_ours_and_back(trainer, model_name, dassl_module, eurosat_root, tiny_clip_path,
+                                                   tmp_path, capsys):
+    """IVLP / MaPLe / PromptSRC save their whole model under its Dassl name: --to ours keeps the learnable tensors
+    under our names (the frozen CLIP is dropped), --to official writes them back under the official names."""
+    state = build(trainer, eurosat_root, tiny_clip_path, tmp_path / "a")._models[model_name].state_dict()
+    official = official_deep_prompt_names(trainer, state)  # + frozen-CLIP entries
+    run = write_dassl_run(tmp_path / "official", {model_name: {k: v.half() for k, v in official.items()}}, 5)
+    (run / "tensorboard").mkdir()  # a folder without checkpoints is not a part
+    capsys.readouterr()
+    assert convert.main([str(run), "--to", "ours", str(tmp_path / "ours"), "--trainer", trainer]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{model_name}: {tmp_path / 'ours' / model_name / 'model.pth.tar-5'}"]
+    ours = load_checkpoint(str(tmp_path / "ours" / model_name / "model.pth.tar-5"))["state_dict"]
+    expected = {k: v for k, v in state.items() if k != "gpa.aggregate"}  # PromptSRC's aggregate: ours only
+    assert ours.keys() == expected.keys() and all(torch.equal(ours[k], v.half().float()) for k, v in expected.items())
+    assert convert.main([str(tmp_path / "ours"), "--to", "official", str(tmp_path / "back"), "--trainer", trainer]) == 0
+    back = torch.load(tmp_path / "back" / model_name / "model.pth.tar-5", weights_only=True)["state_dict"]
+    learnable = {k: v.half() for k, v in official.items()
+                 if not k.startswith(("image_encoder.conv1", "text_encoder.positional", "logit_scale",
+                                      "prompt_learner.ZS_image_encoder"))}
+    assert back.keys() == learnable.keys() and all(torch.equal(back[k], v) for k, v in learnable.items())
+    assert not dassl_module.exists()

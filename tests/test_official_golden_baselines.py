@@ -5,7 +5,7 @@ so matching them proves the prompt insertion (docs/reference.md 10.1), the coupl
 prompts (10.3), PromptSRC's losses, frozen targets and GPA weights (10.4) and KgCoOp's guidance term (10.5).
 The first tests check that each golden file is whole and agrees with itself; the last ones ("phase 2") build
 our IVLP / MaPLe / PromptSRC models on the golden's tiny CLIP, load the filled official tensors through the
-official-name mapping (dpt/compat/official.py) and compare logits, loss terms and gradients (1e-4).
+official-name mapping (the trainers' ``official_names``) and compare logits, loss terms and gradients (1e-4).
 
 How tests/data/official/official_{maple,ivlp,promptsrc,kgcoop}.pt were produced (scratch driver in /work/tmp,
 never committed; rerun to regenerate):
@@ -71,7 +71,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dpt.compat.official import describe_layout, to_ours
 from dpt.config.defaults import get_cfg_default
 from dpt.demo.tiny_clip import TINY_LOGIT_SCALE, TINY_SEED, make_tiny_clip
 from dpt.modeling.backbones.clip_import import clip
@@ -257,10 +256,10 @@ def test_official_kgcoop_checkpoint_loads_into_our_prompt_learner(tmp_path) -> N
     path = tmp_path / "prompt_learner" / "model.pth.tar-100"
     path.parent.mkdir()
     torch.save({"state_dict": state, "epoch": 100, "optimizer": {}, "scheduler": {}}, path)
-    weights = read_weights(str(path), "prompt_learner")
+    weights = read_weights(str(path), KgCoOp.official_names["prompt_learner"])
     assert weights.foreign and sorted(weights.state_dict) == ["ctx", "token_prefix", "token_suffix"]
-    check_layout(str(path), describe_layout({"prompt_learner": weights.state_dict}),
-                 describe_layout({"prompt_learner": learner.state_dict()}))
+    check_layout(str(path), KgCoOp.describe_checkpoint({"prompt_learner": weights.state_dict}),
+                 KgCoOp.describe_checkpoint({"prompt_learner": learner.state_dict()}))
     load_into(learner, weights.state_dict, ["token_prefix", "token_suffix"], str(path), "the prompt learner")
     assert torch.equal(learner.ctx.detach(), state["ctx"].float())
 
@@ -319,13 +318,16 @@ def _our_model(method: str, case: str):
     model = trainer.compose(cfg, make_tiny_clip(**gold["clip"]["kwargs"]), CLASSNAMES, "a photo of a {}.")
     parts = nn.ModuleDict({"prompt_learner": model.prompt_learner, **model.text_block_parts, **model.vision_parts})
     official = _fill(data["shapes"], gold["fill"]["seed"], gold["fill"]["std"])
-    ours = {name: to_ours(MODEL_NAMES[method], {name: tensor}) for name, tensor in official.items()}
+    names = trainer.official_names[MODEL_NAMES[method]]
+    ours = {name: names.to_ours({name: tensor}) for name, tensor in official.items()}
     missing, unexpected = parts.load_state_dict({k: v for o in ours.values() for k, v in o.items()}, strict=False)
     assert sorted(missing) == ["prompt_learner.token_prefix", "prompt_learner.token_suffix"] and not unexpected
     assert torch.equal(model.prompt_learner.tokenized_prompts, data["tokenized_prompts"])
     # every key of their Dassl model's state dict is one of our part tensors or frozen CLIP (dropped on load)
     keys = data["checkpoint"]["keys"]
-    assert sorted(to_ours(MODEL_NAMES[method], {key: torch.zeros(1) for key in keys})) == sorted(parts.state_dict())
+    assert sorted(names.to_ours({key: torch.zeros(1) for key in keys})) == sorted(parts.state_dict())
+    back = names.to_official(names.to_ours(official))  # the table read both ways
+    assert back.keys() == official.keys() and all(back[k] is official[k] for k in official)
     assert "image_encoder.conv1.weight" in keys
     return cfg, model, parts, {name: next(iter(o)) for name, o in ours.items()}, gold, data
 

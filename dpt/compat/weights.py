@@ -5,7 +5,7 @@ How a file is recognised as Dassl-written: our checkpoints always carry a ``meta
 objects, docs/reference.md 4.4) is read again with the restricted unpickler (``restricted_pickle.py``: nothing in
 it is imported or run); such a file, or one that loads but has no ``meta`` (a Dassl run without pickled
 objects, a plain state dict), is foreign: only ``state_dict`` and ``epoch`` are kept, official parameter names
-become ours (``official.py``) and fp16 tensors fp32. Resuming training reads our own files only
+become ours (the part's ``OfficialNames``, declared by the trainer) and fp16 tensors fp32. Resuming training reads our own files only
 (``checkpoint.load_checkpoint``).
 """
 from __future__ import annotations
@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from dpt.compat import restricted_pickle
-from dpt.compat.official import CLASS_COUNT, CSC_CLASSES, to_ours
+from dpt.compat.names import OfficialNames
 
 State = Dict[str, torch.Tensor]
+CLASS_COUNT = "classes"  # a layout fact reported, never compared (class-dependent tensors are not loaded)
 
 
 def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> State:
@@ -90,8 +91,9 @@ def _state_and_epoch(raw: Any, path: str) -> Tuple[State, Optional[int]]:
     return dict(state), epoch
 
 
-def read_weights(path: str, part: str) -> Weights:
-    """Read the checkpoint of registered part ``part`` (its folder name) at ``path``, ours or Dassl-written."""
+def read_weights(path: str, names: Optional[OfficialNames] = None) -> Weights:
+    """Read the checkpoint at ``path``, ours or Dassl-written; ``names``: the official names of its part (none:
+    the same as ours)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     _check_torch_file(path)
@@ -106,24 +108,27 @@ def read_weights(path: str, part: str) -> Weights:
     state = strip_module_prefix(state)
     if not foreign:
         return Weights(state, epoch, dict(raw["meta"] or {}), foreign=False)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in to_ours(part, state).items()}
+    state = names.to_ours(state) if names is not None else state
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return Weights(state, epoch, {}, foreign=True)
 
 
-def check_layout(where: str, found: Mapping[str, Any], expected: Mapping[str, Any]) -> None:
+def check_layout(where: str, found: Mapping[str, Any], expected: Mapping[str, Any],
+                 explain: Optional[Mapping[str, str]] = None) -> None:
     """Refuse, in one line naming both values, a checkpoint whose shapes say it was built with another config.
 
     ``found`` / ``expected``: facts (config key -> value) the trainer read from the shapes of the checkpoint's
     and this run's parts; ``CLASS_COUNT`` is informational (class-dependent tensors are not loaded).
+    ``explain``: fact -> the trainer's own message for a mismatch (a format string of ``where``, ``found`` and
+    ``expected``).
     """
     for key, value in found.items():
-        if key == CSC_CLASSES and key in expected and expected[key] != value:
-            raise ValueError(f"{where} holds a class-specific context (TRAINER.COOP.CSC True) learned for {value} "
-                             f"classes, but this run has {expected[key]} classes: such a context only applies to "
-                             f"the classes it was trained on (train with TRAINER.COOP.CSC False to transfer)")
-        if key != CLASS_COUNT and key in expected and expected[key] != value:
-            raise ValueError(f"{where} holds a model with {key} = {value}, but this run's config has "
-                             f"{key} = {expected[key]}")
+        if key == CLASS_COUNT or key not in expected or expected[key] == value:
+            continue
+        if explain and key in explain:
+            raise ValueError(explain[key].format(where=where, found=value, expected=expected[key]))
+        raise ValueError(f"{where} holds a model with {key} = {value}, but this run's config has "
+                         f"{key} = {expected[key]}")
 
 
 def layout_text(facts: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ from dpt.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from dpt.compat.names import OfficialNames, translate
 from dpt.compat.weights import Weights, check_layout, layout_text, load_into, read_weights
 from dpt.engine.distributed import all_reduce_gradients, gather_objects, is_main_process, rank, world_size
 from dpt.engine.optim import OptimSpec, build_lr_scheduler, build_optimizer
@@ -159,8 +160,7 @@ class TrainerBase:
             return 0
         paths = same_epoch_checkpoints(directory, names, paths)
         ckpts = {name: load_checkpoint(path) for name, path in zip(names, paths)}
-        check_layout(directory, self.describe_checkpoint({n: c["state_dict"] for n, c in ckpts.items()}),
-                     self.describe_checkpoint({n: self._models[n].state_dict() for n in names}))
+        self._check_layout(directory, {n: c["state_dict"] for n, c in ckpts.items()})
         start_epoch = 0
         for name, path in zip(names, paths):
             print(f"Loading checkpoint from {path}")
@@ -198,18 +198,40 @@ class TrainerBase:
 
     # Parts a foreign (official) run may hold as empty tensors although this trainer does not register them.
     empty_foreign_parts: Tuple[str, ...] = ()
+    # Part folder -> how the official code names that part's tensors (parts not listed: the same names as ours).
+    official_names: Mapping[str, OfficialNames] = {}
+    # Fact of ``describe_checkpoint`` -> this trainer's message when a checkpoint's value differs (``check_layout``).
+    layout_messages: Mapping[str, str] = {}
 
-    def describe_checkpoint(self, states: Mapping[str, Mapping[str, torch.Tensor]]) -> Dict[str, Any]:
+    @classmethod
+    def describe_checkpoint(cls, states: Mapping[str, Mapping[str, torch.Tensor]]) -> Dict[str, Any]:
         """Config facts read from the shapes of the parts' state dicts (part -> state): {config key: value}.
 
         Compared between a checkpoint and this run's model before loading; the trainer knows its parts' shapes.
         """
         return {}
 
+    @classmethod
+    def official_states(cls, states: Mapping[str, Mapping[str, torch.Tensor]], meta: Mapping[str, Any],
+                        config_value: Callable[[str], Optional[str]]) -> Dict[str, Dict[str, torch.Tensor]]:
+        """The parts' states (ours) under the official code's folders and names (``dpt-convert --to official``).
+
+        ``meta``: our checkpoints' meta; ``config_value(key)``: a value of the run's config. A trainer whose run
+        the official code cannot build refuses here in one line.
+        """
+        return translate(cls.official_names, states, to_ours=False)
+
+    def _check_layout(self, where: str, states: Mapping[str, Mapping[str, torch.Tensor]]) -> Dict[str, Any]:
+        """The checkpoint's facts, refused in one line when they differ from this run's; returns them."""
+        found = self.describe_checkpoint(states)
+        own = self.describe_checkpoint({n: self._models[n].state_dict() for n in states})
+        check_layout(where, found, own, self.layout_messages)
+        return found
+
     def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
         """Load weights for evaluation: ``model-best.pth.tar`` or ``model.pth.tar-<epoch>`` per registered model.
 
-        Our runs and runs of the official CoOp / CoCoOp / DPT code (Dassl-written, ``weights.py``) both load;
+        Our runs and runs of the official code (Dassl-written, ``weights.py``; names by ``official_names``) load;
         a run of another method or layout is refused in one line.
         """
         if not directory:
@@ -223,11 +245,10 @@ class TrainerBase:
             path = os.path.join(directory, name, fname)
             if not os.path.isfile(path):
                 raise FileNotFoundError(f'model not found at "{path}" (expected {fname} for {name})')
-            weights[name] = read_weights(path, name)
+            weights[name] = read_weights(path, self.official_names.get(name))
             self._check_meta(weights[name].meta, path)
         self._check_parts(directory, fname)
-        found = self.describe_checkpoint({n: w.state_dict for n, w in weights.items()})
-        check_layout(directory, found, self.describe_checkpoint({n: self._models[n].state_dict() for n in names}))
+        found = self._check_layout(directory, {n: w.state_dict for n, w in weights.items()})
         if any(w.foreign for w in weights.values()):
             print(f"Dassl-written checkpoints (official names translated, fp32): {layout_text(found)}")
         for name, loaded in weights.items():
@@ -244,7 +265,7 @@ class TrainerBase:
             if entry in names or not os.path.isfile(path):
                 continue
             if entry in self.empty_foreign_parts and all(
-                t.numel() == 0 for t in read_weights(path, entry).state_dict.values()
+                t.numel() == 0 for t in read_weights(path, self.official_names.get(entry)).state_dict.values()
             ):
                 continue
             raise ValueError(

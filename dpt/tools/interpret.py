@@ -15,12 +15,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from dpt.compat.official import CAVPT, TEXT_PROMPTS, VISUAL_PROMPTS
-from dpt.compat.run_files import read_run, run_config_value
+from dpt.compat.run_files import read_run, run_config_value, run_trainer
 from dpt.compat.weights import Weights
 from dpt.errors import ArgumentParser, cli_main
 from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.backbones.loader import load_clip
+from dpt.registry import TRAINER_REGISTRY
+from dpt.trainers.cavpt_layout import CAVPT
+from dpt.trainers.text_context import TEXT_PROMPTS
+from dpt.trainers.vpt import VISUAL_PROMPTS
 
 BACKBONE_KEY = "MODEL.BACKBONE.NAME"
 
@@ -32,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topk", type=int, default=5, help="nearest tokens per context vector (default 5)")
     parser.add_argument("--backbone", default="", help=f"CLIP name or file (default: the run's {BACKBONE_KEY})")
     parser.add_argument("--load-epoch", type=int, help="read model.pth.tar-N (default: the latest checkpoint)")
+    parser.add_argument("--trainer", default="", help="the trainer that wrote RUN (default: its TRAINER.NAME)")
     return parser
 
 
@@ -105,9 +109,11 @@ def visual_lines(weights: Dict[str, Weights]) -> List[str]:
     return lines
 
 
-def interpret(run: str, topk: int = 5, backbone: str = "", epoch: Optional[int] = None) -> List[str]:
+def interpret(run: str, topk: int = 5, backbone: str = "", epoch: Optional[int] = None,
+              trainer_name: str = "") -> List[str]:
     """The printed report of ``run``."""
-    fname, weights = read_run(run, epoch)
+    trainer = TRAINER_REGISTRY.get(run_trainer(run, trainer_name))
+    fname, weights = read_run(run, trainer.official_names, epoch)
     lines = [f"{run} ({fname})"]
     if TEXT_PROMPTS in weights:
         backbone = backbone or run_config_value(run, BACKBONE_KEY) or ""
@@ -124,7 +130,7 @@ def interpret(run: str, topk: int = 5, backbone: str = "", epoch: Optional[int] 
 @cli_main(build_parser)
 def main(args: argparse.Namespace) -> None:
     """Print what the run's learned prompts are close to."""
-    print("\n".join(interpret(args.run, args.topk, args.backbone, args.load_epoch)))
+    print("\n".join(interpret(args.run, args.topk, args.backbone, args.load_epoch, args.trainer)))
 
 
 if __name__ == "__main__":

@@ -6,14 +6,13 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.compat.official import describe_layout
 from dpt.config.access import get_key
 from dpt.modeling.parts import BlockPrompts, TextPrompts
-from dpt.modeling.prompt_learner import PromptLearner
 from dpt.modeling.prompt_tokens import ClassNameTooLong
 from dpt.modeling.prompted_clip import PromptedCLIP, TextFeatures
 from dpt.modeling.templates import CUSTOM_TEMPLATES
 from dpt.trainers.clip_trainer import ClipTrainer
+from dpt.trainers.text_context import CSC_CLASSES, CSC_MESSAGE, TEXT_PROMPTS, text_context_facts
 
 
 def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
@@ -110,15 +109,12 @@ class PromptTrainer(ClipTrainer):
             remedy += f" or shorten {key}.CTX_INIT" if node.CTX_INIT else f" or lower {key}.N_CTX ({err.n_ctx})"
         return ValueError(f"dataset {self.cfg.DATASET.NAME}: {err}; {remedy}")
 
-    @staticmethod
-    def coop_text_part(cfg, clip_model, classnames: Sequence[str]) -> PromptLearner:
-        """CoOp's learned context from TRAINER.COOP.{N_CTX, CTX_INIT, CSC, CLASS_TOKEN_POSITION}."""
-        coop = cfg.TRAINER.COOP
-        return PromptLearner(clip_model, classnames, coop.N_CTX, coop.CTX_INIT, coop.CSC, coop.CLASS_TOKEN_POSITION)
+    layout_messages = {CSC_CLASSES: CSC_MESSAGE}
 
-    def describe_checkpoint(self, states):
-        """Facts the official layouts' shapes give (N_CTX, CSC, VPT.N_CTX, BOTTOMLIMIT, CAVPT sizes, classes)."""
-        return describe_layout(states)
+    @classmethod
+    def describe_checkpoint(cls, states):
+        """Facts of the learned text context (N_CTX, CSC, classes), when the run has one."""
+        return text_context_facts(states[TEXT_PROMPTS], cls.text_prompt_key) if TEXT_PROMPTS in states else {}
 
     def diagnosed_modules(self):
         """The whole prompted CLIP (frozen CLIP included), to name where a non-finite value first appears."""
@@ -126,7 +122,7 @@ class PromptTrainer(ClipTrainer):
 
     def keys_to_skip_on_load(self, name: str) -> List[str]:
         """Class-name dependent buffers of the text prompt learner (docs/reference.md 7.1)."""
-        return ["token_prefix", "token_suffix"] if name == "prompt_learner" else []
+        return ["token_prefix", "token_suffix"] if name == TEXT_PROMPTS else []
 
     @classmethod
     def loss_trainer(cls, cfg, epoch: int = 0, model: Optional[PromptedCLIP] = None) -> "PromptTrainer":
@@ -179,12 +175,3 @@ class PromptTrainer(ClipTrainer):
 def cross_entropy(output, label: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(output.logits.float(), label)
 
-
-def vision_layers(clip_model) -> int:
-    """Number of blocks of CLIP's vision transformer (12 for ViT-B, 24 for ViT-L)."""
-    return len(clip_model.visual.transformer.resblocks)
-
-
-def vision_width(clip_model) -> int:
-    """Width W of CLIP's vision transformer (768 for ViT-B)."""
-    return clip_model.visual.conv1.weight.shape[0]

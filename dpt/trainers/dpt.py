@@ -6,14 +6,16 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.compat.official import CAVPT, VISUAL_PROMPTS
+from dpt.compat.names import translate
+from dpt.compat.weights import CLASS_COUNT
 from dpt.modeling.cavpt import ClassAwarePrompts
 from dpt.modeling.parts import BlockPrompts
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import vision_layers, vision_width
+from dpt.modeling.tower_sizes import vision_layers, vision_width
+from dpt.trainers.cavpt_layout import CAVPT, CAVPT_NAMES, cavpt_facts, check_official_layout, empty_visual_prompts
 from dpt.trainers.feature_cache import SelectorFeatureCache, split_cache_path
 from dpt.trainers.vlp import VLP
-from dpt.trainers.vpt import check_length
+from dpt.trainers.vpt import VISUAL_PROMPTS, check_length
 
 
 def cavpt_loss(layer_logits: List[torch.Tensor], topk: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -35,6 +37,27 @@ class DPT(VLP):
 
     # an official run with BOTTOMLIMIT 1 keeps an empty visual-prompt tensor in a part we do not register
     empty_foreign_parts = (VISUAL_PROMPTS,)
+    official_names = {CAVPT: CAVPT_NAMES}
+
+    @classmethod
+    def describe_checkpoint(cls, states):
+        """VLP's facts; with CAVPT, its sizes and the BOTTOMLIMIT its top-down layout implies."""
+        facts = super().describe_checkpoint(states)
+        cavpt = cavpt_facts(states.get(CAVPT) or {}, facts.get("visual prompt blocks", 0))
+        if cavpt:
+            facts.pop("visual prompt blocks", None)
+        facts.update({k: v for k, v in cavpt.items() if not (k == CLASS_COUNT and k in facts)})
+        return facts
+
+    @classmethod
+    def official_states(cls, states, meta, config_value):
+        """The official layout refuses shared / bottom-up CAVPT and other sizes; BOTTOMLIMIT 1 gets its empty part."""
+        facts = cls.describe_checkpoint(states)
+        check_official_layout(meta, facts)
+        states = dict(states)
+        if CAVPT in states and VISUAL_PROMPTS not in states:
+            states[VISUAL_PROMPTS] = empty_visual_prompts(facts, config_value)
+        return translate(cls.official_names, states, to_ours=False)
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)

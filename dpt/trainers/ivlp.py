@@ -2,7 +2,8 @@
 
 The learnable parts (layer-0 text context, deep text prompts, deep vision prompts) are registered together
 under the official Dassl model name ``VLPromptLearner`` with one SGD optimiser, as the official trainer does,
-so its checkpoints map by name (``dpt/compat/official.py``).
+so its checkpoints map by name (``VLPROMPT_NAMES``: the official checkpoints hold the whole model, frozen CLIP
+included, and number the deep prompts by block).
 """
 from __future__ import annotations
 
@@ -10,21 +11,28 @@ from typing import Dict, List
 
 import torch.nn as nn
 
-from dpt.compat.official import IVLP_MODEL
+from dpt.compat.names import OfficialNames, Rename
 from dpt.modeling.deep_prompts import DeepTextPrompts, DeepVisionPrompts, prompted_blocks, word_initialised_context
 from dpt.modeling.parts import BlockPrompts
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers, vision_width
+from dpt.modeling.tower_sizes import text_layers, text_width, vision_layers, vision_width
+from dpt.trainers.base import PromptTrainer, cross_entropy
 
 CLASS_BUFFERS = ("prompt_learner.token_prefix", "prompt_learner.token_suffix")  # class-name dependent, not loaded
-
-
-def text_layers(clip_model) -> int:
-    return len(clip_model.transformer.resblocks)
-
-
-def text_width(clip_model) -> int:
-    return clip_model.ln_final.weight.shape[0]
+IVLP_MODEL = "VLPromptLearner"  # the official Dassl model name: the part folder
+# The text context keeps its name; the official block-j prompts are our j-1; the frozen towers, PromptSRC's second
+# image tower and logit_scale have no counterpart (docs/reference.md 10.3, 10.4).
+CONTEXT_NAMES = tuple(Rename(f"prompt_learner.{key}", f"prompt_learner.{key}")
+                      for key in ("ctx", "token_prefix", "token_suffix"))
+FROZEN_CLIP = r"(image_encoder|text_encoder|prompt_learner)\.|logit_scale$"
+VLPROMPT_NAMES = OfficialNames(
+    renames=CONTEXT_NAMES + (
+        Rename("text_encoder.transformer.resblocks.{j}.VPT_shallow", "deep_text.prompts.{j}", shift=1),
+        Rename("image_encoder.VPT", "deep_vision.first"),
+        Rename("image_encoder.transformer.resblocks.{j}.VPT_shallow", "deep_vision.prompts.{j}", shift=1),
+    ),
+    official_only=FROZEN_CLIP,
+)
 
 
 def check_context(cfg, node: str, n_ctx_key: str, depth_keys: Dict[str, int]) -> None:
@@ -44,6 +52,7 @@ class DeepPromptTrainer(PromptTrainer):
 
     model_name = IVLP_MODEL
     part_names = ("prompt_learner", "deep_text", "deep_vision")
+    official_names = {IVLP_MODEL: VLPROMPT_NAMES}
 
     def learnable(self, model) -> nn.ModuleDict:
         parts = {"prompt_learner": model.prompt_learner, **model.text_block_parts, **model.vision_parts}

@@ -10,8 +10,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dpt.compat.names import OfficialNames
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.coop import CoOp
+from dpt.trainers.text_context import TEXT_PROMPTS
 
 COSINE_EPS = 1e-7  # the official torch.nn.CosineSimilarity(dim=1, eps=1e-07)
 
@@ -34,8 +36,10 @@ class KgCoOp(CoOp):
 
     The official config's CTX_INIT True is our CTX_INIT "a photo of a" (4 learnable word positions). Only the
     context trains; it is saved in CoOp's "prompt_learner" folder, and official KgCoOp checkpoints load there
-    (their unused ``bias_vectors`` / ``meta_net.linear1`` are dropped on reading, ``dpt/compat/official.py``).
+    (their unused ``bias_vectors`` / ``meta_net.linear1`` are dropped on reading, docs/reference.md 10.5).
     """
+
+    official_names = {TEXT_PROMPTS: OfficialNames(official_only=r"(bias_vectors|meta_net\.linear1\.(weight|bias))$")}
 
     def check_cfg(self, cfg) -> None:
         weight = cfg.TRAINER.COOP.W

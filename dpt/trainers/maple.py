@@ -6,12 +6,24 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from dpt.compat.official import MAPLE_MODEL
+from dpt.compat.names import OfficialNames, Rename
 from dpt.modeling.deep_prompts import CoupledVisionPrompts, DeepTextPrompts, prompted_blocks, word_initialised_context
 from dpt.modeling.prompted_clip import PromptedCLIP
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import vision_layers, vision_width
-from dpt.trainers.ivlp import DeepPromptTrainer, check_context, text_layers, text_width
+from dpt.modeling.tower_sizes import text_layers, text_width, vision_layers, vision_width
+from dpt.trainers.ivlp import CONTEXT_NAMES, FROZEN_CLIP, DeepPromptTrainer, check_context
+
+MAPLE_MODEL = "MultiModalPromptLearner"  # the official Dassl model name: the part folder
+# Deep text prompt j keeps its index; the block-0 coupling is the official ``proj``, coupling j >= 1 its
+# compound_prompt_projections[j-1] (docs/reference.md 10.2).
+MAPLE_NAMES = OfficialNames(
+    renames=CONTEXT_NAMES + (
+        Rename("prompt_learner.compound_prompts_text.{j}", "deep_text.prompts.{j}"),
+        Rename("prompt_learner.proj.", "coupled.couplings.0."),
+        Rename("prompt_learner.compound_prompt_projections.{j}.", "coupled.couplings.{j}.", shift=-1),
+    ),
+    official_only=FROZEN_CLIP,
+)
 
 
 @TRAINER_REGISTRY.register()
@@ -22,6 +34,7 @@ class MaPLe(DeepPromptTrainer):
     text_prompt_key = "TRAINER.MAPLE"
     model_name = MAPLE_MODEL
     part_names = ("prompt_learner", "deep_text", "coupled")
+    official_names = {MAPLE_MODEL: MAPLE_NAMES}
 
     def check_cfg(self, cfg) -> None:
         check_context(cfg, self.text_prompt_key, "N_CTX", {"PROMPT_DEPTH": 1})

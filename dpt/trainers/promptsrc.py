@@ -10,6 +10,7 @@ loaded. The aggregate is a buffer of the registered module, so checkpoints carry
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Dict, List
 
 import torch
@@ -20,7 +21,7 @@ from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.templates import IMAGENET_TEMPLATES
 from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import accuracy
-from dpt.trainers.ivlp import IVLP
+from dpt.trainers.ivlp import IVLP, IVLP_MODEL, VLPROMPT_NAMES
 
 
 def gaussian_weights(mean: float, std: float, max_epoch: int) -> torch.Tensor:
@@ -60,6 +61,7 @@ class PromptSRC(IVLP):
     precision_key = "TRAINER.PROMPTSRC.PREC"
     text_prompt_key = "TRAINER.PROMPTSRC"
     part_names = ("prompt_learner", "deep_text", "deep_vision", "gpa")
+    official_names = {IVLP_MODEL: replace(VLPROMPT_NAMES, ours_only=r"gpa\.")}  # the official code has no aggregate
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)

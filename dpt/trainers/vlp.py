@@ -6,12 +6,13 @@ from typing import Dict, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.compat.official import TEXT_PROMPTS, VISUAL_PROMPTS
 from dpt.modeling.parts import BlockPrompts
 from dpt.modeling.visual_prompts import VisualPrompts
 from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer, cross_entropy, vision_layers, vision_width
-from dpt.trainers.vpt import check_length
+from dpt.modeling.tower_sizes import vision_layers, vision_width
+from dpt.trainers.base import PromptTrainer, cross_entropy
+from dpt.trainers.text_context import TEXT_PROMPTS, coop_text_part
+from dpt.trainers.vpt import VISUAL_PROMPTS, check_length, visual_prompt_facts
 
 
 @TRAINER_REGISTRY.register()
@@ -54,7 +55,7 @@ class VLP(PromptTrainer):
 
     @classmethod
     def text_part(cls, cfg, clip_model, classnames):
-        return cls.coop_text_part(cfg, clip_model, classnames)
+        return coop_text_part(cfg, clip_model, classnames)
 
     @classmethod
     def check_layers(cls, cfg, n_layers: int) -> None:
@@ -68,6 +69,11 @@ class VLP(PromptTrainer):
         if not len(blocks):
             return {}
         return {"visual_prompts": VisualPrompts(blocks, cfg.TRAINER.VPT.N_CTX, vision_width(clip_model))}
+
+    @classmethod
+    def describe_checkpoint(cls, states):
+        """Facts of the text context and of the visual prompts."""
+        return {**super().describe_checkpoint(states), **visual_prompt_facts(states.get(VISUAL_PROMPTS) or {})}
 
     def register_parts(self, model) -> None:
         """Dassl's order of the official trainer: visual prompts (, CAVPT), then the text prompt."""

@@ -1,11 +1,17 @@
 """VPT: deep visual prompts in every block, frozen hand-crafted text (docs/reference.md 7.4)."""
 from __future__ import annotations
 
-from dpt.compat.official import VISUAL_PROMPTS
+from typing import Any, Dict, Mapping
+
+import torch
+
 from dpt.config.access import get_key
 from dpt.modeling.visual_prompts import VisualPrompts
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.base import PromptTrainer, vision_layers, vision_width
+from dpt.modeling.tower_sizes import vision_layers, vision_width
+from dpt.trainers.base import PromptTrainer
+
+VISUAL_PROMPTS = "image_encoder.transformer.ctx_learner"  # the part folder, the official code's registered name
 
 
 def check_length(cfg, key: str) -> None:
@@ -13,6 +19,15 @@ def check_length(cfg, key: str) -> None:
     value = get_key(cfg, key)
     if value < 0:
         raise ValueError(f"config key {key!r}: expected a length >= 0, got {value}")
+
+
+def visual_prompt_facts(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
+    """Facts of a visual prompt state: ``ctx`` [blocks, n, W] gives TRAINER.VPT.N_CTX, the width and the blocks."""
+    ctx = state.get("ctx")
+    blocks, facts = 0, {}
+    if ctx is not None and ctx.dim() == 3:
+        blocks, facts["TRAINER.VPT.N_CTX"], facts["vision width"] = ctx.shape
+    return {**facts, "visual prompt blocks": blocks} if state else facts
 
 
 @TRAINER_REGISTRY.register()
@@ -33,3 +48,8 @@ class VPT(PromptTrainer):
 
     def register_parts(self, model) -> None:
         self.register_learnable(VISUAL_PROMPTS, model.visual_prompts, self.optim_spec())
+
+    @classmethod
+    def describe_checkpoint(cls, states):
+        """Facts of the visual prompts (TRAINER.VPT.N_CTX, blocks)."""
+        return visual_prompt_facts(states.get(VISUAL_PROMPTS) or {})
