@@ -187,7 +187,8 @@ def test_published_base_to_novel_rows_are_consistent():
     claims = [c for c in paper.load_claims() if c.table == "b2n"]
     assert all(c.source and c.relation == "=" and c.shots in (0, 16) for c in claims)
     published = compare_b2n(claims, None)
-    assert len(published) == 12 * 3 + 7 + 12  # CoCoOp Table 1, the README averages, LoGoPrompt's DPT rows
+    # CoCoOp Table 1, the README averages, MaPLe / PromptSRC / IVLP per dataset, LoGoPrompt's DPT rows
+    assert len(published) == 12 * 3 + 7 + 11 * 3 + 12
     assert all(None not in r.paper and r.ours == (None, None, None) and r.status == "no b2n runs"
                for r in published)
     off = {(r.dataset, r.method) for r in published if abs(harmonic_mean(*r.paper[:2]) - r.paper[2]) > 0.011}
@@ -195,6 +196,55 @@ def test_published_base_to_novel_rows_are_consistent():
     dpt = {r.dataset: r.paper[2] for r in published if r.method == "DPT"}
     average = dpt.pop("Average")
     assert round(statistics.fmean(dpt.values()), 2) == average  # LoGoPrompt's Average HM: mean of the printed HMs
+
+
+MAPLE_TABLE = "Khattak et al. CVPR 2023 (MaPLe) Table 3, arXiv 2210.03117"
+MAPLE_README = "MaPLe README (Khattak et al. CVPR 2023), muzairkhattak/multimodal-prompt-learning"
+PROMPTSRC_README = "PromptSRC README (Khattak et al. ICCV 2023), muzairkhattak/PromptSRC"
+# source of per-dataset rows -> source of the Average its 11-dataset mean must reproduce (default: the same one)
+AVERAGE_SOURCE = {MAPLE_TABLE: MAPLE_README,
+                  "Khattak et al. ICCV 2023 (PromptSRC) Table 1, arXiv 2307.06948": PROMPTSRC_README,
+                  "Khattak et al. ICCV 2023 (PromptSRC) supplementary per-dataset table, arXiv 2307.06948":
+                      PROMPTSRC_README}
+
+
+def test_published_per_dataset_rows_average_to_the_published_average():
+    """The mean of each source's 11 per-dataset Base (New) is the published Average to its printed precision."""
+    published = compare_b2n(paper.load_claims(), None)
+    per_dataset = {}
+    for r in published:
+        if r.dataset != "Average":
+            per_dataset.setdefault((r.method, r.source), []).append(r.paper)
+    assert sorted(method for method, _ in per_dataset) == ["CoCoOp", "CoOp", "DPT", "IVLP", "MaPLe", "PromptSRC",
+                                                           "ZeroshotCLIP"]
+    for (method, source), triples in per_dataset.items():
+        assert len(triples) == 11, (method, source)
+        [average] = [r.paper for r in published
+                     if (r.dataset, r.method, r.source) == ("Average", method, AVERAGE_SOURCE.get(source, source))]
+        for i in (0, 1):  # Base, New
+            assert abs(statistics.fmean(t[i] for t in triples) - average[i]) <= 0.005, (method, source, i)
+
+
+def test_compare_paper_puts_maple_per_dataset_rows_beside_ours(b2n_root, capsys):
+    base, new = [94.2, 93.9, 94.5], [70.1, 74.0, 72.6]  # a MaPLe run on one dataset: the Average stays incomplete
+    cfg = "vit_b16_c2_ep5_batch4_2ctx"
+    for seed, (b, n) in enumerate(zip(base, new), start=1):
+        write_log(b2n_dir(b2n_root, "train_base", "eurosat", "MaPLe", cfg, seed), b)
+        write_log(b2n_dir(b2n_root, "test_new", "eurosat", "MaPLe", cfg, seed), n, eval_only=True)
+    assert results.main([b2n_root, "--table", "b2n", "--format", "markdown", "--compare-paper"]) == 0
+    out = capsys.readouterr().out
+    rows = b2n_comparison_rows(out)
+    maple = rows[("eurosat", "MaPLe")]
+    assert [maple[k] for k in ("Paper Base", "Paper New", "Paper HM")] == ["94.07", "73.23", "82.35"]
+    ours = (statistics.fmean(base), statistics.fmean(new))
+    assert [maple[k] for k in ("Ours Base", "Ours New", "Ours HM")] == [
+        f"{ours[0]:.2f}", f"{ours[1]:.2f}", f"{harmonic_mean(*ours):.2f}"]
+    assert maple["diff HM"] == f"{harmonic_mean(*ours) - 82.35:+.2f}" and maple["Source"] == MAPLE_TABLE
+    assert rows[("dtd", "MaPLe")]["Note"].startswith("no result; ")  # published, not run here
+    average = rows[("Average", "MaPLe")]
+    assert (average["Paper HM"], average["Ours Base"], average["Source"]) == ("78.55", "", MAPLE_README)
+    assert average["Note"].startswith("incomplete")
+    assert "methods without runs here: IVLP, KgCoOp, PromptSRC, VPT." in out
 
 
 def test_b2n_paper_row_with_a_few_shot_metric_is_rejected(tmp_path):
