@@ -570,8 +570,9 @@ def test_convert_deep_prompt_runs_to_ours_and_back(trainer, model_name, dassl_mo
     (run / "tensorboard").mkdir()  # a folder without checkpoints is not a part
     capsys.readouterr()
     assert convert.main([str(run), "--to", "ours", str(tmp_path / "ours"), "--trainer", trainer]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"{model_name}: {tmp_path / 'ours' / model_name / 'model.pth.tar-5'}"]
-    ours = load_checkpoint(str(tmp_path / "ours" / model_name / "model.pth.tar-5"))["state_dict"]
+    written = tmp_path / "ours" / model_name / "model.pth.tar-5"
+    assert capsys.readouterr().out.splitlines() == [f"{model_name}: {written}"]
+    ours = load_checkpoint(str(written))["state_dict"]
     expected = {k: v for k, v in state.items() if k != "gpa.aggregate"}  # PromptSRC's aggregate: ours only
     assert ours.keys() == expected.keys() and all(torch.equal(ours[k], v.half().float()) for k, v in expected.items())
     assert convert.main([str(tmp_path / "ours"), "--to", "official", str(tmp_path / "back"), "--trainer", trainer]) == 0
@@ -580,4 +581,19 @@ def test_convert_deep_prompt_runs_to_ours_and_back(trainer, model_name, dassl_mo
                  if not k.startswith(("image_encoder.conv1", "text_encoder.positional", "logit_scale",
                                       "prompt_learner.ZS_image_encoder"))}
     assert back.keys() == learnable.keys() and all(torch.equal(back[k], v) for k, v in learnable.items())
+    # dpt-interpret: the words of the layer-0 context, the norms of the deep prompts per block (block 1 = layer 0)
+    capsys.readouterr()
+    assert interpret.main([str(run), "--trainer", trainer, "--backbone", str(tiny_clip_path), "--topk", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"{model_name}: prompt_learner.ctx: {state['prompt_learner.ctx'].shape[0]} context")
+    for part, first_block, first in (("deep_text", 2, "deep_text.prompts.0"),
+                                     ("deep_vision", 1, "deep_vision.first")):
+        title = [i for i, line in enumerate(lines) if line.startswith(f"{model_name} {part}: L2 norm")]
+        if first not in state:  # MaPLe's vision prompts are computed from the text side, not stored
+            assert not title
+            continue
+        block = lines[title[0] + 1]
+        assert block.startswith(f"block {first_block}: mean")
+        norms = state[first].half().float().norm(dim=-1)
+        assert [float(v) for v in block.split("|")[1].split()] == pytest.approx(norms.tolist(), abs=1e-4)
     assert not dassl_module.exists()

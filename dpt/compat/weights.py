@@ -1,12 +1,12 @@
 """Learned weights for evaluation and initialisation: our checkpoints, or Dassl-written ones (official runs).
 
 How a file is recognised as Dassl-written: our checkpoints always carry a ``meta`` dict and load with
-``weights_only=True``. A file that ``weights_only=True`` refuses (Dassl pickles scheduler and optimiser
-objects, docs/reference.md 4.4) is read again with the restricted unpickler (``restricted_pickle.py``: nothing in
-it is imported or run); such a file, or one that loads but has no ``meta`` (a Dassl run without pickled
-objects, a plain state dict), is foreign: only ``state_dict`` and ``epoch`` are kept, official parameter names
-become ours (the part's ``OfficialNames``, declared by the trainer) and fp16 tensors fp32. Resuming training reads our own files only
-(``checkpoint.load_checkpoint``).
+``weights_only=True``. A file that ``weights_only=True`` refuses (Dassl pickles scheduler and optimiser objects,
+docs/reference.md 4.4) is read again with the restricted unpickler (``restricted_pickle.py``: nothing in it is
+imported or run); such a file, or one that loads but has no ``meta`` (a Dassl run without pickled objects, a plain
+state dict), is foreign: only ``state_dict`` and ``epoch`` are kept, official parameter names become ours (the
+part's ``OfficialNames``, declared by the trainer) and fp16 tensors fp32. Resuming training reads our own files
+only (``checkpoint.load_checkpoint``).
 """
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """``dpt-convert RUN --to official OUT``: a run's learned weights in the official code's layout (or ``--to ours``).
 
 ``--to official`` writes ``OUT/<part>/model.pth.tar-N`` (and the ``checkpoint`` pointer) with the official
-parameter names (the trainer's ``official_names`` and ``official_states``), as Dassl writes them, for the
-official code's ``load_model`` (which reads ``state_dict`` and ``epoch`` only): tensors in fp16 by default, as the official
-code stores them (its only working precision is fp16, docs/reference.md 7.6), or ``--dtype fp32``. No optimiser
-or scheduler state is written. ``--to ours`` reads a Dassl-written run without running its pickles and
-writes our checkpoints (our names, fp32, loadable with ``weights_only=True``). The trainer is the run's
-TRAINER.NAME (``config.yaml``, or the config its log.txt prints), or ``--trainer``. Both copy ``log.txt*`` and
-``config.yaml``. OUT must not exist; it appears complete or not at all. Bad input: one line, exit 2.
+parameter names (the trainer's ``official_names`` and ``official_states``), as Dassl writes them, for the official
+code's ``load_model`` (which reads ``state_dict`` and ``epoch`` only): tensors in fp16 by default, as the official
+code stores them (its only working precision is fp16, docs/reference.md 7.6), or ``--dtype fp32``. No optimiser or
+scheduler state is written. ``--to ours`` reads a Dassl-written run without running its pickles and writes our
+checkpoints (our names, fp32, loadable with ``weights_only=True``). The trainer is the run's TRAINER.NAME
+(``config.yaml``, or the config its log.txt prints), or ``--trainer``. Both copy ``log.txt*`` and ``config.yaml``.
+OUT must not exist; it appears complete or not at all. Bad input: one line, exit 2.
 """
 from __future__ import annotations
 

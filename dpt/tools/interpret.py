@@ -1,9 +1,11 @@
 """``dpt-interpret RUN [--topk K]``: what a run learned, in words and norms.
 
-For each learned text context vector (CoOp, VLP, DPT, CoCoOp): the K nearest rows of CLIP's token embedding by
-Euclidean distance, decoded with CLIP's tokenizer (CoOp's interpret_prompt.py, docs/reference.md 9.5; ``</w>``
-ends a word); class-specific contexts per class. For VPT, VLP and DPT: the L2 norm of each visual prompt token
-per block, and of DPT's CAVPT key tokens per CAVPT block. Works on our runs and on runs of the official code.
+For each learned text context vector (CoOp, VLP, DPT, CoCoOp, KgCoOp, IVLP, MaPLe, PromptSRC): the K nearest rows
+of CLIP's token embedding by Euclidean distance, decoded with CLIP's tokenizer (CoOp's interpret_prompt.py,
+docs/reference.md 9.5; ``</w>`` ends a word); class-specific contexts per class. For block prompts (VPT, VLP,
+DPT's visual prompts and CAVPT key tokens, the deep prompts of IVLP, MaPLe, PromptSRC): the L2 norm of each
+token per block. The trainer says where its prompts are (``text_context``, ``prompt_tokens``); the run's trainer
+comes from its config or ``--trainer``. Works on our runs and on runs of the official code.
 The token embedding comes from the run's backbone (``config.yaml``'s, or the config its log.txt prints, or
 ``--backbone``); runs without a text context need no CLIP. Bad input: one line, exit 2.
 """
@@ -11,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
 from dpt.compat.run_files import read_run, run_config_value, run_trainer
-from dpt.compat.weights import Weights
 from dpt.errors import ArgumentParser, cli_main
 from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.backbones.loader import load_clip
 from dpt.registry import TRAINER_REGISTRY
-from dpt.trainers.cavpt_layout import CAVPT
-from dpt.trainers.text_context import TEXT_PROMPTS
-from dpt.trainers.vpt import VISUAL_PROMPTS
+from dpt.trainers.base import PromptTrainer
+from dpt.trainers.learned_prompts import TextContext
 
 BACKBONE_KEY = "MODEL.BACKBONE.NAME"
 
@@ -61,15 +61,16 @@ def _token_lines(ctx: torch.Tensor, embedding: torch.Tensor, topk: int, prefix: 
     return lines
 
 
-def text_lines(ctx: torch.Tensor, backbone: str, topk: int) -> List[str]:
+def text_lines(context: TextContext, backbone: str, topk: int) -> List[str]:
     """CoOp's interpret_prompt output for a context [n_ctx, D] or [n_cls, n_ctx, D] (CSC)."""
+    ctx = context.ctx
     embedding = load_clip(backbone).token_embedding.weight.detach()  # [V, D]
     if ctx.shape[-1] != embedding.shape[1]:
         raise ValueError(f"the text context is {ctx.shape[-1]}-wide but {backbone}'s token embedding is "
                          f"{embedding.shape[1]}-wide: pass the run's backbone with --backbone")
     if not 1 <= topk <= embedding.shape[0]:
         raise ValueError(f"--topk: expected 1..{embedding.shape[0]}, got {topk}")
-    head = (f"{TEXT_PROMPTS}: {ctx.shape[-2]} context vectors of width {ctx.shape[-1]}; the {topk} nearest of "
+    head = (f"{context.where}: {ctx.shape[-2]} context vectors of width {ctx.shape[-1]}; the {topk} nearest of "
             f"{embedding.shape[0]} tokens of {backbone} (Euclidean distance)")
     if ctx.dim() == 2:
         return [head] + _token_lines(ctx, embedding, topk)
@@ -88,43 +89,26 @@ def _norm_lines(tokens: torch.Tensor, blocks: Sequence[int], title: str) -> List
     return lines
 
 
-def visual_lines(weights: Dict[str, Weights]) -> List[str]:
-    """Norms of the VPT-deep tokens per block and of the CAVPT key tokens per CAVPT block (1-based blocks).
-
-    Blocks come from our checkpoints' meta; official runs are top-down (VPT in blocks 1..BOTTOMLIMIT-1).
-    """
-    meta = next((w.meta for w in weights.values() if w.meta), {})
-    lines: List[str] = []
-    visual = weights[VISUAL_PROMPTS].state_dict["ctx"] if VISUAL_PROMPTS in weights else torch.zeros(0, 0, 0)
-    vpt_blocks = [b + 1 for b in meta.get("vpt_layers", range(visual.shape[0]))]
-    if visual.shape[0]:
-        lines += _norm_lines(visual, vpt_blocks, f"{VISUAL_PROMPTS}: L2 norm of each visual prompt token per block")
-    if CAVPT in weights:
-        state = weights[CAVPT].state_dict
-        keys = sorted((k for k in state if k.endswith(".key_tokens")), key=lambda k: int(k.split(".")[1]))
-        tokens = torch.stack([state[k] for k in keys])  # [layers, n_key, W]
-        default = range(visual.shape[0], visual.shape[0] + len(keys))
-        blocks = [b + 1 for b in meta.get("cavpt_layers", default)]
-        lines += _norm_lines(tokens, blocks, f"{CAVPT}: L2 norm of each CAVPT key token per CAVPT block")
-    return lines
-
-
 def interpret(run: str, topk: int = 5, backbone: str = "", epoch: Optional[int] = None,
               trainer_name: str = "") -> List[str]:
     """The printed report of ``run``."""
     trainer = TRAINER_REGISTRY.get(run_trainer(run, trainer_name))
+    if not issubclass(trainer, PromptTrainer):
+        raise ValueError(f"{run}: trainer {trainer.__name__} learns no prompts to interpret")
     fname, weights = read_run(run, trainer.official_names, epoch)
+    states = {part: w.state_dict for part, w in weights.items()}
+    meta = next((w.meta for w in weights.values() if w.meta), {})
     lines = [f"{run} ({fname})"]
-    if TEXT_PROMPTS in weights:
+    context = trainer.text_context(states)
+    if context is not None:
         backbone = backbone or run_config_value(run, BACKBONE_KEY) or ""
         if not backbone:
             raise FileNotFoundError(f"{run} has no config.yaml and its log.txt prints no {BACKBONE_KEY}: pass "
                                     f"--backbone (e.g. ViT-B/32)")
-        state = weights[TEXT_PROMPTS].state_dict
-        if "ctx" not in state:
-            raise KeyError(f"{run}: {TEXT_PROMPTS}/{fname} holds no 'ctx' (found {', '.join(sorted(state))})")
-        lines += text_lines(state["ctx"], backbone, topk)
-    return lines + visual_lines(weights)
+        lines += text_lines(context, backbone, topk)
+    for group in trainer.prompt_tokens(states, meta):
+        lines += _norm_lines(group.tokens, group.blocks, group.title)
+    return lines
 
 
 @cli_main(build_parser)

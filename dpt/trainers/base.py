@@ -1,7 +1,7 @@
 """PromptTrainer: what every CLIP prompt trainer shares (the prompted model from parts, eval caching)."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,7 @@ from dpt.modeling.prompt_tokens import ClassNameTooLong
 from dpt.modeling.prompted_clip import PromptedCLIP, TextFeatures
 from dpt.modeling.templates import CUSTOM_TEMPLATES
 from dpt.trainers.clip_trainer import ClipTrainer
+from dpt.trainers.learned_prompts import PromptTokens, TextContext
 from dpt.trainers.text_context import CSC_CLASSES, CSC_MESSAGE, TEXT_PROMPTS, text_context_facts
 
 
@@ -119,6 +120,18 @@ class PromptTrainer(ClipTrainer):
     def diagnosed_modules(self):
         """The whole prompted CLIP (frozen CLIP included), to name where a non-finite value first appears."""
         return list(self.model.named_modules(prefix="model"))
+
+    @classmethod
+    def text_context(cls, states: Mapping[str, Mapping[str, torch.Tensor]]) -> Optional[TextContext]:
+        """The learned text context of a checkpoint's parts (``dpt-interpret``), when the method has one."""
+        ctx = (states.get(TEXT_PROMPTS) or {}).get("ctx")
+        return TextContext(TEXT_PROMPTS, ctx) if ctx is not None else None
+
+    @classmethod
+    def prompt_tokens(cls, states: Mapping[str, Mapping[str, torch.Tensor]],
+                      meta: Mapping[str, Any]) -> List[PromptTokens]:
+        """The block prompts of a checkpoint's parts (``dpt-interpret`` prints their norms); ``meta``: ours."""
+        return []
 
     def keys_to_skip_on_load(self, name: str) -> List[str]:
         """Class-name dependent buffers of the text prompt learner (docs/reference.md 7.1)."""

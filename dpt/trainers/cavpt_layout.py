@@ -8,12 +8,13 @@ BOTTOMLIMIT is 1. ``DPT`` declares these facts from here.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import torch
 
 from dpt.compat.names import OfficialNames, Rename, Stacked
 from dpt.compat.weights import CLASS_COUNT
+from dpt.trainers.learned_prompts import PromptTokens, indexed_prompts
 from dpt.trainers.vpt import VISUAL_PROMPTS
 
 CAVPT = "image_encoder.transformer.extractor"  # the part folder, the official code's registered name
@@ -74,3 +75,13 @@ def empty_visual_prompts(facts: Mapping[str, Any], config_value: Callable[[str],
         raise FileNotFoundError(f"the run's config (TRAINER.VPT.N_CTX) is needed for the official empty "
                                 f"{VISUAL_PROMPTS} of BOTTOMLIMIT 1")
     return {"ctx": torch.zeros(0, int(n_ctx), facts["vision width"])}
+
+
+def key_token_norms(state: Mapping[str, torch.Tensor], meta: Mapping[str, Any], vpt_blocks: int) -> List[PromptTokens]:
+    """The CAVPT key tokens [layers, n, W] in the blocks ``meta`` names (an official run's: after the VPT blocks)."""
+    per_layer = {k[:-len(".key_tokens")]: v for k, v in state.items() if k.endswith(".key_tokens")}  # layers.j
+    tokens = indexed_prompts(per_layer, "layers.")
+    if not tokens:
+        return []
+    blocks = [b + 1 for b in meta.get("cavpt_layers", range(vpt_blocks, vpt_blocks + len(tokens)))]
+    return [PromptTokens(f"{CAVPT}: L2 norm of each CAVPT key token per CAVPT block", torch.stack(tokens), blocks)]

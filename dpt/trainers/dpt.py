@@ -10,9 +10,10 @@ from dpt.compat.names import translate
 from dpt.compat.weights import CLASS_COUNT
 from dpt.modeling.cavpt import ClassAwarePrompts
 from dpt.modeling.parts import BlockPrompts
-from dpt.registry import TRAINER_REGISTRY
 from dpt.modeling.tower_sizes import vision_layers, vision_width
-from dpt.trainers.cavpt_layout import CAVPT, CAVPT_NAMES, cavpt_facts, check_official_layout, empty_visual_prompts
+from dpt.registry import TRAINER_REGISTRY
+from dpt.trainers.cavpt_layout import (CAVPT, CAVPT_NAMES, cavpt_facts, check_official_layout, empty_visual_prompts,
+                                       key_token_norms)
 from dpt.trainers.feature_cache import SelectorFeatureCache, split_cache_path
 from dpt.trainers.vlp import VLP
 from dpt.trainers.vpt import VISUAL_PROMPTS, check_length
@@ -48,6 +49,13 @@ class DPT(VLP):
             facts.pop("visual prompt blocks", None)
         facts.update({k: v for k, v in cavpt.items() if not (k == CLASS_COUNT and k in facts)})
         return facts
+
+    @classmethod
+    def prompt_tokens(cls, states, meta):
+        """VLP's visual prompts, then the CAVPT key tokens."""
+        visual = super().prompt_tokens(states, meta)
+        vpt_blocks = visual[0].tokens.shape[0] if visual else 0
+        return visual + key_token_norms(states.get(CAVPT) or {}, meta, vpt_blocks)
 
     @classmethod
     def official_states(cls, states, meta, config_value):

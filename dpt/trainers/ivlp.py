@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+import torch
 import torch.nn as nn
 
 from dpt.compat.names import OfficialNames, Rename
 from dpt.modeling.deep_prompts import DeepTextPrompts, DeepVisionPrompts, prompted_blocks, word_initialised_context
 from dpt.modeling.parts import BlockPrompts
-from dpt.registry import TRAINER_REGISTRY
 from dpt.modeling.tower_sizes import text_layers, text_width, vision_layers, vision_width
+from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.base import PromptTrainer, cross_entropy
+from dpt.trainers.learned_prompts import PromptTokens, TextContext, indexed_prompts
 
 CLASS_BUFFERS = ("prompt_learner.token_prefix", "prompt_learner.token_suffix")  # class-name dependent, not loaded
 IVLP_MODEL = "VLPromptLearner"  # the official Dassl model name: the part folder
@@ -63,6 +65,26 @@ class DeepPromptTrainer(PromptTrainer):
 
     def keys_to_skip_on_load(self, name: str) -> List[str]:
         return list(CLASS_BUFFERS) if name == self.model_name else []
+
+    @classmethod
+    def text_context(cls, states):
+        ctx = (states.get(cls.model_name) or {}).get("prompt_learner.ctx")
+        return TextContext(f"{cls.model_name}: prompt_learner.ctx", ctx) if ctx is not None else None
+
+    @classmethod
+    def prompt_tokens(cls, states, meta):
+        """Deep text and vision prompts: ``prompts.i`` is in block i + 2 (1-based; ``prompted_blocks``), the
+        vision tower's layer-0 ``first`` in block 1 (MaPLe's vision prompts are computed, not stored)."""
+        state = states.get(cls.model_name) or {}
+        groups = []
+        for part, tower in (("deep_text", "text"), ("deep_vision", "vision")):
+            first = [state[f"{part}.first"]] if f"{part}.first" in state else []
+            prompts = first + indexed_prompts(state, f"{part}.prompts.")
+            if prompts:
+                blocks = list(range(2 - len(first), len(prompts) + 2 - len(first)))
+                groups.append(PromptTokens(f"{cls.model_name} {part}: L2 norm of each {tower} prompt token per block",
+                                           torch.stack(prompts), blocks))
+        return groups
 
     def forward_backward(self, batch):
         return self.supervised_step(batch, cross_entropy)

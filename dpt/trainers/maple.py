@@ -9,8 +9,8 @@ from typing import Sequence
 from dpt.compat.names import OfficialNames, Rename
 from dpt.modeling.deep_prompts import CoupledVisionPrompts, DeepTextPrompts, prompted_blocks, word_initialised_context
 from dpt.modeling.prompted_clip import PromptedCLIP
-from dpt.registry import TRAINER_REGISTRY
 from dpt.modeling.tower_sizes import text_layers, text_width, vision_layers, vision_width
+from dpt.registry import TRAINER_REGISTRY
 from dpt.trainers.ivlp import CONTEXT_NAMES, FROZEN_CLIP, DeepPromptTrainer, check_context
 
 MAPLE_MODEL = "MultiModalPromptLearner"  # the official Dassl model name: the part folder

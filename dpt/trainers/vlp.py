@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from dpt.modeling.parts import BlockPrompts
+from dpt.modeling.tower_sizes import vision_layers, vision_width
 from dpt.modeling.visual_prompts import VisualPrompts
 from dpt.registry import DATASET_REGISTRY, TRAINER_REGISTRY
-from dpt.modeling.tower_sizes import vision_layers, vision_width
 from dpt.trainers.base import PromptTrainer, cross_entropy
 from dpt.trainers.text_context import TEXT_PROMPTS, coop_text_part
-from dpt.trainers.vpt import VISUAL_PROMPTS, check_length, visual_prompt_facts
+from dpt.trainers.vpt import VISUAL_PROMPTS, check_length, visual_prompt_facts, visual_prompt_tokens
 
 
 @TRAINER_REGISTRY.register()
@@ -74,6 +74,10 @@ class VLP(PromptTrainer):
     def describe_checkpoint(cls, states):
         """Facts of the text context and of the visual prompts."""
         return {**super().describe_checkpoint(states), **visual_prompt_facts(states.get(VISUAL_PROMPTS) or {})}
+
+    @classmethod
+    def prompt_tokens(cls, states, meta):
+        return visual_prompt_tokens(states, meta)
 
     def register_parts(self, model) -> None:
         """Dassl's order of the official trainer: visual prompts (, CAVPT), then the text prompt."""

@@ -1,15 +1,16 @@
 """VPT: deep visual prompts in every block, frozen hand-crafted text (docs/reference.md 7.4)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, List, Mapping
 
 import torch
 
 from dpt.config.access import get_key
+from dpt.modeling.tower_sizes import vision_layers, vision_width
 from dpt.modeling.visual_prompts import VisualPrompts
 from dpt.registry import TRAINER_REGISTRY
-from dpt.modeling.tower_sizes import vision_layers, vision_width
 from dpt.trainers.base import PromptTrainer
+from dpt.trainers.learned_prompts import PromptTokens
 
 VISUAL_PROMPTS = "image_encoder.transformer.ctx_learner"  # the part folder, the official code's registered name
 
@@ -28,6 +29,16 @@ def visual_prompt_facts(state: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
     if ctx is not None and ctx.dim() == 3:
         blocks, facts["TRAINER.VPT.N_CTX"], facts["vision width"] = ctx.shape
     return {**facts, "visual prompt blocks": blocks} if state else facts
+
+
+def visual_prompt_tokens(states: Mapping[str, Mapping[str, torch.Tensor]],
+                         meta: Mapping[str, Any]) -> List[PromptTokens]:
+    """The VPT-deep tokens [blocks, n, W] in the blocks ``meta`` names (an official run's: 1..blocks)."""
+    ctx = (states.get(VISUAL_PROMPTS) or {}).get("ctx")
+    if ctx is None or ctx.dim() != 3 or not ctx.shape[0]:
+        return []
+    blocks = [b + 1 for b in meta.get("vpt_layers", range(ctx.shape[0]))]
+    return [PromptTokens(f"{VISUAL_PROMPTS}: L2 norm of each visual prompt token per block", ctx, blocks)]
 
 
 @TRAINER_REGISTRY.register()
@@ -53,3 +64,7 @@ class VPT(PromptTrainer):
     def describe_checkpoint(cls, states):
         """Facts of the visual prompts (TRAINER.VPT.N_CTX, blocks)."""
         return visual_prompt_facts(states.get(VISUAL_PROMPTS) or {})
+
+    @classmethod
+    def prompt_tokens(cls, states, meta):
+        return visual_prompt_tokens(states, meta)
