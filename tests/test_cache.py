@@ -1,6 +1,7 @@
 """dpt-cache: lists the caches of the kind table (sizes, ages) and clears them safely; the table and atomic writes."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -12,13 +13,12 @@ from pathlib import Path
 import torch
 
 from dpt.cache.atomic import atomic_path, temporary_target, write_text_atomic
-from dpt.cache.kinds import CACHE_KINDS, kind_of
+from dpt.cache.kinds import CACHE_KINDS, DATASET_FOLDER, kind_of
 from dpt import train
 from dpt.cache.in_use import holders, is_live, lock_caches, release_locks
 from dpt.data import DataManager, build_dataset
 from dpt.demo.synthetic import make_dataset
 from dpt.tools.cache import main
-from dpt.demo.synthetic import make_dataset
 from dpt.trainers.feature_cache import split_cache_path
 from helpers import REPO, argv, make_data_cfg
 
@@ -93,6 +93,39 @@ def test_clear_removes_old_caches_and_spares_what_may_be_in_use(tmp_path, capsys
     assert [d.impath for d in build_dataset(make_data_cfg(root, "EuroSAT", num_shots=2, seed=1)).train_x] == first
 
 
+def test_fallback_splits_are_listed_and_cleared_but_downloaded_ones_never(tmp_path, capsys):
+    """A split the fallback saved carries its "source" record; CoOp's download (and a file we cannot read) do not."""
+    root = tmp_path / "data"
+    official = Path(make_dataset(root, "EuroSAT", n_classes=2, n_train=3, n_val=2, n_test=2)["dataset_dir"])
+    official /= "split_zhou_EuroSAT.json"
+    dtd = make_dataset(root, "DescribableTextures", n_classes=2, n_train=5, n_val=2, n_test=3, with_split=False)
+    fallback = Path(dtd["dataset_dir"]) / "split_zhou_DescribableTextures.json"
+    corrupt = Path(make_dataset(root, "OxfordPets", n_classes=2, n_train=3, n_val=2, n_test=2)["dataset_dir"])
+    corrupt /= "split_zhou_OxfordPets.json"
+    corrupt.write_text('{"train": [')
+    lookalike = fallback.parent / ("notes_" + "0" * 20 + ".npy")  # a test-image cache's name, but in the data
+    lookalike.write_bytes(b"user data")
+    random.seed(3)
+    first = build_dataset(make_data_cfg(root, "DescribableTextures", seed=3))  # the fallback saves the split
+    official_text = official.read_text()
+    assert fallback.is_file() and "source" in json.loads(fallback.read_text())
+    capsys.readouterr()
+    assert main(["list", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert _rows(out) == [("fallback_split", str(fallback))]
+    assert next(line for line in out.splitlines() if line.endswith(str(fallback))).split()[1] == "DescribableTextures"
+    assert main(["clear", str(root), "--kind", "fewshot"]) == 0 and fallback.is_file()  # only the kinds asked for
+    assert main(["clear", str(root)]) == 0
+    assert "removed 1 cache file(s)" in capsys.readouterr().out
+    assert not fallback.exists() and official.read_text() == official_text
+    assert corrupt.read_text() == '{"train": [' and lookalike.read_bytes() == b"user data"
+    random.seed(3)  # the next run builds it again; with the same RNG state, the same division
+    again = build_dataset(make_data_cfg(root, "DescribableTextures", seed=3))
+    assert fallback.is_file() and [d.impath for d in again.test] == [d.impath for d in first.test]
+    assert [d.impath for d in build_dataset(make_data_cfg(root, "EuroSAT")).test] == [
+        str(official.parent / "2750" / r) for r, _, _ in json.loads(official_text)["test"]]
+
+
 def test_cache_dir_is_scanned_too(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DATA", str(tmp_path / "no_data"))
     cache_dir = tmp_path / "fast_disk"
@@ -133,7 +166,9 @@ def test_every_kind_recognises_the_names_it_writes():
               "random": "k3j_x9q2", "inode": 77}
     for kind in CACHE_KINDS:
         name = os.path.basename(kind.path("folder", **fields))
-        assert kind_of(name) is kind, name
+        assert kind_of(name, kind.folder) is kind, name
+    assert kind_of("split_zhou_EuroSAT.json") is None  # a split file counts only in the dataset folder itself
+    assert kind_of("EuroSAT_" + "0" * 20 + ".npy", DATASET_FOLDER) is None  # there, only the split row applies
     assert kind_of("selector_ImageNet_test_" + "f" * 24 + ".pt").name == "selector"  # named before digests were shared
     assert kind_of("shot_2-seed_1.pkl") is None and kind_of("EuroSAT_" + "0" * 19 + ".npy") is None
 

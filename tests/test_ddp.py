@@ -20,12 +20,16 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from dpt.config import get_cfg_default
+from dpt.config.merge import merge_from_file
 from dpt.engine import distributed
 from dpt.engine.checkpoint import load_checkpoint
 from dpt.engine.trainer_base import TrainerBase
 from dpt.modeling.backbones.loader import load_clip
 from dpt.demo.synthetic import make_dataset
-from helpers import argv, compose_clip, needs_open_clip
+from dpt.registry import TRAINER_REGISTRY
+from dpt.trainers.promptsrc import PromptSRC
+from helpers import CONFIG, REPO, argv, compose_clip, needs_open_clip
 from yacs.config import CfgNode
 
 GLOBAL_BATCH, STEPS = 8, 3
@@ -94,6 +98,72 @@ def test_two_ranks_learn_the_same_prompts_as_one_process(backbone: str, atol: fl
     assert all(len(b) == 4 for rank in batches for b in rank)  # global batch 8 = 2 ranks x 4
     seen = [int(i) for rank in batches for b in rank for i in b]
     assert sorted(seen) == list(range(16))  # disjoint shares covering the epoch
+
+
+TRAINERS = ("IVLP", "MaPLe", "PromptSRC", "KgCoOp", "VLP")  # VLP also through its own compose and guidance loss
+CLASSES, TEMPLATE = ["cat", "dog", "sea lion"], "a photo of a {}."
+
+
+def _trainer_step(trainer: str, clip_path: str) -> tuple:
+    """(learnable parts, loss(images, labels)) of ``trainer``'s own prompted CLIP (its ``compose`` on its yaml,
+    seeded) and its own loss at epoch 0 (PromptSRC: the four terms against its frozen template-ensemble targets)."""
+    cfg = get_cfg_default()
+    cfg.TRAINER.NAME, cfg.DATASET.NAME = trainer, "EuroSAT"
+    merge_from_file(cfg, str(REPO / "configs" / "trainers" / f"{CONFIG[trainer]}.yaml"))
+    trainer_class = TRAINER_REGISTRY.get(trainer)
+    torch.manual_seed(0)
+    model = trainer_class.compose(cfg, load_clip(clip_path, precision="fp32"), CLASSES, TEMPLATE)
+    learnable = torch.nn.ModuleDict({"text": model.prompt_learner, **model.text_block_parts, **model.vision_parts})
+    loss_trainer = trainer_class.loss_trainer(cfg, 0, model)
+    if isinstance(loss_trainer, PromptSRC):
+        loss_trainer.frozen_text_features = PromptSRC.template_ensemble(model, CLASSES)
+        return learnable, lambda images, labels: loss_trainer.loss(loss_trainer.losses(images, labels))
+    return learnable, lambda images, labels: loss_trainer.loss(
+        model(images, need_guidance=loss_trainer.needs_guidance()), labels)
+
+
+def _train_trainer(trainer: str, clip_path: str, rank: int, world: int) -> tuple:
+    """``STEPS`` SGD steps of ``trainer`` on this rank's share of the fixed global batch -> (initial, trained)
+    copies of every learnable parameter tensor, in ``parameters()`` order."""
+    learnable, loss_fn = _trainer_step(trainer, clip_path)
+    params = [p for p in learnable.parameters() if p.requires_grad]  # a part shared by two (MaPLe's): once
+    initial = [p.detach().clone() for p in params]
+    optim = torch.optim.SGD(params, lr=0.002, momentum=0.9)  # the configs' LR scale (gradients here are ~10-100)
+    images = torch.randn(GLOBAL_BATCH, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(GLOBAL_BATCH) % len(CLASSES)
+    share = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
+    for _ in range(STEPS):
+        loss = loss_fn(images[share], labels[share])
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.all_reduce_gradients([learnable])
+        optim.step()
+    return initial, [p.detach().clone() for p in params]
+
+
+def _trainers_rank_main(rank: int, world: int, port: int, clip_path: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    distributed.init_distributed("gloo")
+    try:
+        torch.save({t: _train_trainer(t, clip_path, rank, world)[1] for t in TRAINERS}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_train_each_trainer_as_one_process(tiny_clip_path: Path, tmp_path: Path) -> None:
+    """IVLP, MaPLe, PromptSRC, KgCoOp, VLP: their own parts and losses, one spawn training them in turn."""
+    mp.spawn(_trainers_rank_main, args=(2, _free_port(), str(tiny_clip_path), str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    for trainer in TRAINERS:
+        initial, single = _train_trainer(trainer, str(tiny_clip_path), rank=0, world=1)
+        assert len(rank0[trainer]) == len(single) > 0, trainer
+        for i, (start, alone, first, second) in enumerate(zip(initial, single, rank0[trainer], rank1[trainer])):
+            where = f"{trainer} learnable tensor {i}"
+            assert torch.equal(first, second), where  # ranks stay in sync
+            assert (alone - start).abs().max() > 1e-3, where  # every learnable tensor moved
+            torch.testing.assert_close(first, alone, rtol=1e-4, atol=1e-5, msg=lambda m: f"{where}: {m}")
 
 
 def test_env_is_read_and_checked(monkeypatch) -> None:

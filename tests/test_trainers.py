@@ -147,6 +147,22 @@ def test_kgcoop_negative_guidance_weight_is_one_line_error(eurosat_root, tiny_cl
      "(16)", ("TRAINER.COCOOP.N_CTX", "16")),
     ("VPT", 72, "69 tokens (77 - 8 for SOS, EOT and the template 'a centered satellite photo of {}.')",
      "; shorten the class name where the dataset lists it (split or class-name file)", ()),
+    # IVLP / PromptSRC count their text context in N_CTX_TEXT, MaPLe in N_CTX, KgCoOp in CoOp's node
+    ("IVLP", 74, "72 tokens (77 - 2 context tokens - 3 for SOS, EOT and the template '{}.')",
+     "; shorten the class name where the dataset lists it (split or class-name file) or lower "
+     "TRAINER.IVLP.N_CTX_TEXT (2)", ("TRAINER.IVLP.CTX_INIT", "")),
+    ("PromptSRC", 72, "70 tokens (77 - 4 context tokens - 3 for SOS, EOT and the template '{}.')",
+     "; shorten the class name where the dataset lists it (split or class-name file) or lower "
+     "TRAINER.PROMPTSRC.N_CTX_TEXT (4)", ("TRAINER.PROMPTSRC.CTX_INIT", "")),
+    ("MaPLe", 74, "72 tokens (77 - 2 context tokens - 3 for SOS, EOT and the template '{}.')",
+     "; shorten the class name where the dataset lists it (split or class-name file) or lower TRAINER.MAPLE.N_CTX "
+     "(2)", ("TRAINER.MAPLE.CTX_INIT", "")),
+    ("IVLP", 72, "70 tokens (77 - 2 context tokens - 5 for SOS, EOT and the template 'of a {}.')",
+     "; shorten the class name where the dataset lists it (split or class-name file) or shorten "
+     "TRAINER.IVLP.CTX_INIT", ()),
+    ("KgCoOp", 72, "70 tokens (77 - 4 context tokens - 3 for SOS, EOT and the template '{}.')",
+     "; shorten the class name where the dataset lists it (split or class-name file) or shorten "
+     "TRAINER.COOP.CTX_INIT", ()),
 ])
 def test_class_name_too_long_is_one_line_with_dataset_and_remedy(trainer, n_words, budget, remedy, opts,
                                                                  tiny_clip_path, tmp_path, capsys):

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from yacs.config import CfgNode
 
+from dpt.cache.kinds import FALLBACK_SPLIT
 from dpt.data.datum import Datum
 from dpt.data.fewshot import load_or_create_fewshot
 from dpt.data.splits import (
@@ -168,7 +169,8 @@ class SplitDataset(DatasetBase):
         return dataset_dir, os.path.join(dataset_dir, self.image_subdir) if self.image_subdir else dataset_dir
 
     def split_path(self, dataset_dir: str) -> str:
-        return os.path.join(dataset_dir, f"split_zhou_{self.name}.json")
+        """``<dataset_dir>/split_zhou_<Name>.json``: CoOp's download, or the fallback's split (``FALLBACK_SPLIT``)."""
+        return FALLBACK_SPLIT.path(dataset_dir, dataset=self.name)
 
     def read_full_split(self, dataset_dir: str, image_dir: str) -> Tuple[Split, Split, Split]:
         """The JSON split if present, else the fallback (then saved as the JSON, as CoOp does).
@@ -184,8 +186,8 @@ class SplitDataset(DatasetBase):
             return train, val, test
         print(f"Reading split from {split_path}")
         split = load_split_file(split_path)
-        if "source" in split:
-            remade = self._remake_if_changed(split["source"], dataset_dir, image_dir, split_path)
+        if FALLBACK_SPLIT.marker in split:
+            remade = self._remake_if_changed(split[FALLBACK_SPLIT.marker], dataset_dir, image_dir, split_path)
             if remade is not None:
                 return remade
         return split_items(split, split_path, image_dir, self.name)

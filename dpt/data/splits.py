@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from dpt.cache.atomic import write_json_atomic
+from dpt.cache.kinds import FALLBACK_SPLIT
 from dpt.data.datum import Datum
 
 Split = List[Datum]
@@ -111,14 +112,14 @@ def save_split(
 ) -> None:
     """Write the split as CoOp does after a fallback, so later runs reuse the same split.
 
-    ``source`` (``fallback_source``) is stored under the extra key "source"; CoOp's readers ignore it, ours
-    compare it with the original files on each use.
+    ``source`` (``fallback_source``) is stored under the extra key "source" (``FALLBACK_SPLIT.marker``); CoOp's
+    readers ignore it, ours compare it with the original files on each use, and ``dpt-cache`` knows the file by it.
     """
     split: Dict[str, Any] = {
         name: entries_from_items(items, image_dir) for name, items in zip(SPLIT_NAMES, (train, val, test))
     }
     if source is not None:
-        split["source"] = source
+        split[FALLBACK_SPLIT.marker] = source
     write_json_atomic(split, split_path)
     print(f"Saved split to {split_path}")
 

@@ -10,6 +10,9 @@ the ones made from older images, splits or settings only take space, and an Imag
 - images: ``<Dataset>_<digest>.npy`` resized test images (DATALOADER.CACHE_TEST);
 - selector: ``selector_<Dataset>_<split>_<digest>.pt`` DPT's zero-shot image features;
 - clip_features: ``clip_features_<Dataset>_<split>_<digest>.pt`` the linear probe's image features;
+- fallback_split: ``split_zhou_<Dataset>.json`` in a dataset folder when the fallback built it from the original
+  files (its JSON holds a "source" record; CoOp's downloaded split files have none and are never listed). The
+  next run builds a cleared one again: a random division, so its few-shot subsets are drawn again too;
 - temporary: ``.<name>.<random>.tmp`` files and ``.<name>.replacing-<inode>`` claims of writers.
 
 A cache's age counts from its last use (each run that reads it refreshes its modification time). ``clear``
@@ -31,7 +34,7 @@ from typing import Dict, List, Optional, Sequence
 
 from tabulate import tabulate
 
-from dpt.cache.kinds import CACHE_FOLDERS, KIND_NAMES, TEMPORARY, kind_of
+from dpt.cache.kinds import CACHE_FOLDERS, DATASET_FOLDER, KIND_NAMES, TEMPORARY, kind_of
 from dpt.errors import ArgumentParser, cli_main
 from dpt.cache.in_use import Holder, holders, is_live, lock_folder
 from dpt.registry import DATASET_REGISTRY
@@ -55,33 +58,36 @@ class CacheFile:
 
 
 def _folders(root: Optional[str], cache_dirs: Sequence[str]) -> List[tuple]:
-    """``(folder, dataset name or "")`` to scan, each once; a dataset folder is named as DATASET.NAME spells it."""
+    """``(folder, dataset name or "", role for kind_of)`` to scan, each once: every dataset folder of ROOT itself
+    (``DATASET_FOLDER``) and its cache folders, then ``cache_dirs``; a dataset folder is named as DATASET.NAME
+    spells it."""
     names = {DATASET_REGISTRY.get(n).folder_name: n for n in DATASET_REGISTRY.names()}
     folders = []
     if root:
         for entry in sorted(os.scandir(root), key=lambda e: e.name):
             if entry.is_dir():
                 dataset = names.get(entry.name, entry.name)
-                folders += [(os.path.join(entry.path, sub), dataset) for sub in CACHE_FOLDERS]
-    folders += [(os.path.abspath(d), "") for d in cache_dirs]
+                folders.append((entry.path, dataset, DATASET_FOLDER))
+                folders += [(os.path.join(entry.path, sub), dataset, sub) for sub in CACHE_FOLDERS]
+    folders += [(os.path.abspath(d), "", "") for d in cache_dirs]
     seen, unique = set(), []
-    for folder, dataset in folders:
-        key = os.path.realpath(folder)
+    for folder, dataset, role in folders:
+        key = (os.path.realpath(folder), role == DATASET_FOLDER)  # a cache folder also given as --cache-dir: once
         if os.path.isdir(folder) and key not in seen:
             seen.add(key)
-            unique.append((folder, dataset))
+            unique.append((folder, dataset, role))
     return unique
 
 
 def find_caches(root: Optional[str], cache_dirs: Sequence[str] = ()) -> List[CacheFile]:
     """Every cache and temporary file under ROOT's dataset folders and in ``cache_dirs``, sorted by path."""
     found = []
-    for folder, dataset_name in _folders(root, cache_dirs):
+    for folder, dataset_name, role in _folders(root, cache_dirs):
         for entry in os.scandir(folder):
             if not entry.is_file():
                 continue
-            kind = kind_of(entry.name)
-            if kind is not None:
+            kind = kind_of(entry.name, role)
+            if kind is not None and kind.owns(entry.path):
                 dataset = kind.match(entry.name).get("dataset") or dataset_name
                 stat = entry.stat()
                 found.append(CacheFile(kind.name, dataset, entry.path, stat.st_size, stat.st_mtime))

@@ -100,6 +100,7 @@ class PromptTrainer(ClipTrainer):
 
     # the config node of the learned text context (TRAINER.COOP; CoCoOp: TRAINER.COCOOP), named in remedies
     text_prompt_key = "TRAINER.COOP"
+    n_ctx_name = "N_CTX"  # that node's number of learned context tokens (IVLP / PromptSRC: N_CTX_TEXT)
 
     def class_name_error(self, err: ClassNameTooLong) -> ValueError:
         """``err`` with the dataset and the remedy, which the modules cannot name (they do not read the config)."""
@@ -107,7 +108,8 @@ class PromptTrainer(ClipTrainer):
         if err.n_ctx:
             key = self.text_prompt_key
             node = get_key(self.cfg, key)
-            remedy += f" or shorten {key}.CTX_INIT" if node.CTX_INIT else f" or lower {key}.N_CTX ({err.n_ctx})"
+            lower = f" or lower {key}.{self.n_ctx_name} ({err.n_ctx})"
+            remedy += f" or shorten {key}.CTX_INIT" if node.CTX_INIT else lower
         return ValueError(f"dataset {self.cfg.DATASET.NAME}: {err}; {remedy}")
 
     layout_messages = {CSC_CLASSES: CSC_MESSAGE}

@@ -96,6 +96,7 @@ class IVLP(DeepPromptTrainer):
 
     precision_key = "TRAINER.IVLP.PREC"
     text_prompt_key = "TRAINER.IVLP"
+    n_ctx_name = "N_CTX_TEXT"
 
     @classmethod
     def method_keys(cls, cfg):
@@ -104,7 +105,7 @@ class IVLP(DeepPromptTrainer):
 
     def check_cfg(self, cfg) -> None:
         vision = 1 if self.method_keys(cfg).PROMPT_DEPTH_VISION > 0 else 0  # language-only: no vision prompts
-        check_context(cfg, self.text_prompt_key, "N_CTX_TEXT",
+        check_context(cfg, self.text_prompt_key, self.n_ctx_name,
                       {"PROMPT_DEPTH_VISION": 0, "N_CTX_VISION": vision, "PROMPT_DEPTH_TEXT": 1})
 
     @classmethod

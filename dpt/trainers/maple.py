@@ -37,7 +37,7 @@ class MaPLe(DeepPromptTrainer):
     official_names = {MAPLE_MODEL: MAPLE_NAMES}
 
     def check_cfg(self, cfg) -> None:
-        check_context(cfg, self.text_prompt_key, "N_CTX", {"PROMPT_DEPTH": 1})
+        check_context(cfg, self.text_prompt_key, self.n_ctx_name, {"PROMPT_DEPTH": 1})
 
     @classmethod
     def compose(cls, cfg, clip_model, classnames: Sequence[str], template: str) -> PromptedCLIP:
