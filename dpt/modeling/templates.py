@@ -105,6 +105,7 @@ def custom_template(dataset_name: str) -> str:
     """The CUSTOM_TEMPLATES entry for DATASET.NAME, with a one-line error listing the known names."""
     if dataset_name not in CUSTOM_TEMPLATES:
         raise KeyError(
-            f"DATASET.NAME {dataset_name!r} has no prompt template; known: {', '.join(sorted(CUSTOM_TEMPLATES))}"
+            f"DATASET.NAME {dataset_name!r} has no prompt template (known: {', '.join(sorted(CUSTOM_TEMPLATES))}); "
+            f"set DATASET.TEMPLATE"
         )
     return CUSTOM_TEMPLATES[dataset_name]

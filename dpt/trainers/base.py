@@ -6,14 +6,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.config.access import get_key
 from dpt.modeling.parts import BlockPrompts, TextPrompts
 from dpt.modeling.prompt_tokens import ClassNameTooLong
 from dpt.modeling.prompted_clip import PromptedCLIP, TextFeatures
-from dpt.modeling.templates import CUSTOM_TEMPLATES
+from dpt.modeling.templates import custom_template
 from dpt.trainers.clip_trainer import ClipTrainer
 from dpt.trainers.learned_prompts import PromptTokens, TextContext
-from dpt.trainers.text_context import CSC_CLASSES, CSC_MESSAGE, TEXT_PROMPTS, text_context_facts
+from dpt.trainers.text_context import CSC_CLASSES, CSC_MESSAGE, TEXT_PROMPTS, class_name_error, text_context_facts
 
 
 def accuracy(logits: torch.Tensor, label: torch.Tensor) -> float:
@@ -32,13 +31,7 @@ class PromptTrainer(ClipTrainer):
 
     def template(self) -> str:
         """DATASET.TEMPLATE if set, else the dataset's hand-crafted template (docs/reference.md 7.2)."""
-        if self.cfg.DATASET.TEMPLATE:
-            return self.cfg.DATASET.TEMPLATE
-        name = self.cfg.DATASET.NAME
-        if name not in CUSTOM_TEMPLATES:
-            raise KeyError(f"no prompt template for dataset {name!r}; set DATASET.TEMPLATE or add it to "
-                           f"dpt/modeling/templates.py")
-        return CUSTOM_TEMPLATES[name]
+        return self.cfg.DATASET.TEMPLATE or custom_template(self.cfg.DATASET.NAME)
 
     def templates(self) -> List[str]:
         """Every template whose text features the classifier uses (one, but for template ensembles)."""
@@ -104,13 +97,7 @@ class PromptTrainer(ClipTrainer):
 
     def class_name_error(self, err: ClassNameTooLong) -> ValueError:
         """``err`` with the dataset and the remedy, which the modules cannot name (they do not read the config)."""
-        remedy = "shorten the class name where the dataset lists it (split or class-name file)"
-        if err.n_ctx:
-            key = self.text_prompt_key
-            node = get_key(self.cfg, key)
-            lower = f" or lower {key}.{self.n_ctx_name} ({err.n_ctx})"
-            remedy += f" or shorten {key}.CTX_INIT" if node.CTX_INIT else lower
-        return ValueError(f"dataset {self.cfg.DATASET.NAME}: {err}; {remedy}")
+        return class_name_error(self.cfg, err, self.text_prompt_key, self.n_ctx_name)
 
     layout_messages = {CSC_CLASSES: CSC_MESSAGE}
 
