@@ -10,14 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any, Sequence
-
-from dpt.data.datum import Datum
+from typing import Any, Protocol, Sequence
 
 DIGEST_HEX = 20
 
 
-def image_records(items: Sequence[Datum]) -> list:
+class ImageItem(Protocol):
+    """Anything with an image path (a ``dpt.data.datum.Datum``); the cache layer sits below the data layer."""
+
+    @property
+    def impath(self) -> str: ...
+
+
+def image_records(items: Sequence[ImageItem]) -> list:
     """``[(path, size, mtime_ns)]`` of each item's image file, in order."""
     records = []
     for item in items:
@@ -26,7 +31,7 @@ def image_records(items: Sequence[Datum]) -> list:
     return records
 
 
-def source_digest(settings: Sequence[Any], items: Sequence[Datum]) -> str:
+def source_digest(settings: Sequence[Any], items: Sequence[ImageItem]) -> str:
     """``DIGEST_HEX`` hex digits of SHA-256 over ``settings`` (JSON-able) and the images of ``items``."""
     key = json.dumps([*settings, image_records(items)])
     return hashlib.sha256(key.encode()).hexdigest()[:DIGEST_HEX]

@@ -1,1 +1,2 @@
-"""The official code at the edge: its parameter names, Dassl-written checkpoints and run folders, read safely."""
+"""The official code at the edge: Dassl-written checkpoints read safely (restricted unpickler, ``weights.py``) and
+the table mechanism by which each trainer declares the official names of its parts (``names.py``)."""

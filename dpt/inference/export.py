@@ -17,7 +17,7 @@ from typing import Any, Dict, NamedTuple, Optional, Sequence
 import torch
 
 from dpt.cache.atomic import atomic_path
-from dpt.compat.run_files import LOG_FILE
+from dpt.inference.run_files import LOG_FILE
 from dpt.engine.trainer import TrainerX
 from dpt.inference.run import deployed_epoch, load_run, weights_dir
 from dpt.modeling.backbones.loader import CLIP_MODELS

@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence
 import torch
 from yacs.config import CfgNode as CN
 
-from dpt.compat.run_files import CONFIG_FILE, LOG_FILE
+from dpt.inference.run_files import CONFIG_FILE, LOG_FILE
 from dpt.config import get_cfg_default
 from dpt.config.merge import fp16_to_fp32_without_gpu, merge_from_file, merge_from_list
 from dpt.engine.build import build_trainer

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from dpt.api import build_config, build_trainer
-from dpt.compat.run_files import run_config_value
+from dpt.inference.run_files import run_config_value
 from dpt.data.images import read_image
 from dpt.data.transforms import build_transform, split_at_to_tensor
 from dpt.engine.checkpoint import latest_checkpoint

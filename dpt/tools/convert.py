@@ -20,7 +20,7 @@ from typing import Dict, Optional
 import torch
 
 from dpt.cache.atomic import atomic_folder
-from dpt.compat.run_files import CONFIG_FILE, read_run, run_config_value, run_trainer
+from dpt.inference.run_files import CONFIG_FILE, read_run, run_config_value, run_trainer
 from dpt.compat.weights import Weights
 from dpt.engine.checkpoint import CHECKPOINT_POINTER
 from dpt.errors import ArgumentParser, cli_main

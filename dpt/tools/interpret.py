@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from dpt.compat.run_files import read_run, run_config_value, run_trainer
+from dpt.inference.run_files import read_run, run_config_value, run_trainer
 from dpt.errors import ArgumentParser, cli_main
 from dpt.modeling.backbones.clip_import import clip
 from dpt.modeling.backbones.loader import load_clip
