@@ -11,9 +11,13 @@ every forward (training step and every evaluation batch), the selector's zero-sh
 recomputed for every batch, and every image is read and decoded from its JPEG file. Its text is
 encoded in one pass up to 256 classes and in 64-prompt recomputed chunks above, only so that 1000
 classes fit in memory (same values). Each worker first warms up the kernels on a small untimed
-forward/backward. Models and losses are the trainers' own: ``compose`` (``PromptTrainer.compose`` on the
-trainer's config file + ``TRAINERS`` opts) and ``loss_trainer(cfg, epoch=0).loss`` (VLP / DPT: the guidance
-loss of the first epochs, the costlier step); only the optimiser step is the benchmark's (one SGD group).
+forward/backward. Models and training steps are the trainers' own: ``compose`` (``PromptTrainer.compose`` on
+the trainer's config file + ``TRAINERS`` opts) builds the model, ``PromptTrainer.step_trainer`` registers its
+parts with the optimisers and schedulers of the config's OPTIM, and the timed step is the trainer's
+``forward_backward(batch)`` at epoch 0 (parse, forward, loss, ``model_backward_and_update``: VLP / DPT with the
+guidance loss of the first epochs, the costlier step; PromptSRC with its four terms). The naive path swaps the
+model's text encoder for the 77-token one; for CoCoOp the trainer's model becomes the per-image loop
+(``NaiveCoCoOp``). IVLP, MaPLe, PromptSRC and KgCoOp use their ViT-B/16 configs at the benchmark's precision.
 
 Evaluation seconds per 1,000 images: naive = batch time x 1000 / B (the text is inside every batch);
 fast = (text once) x 1000 / N_test + warm-cache batch time x 1000 / B, with N_test the real test size
@@ -21,8 +25,8 @@ fast = (text once) x 1000 / N_test + warm-cache batch time x 1000 / B, with N_te
 the selector cache.
 
 On a GPU (``--device cuda``) every timed region ends with a device synchronise and "peak MB" is the
-process's peak allocated GPU memory; ``--prec`` runs CLIP and the forward passes in a precision of
-TRAINER.COOP.PREC (autocast and loss scaler from dpt/engine/precision.py). ``benchmarks/gpu_check.py`` calls
+process's peak allocated GPU memory; ``--prec`` runs CLIP and the trainer in a precision of TRAINER.COOP.PREC
+(set under each trainer's precision key: its autocast and loss scaler). ``benchmarks/gpu_check.py`` calls
 ``compare`` and ``run_worker`` from here.
 
 Usage: ``python benchmarks/bench.py [--quick] [--device cuda] [--prec fp16] [--backbone open_clip:ARCH]``; the

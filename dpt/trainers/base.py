@@ -100,8 +100,8 @@ class PromptTrainer(ClipTrainer):
         self.adopt_model(model)
 
     def adopt_model(self, model: PromptedCLIP) -> None:
-        """Move the composed ``model`` to the device and register its parts (method-specific state from the model
-        goes in overrides, so a trainer built without data in ``step_trainer`` gets it too)."""
+        """Move the composed ``model`` to the device and register its parts; overrides add what a method derives
+        from the model (PromptSRC's frozen text features), so a trainer from ``step_trainer`` has it too."""
         self.model = model.to(self.device)
         self.register_parts(self.model)
 
@@ -152,6 +152,7 @@ class PromptTrainer(ClipTrainer):
         trainer = cls.__new__(cls)
         TrainerBase.__init__(trainer)
         trainer.cfg, trainer.device = cfg, device
+        trainer.check_cfg(cfg)
         trainer.precision = get_key(cfg, cls.precision_key)
         trainer.scaler = grad_scaler(trainer.precision, device)
         trainer.epoch, trainer.max_epoch, trainer.batch_idx, trainer.num_batches = 0, cfg.OPTIM.MAX_EPOCH, 0, 1
