@@ -17,7 +17,8 @@ parts with the optimisers and schedulers of the config's OPTIM, and the timed st
 ``forward_backward(batch)`` at epoch 0 (parse, forward, loss, ``model_backward_and_update``: VLP / DPT with the
 guidance loss of the first epochs, the costlier step; PromptSRC with its four terms). The naive path swaps the
 model's text encoder for the 77-token one; for CoCoOp the trainer's model becomes the per-image loop
-(``NaiveCoCoOp``). IVLP, MaPLe, PromptSRC and KgCoOp use their ViT-B/16 configs at the benchmark's precision.
+(``NaiveCoCoOp``). KgCoOp, IVLP, MaPLe and PromptSRC take their method keys and OPTIM from their ViT-B/16
+configs; the CLIP and the precision are the benchmark's.
 
 Evaluation seconds per 1,000 images: naive = batch time x 1000 / B (the text is inside every batch);
 fast = (text once) x 1000 / N_test + warm-cache batch time x 1000 / B, with N_test the real test size
