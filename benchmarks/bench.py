@@ -11,9 +11,14 @@ every forward (training step and every evaluation batch), the selector's zero-sh
 recomputed for every batch, and every image is read and decoded from its JPEG file. Its text is
 encoded in one pass up to 256 classes and in 64-prompt recomputed chunks above, only so that 1000
 classes fit in memory (same values). Each worker first warms up the kernels on a small untimed
-forward/backward. Models and losses are the trainers' own: ``compose`` (``PromptTrainer.compose`` on the
-trainer's config file + ``TRAINERS`` opts) and ``loss_trainer(cfg, epoch=0).loss`` (VLP / DPT: the guidance
-loss of the first epochs, the costlier step); only the optimiser step is the benchmark's (one SGD group).
+forward/backward. Models and training steps are the trainers' own: ``compose`` (``PromptTrainer.compose`` on
+the trainer's config file + ``TRAINERS`` opts) builds the model, ``PromptTrainer.step_trainer`` registers its
+parts with the optimisers and schedulers of the config's OPTIM, and the timed step is the trainer's
+``forward_backward(batch)`` at epoch 0 (parse, forward, loss, ``model_backward_and_update``: VLP / DPT with the
+guidance loss of the first epochs, the costlier step; PromptSRC with its four terms). The naive path swaps the
+model's text encoder for the 77-token one; for CoCoOp the trainer's model becomes the per-image loop
+(``NaiveCoCoOp``). KgCoOp, IVLP, MaPLe and PromptSRC take their method keys and OPTIM from their ViT-B/16
+configs; the CLIP and the precision are the benchmark's.
 
 Evaluation seconds per 1,000 images: naive = batch time x 1000 / B (the text is inside every batch);
 fast = (text once) x 1000 / N_test + warm-cache batch time x 1000 / B, with N_test the real test size
@@ -21,8 +26,8 @@ fast = (text once) x 1000 / N_test + warm-cache batch time x 1000 / B, with N_te
 the selector cache.
 
 On a GPU (``--device cuda``) every timed region ends with a device synchronise and "peak MB" is the
-process's peak allocated GPU memory; ``--prec`` runs CLIP and the forward passes in a precision of
-TRAINER.COOP.PREC (autocast and loss scaler from dpt/engine/precision.py). ``benchmarks/gpu_check.py`` calls
+process's peak allocated GPU memory; ``--prec`` runs CLIP and the trainer in a precision of TRAINER.COOP.PREC
+(set under each trainer's precision key: its autocast and loss scaler). ``benchmarks/gpu_check.py`` calls
 ``compare`` and ``run_worker`` from here.
 
 Usage: ``python benchmarks/bench.py [--quick] [--device cuda] [--prec fp16] [--backbone open_clip:ARCH]``; the
@@ -52,6 +57,9 @@ TRAINERS = {  # trainer -> (its config file under configs/trainers/, opts for a 
     "CoOp": ("CoOp/vit_b32.yaml", lambda n: ["TRAINER.COOP.N_CTX", 16]),
     "CoCoOp": ("CoCoOp/vit_b32_c4_ep10_batch1.yaml", lambda n: ["TRAINER.COCOOP.N_CTX", 4, "TRAINER.COCOOP.CHUNK_SIZE", 1024]),
     "KgCoOp": ("KgCoOp/vit_b16_ep100_ctxv1.yaml", lambda n: ["TRAINER.COOP.W", 8.0]),  # the scripts' W
+    "IVLP": ("IVLP/vit_b16_c2_ep20_batch4_4+4ctx.yaml", lambda n: []),
+    "MaPLe": ("MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml", lambda n: []),
+    "PromptSRC": ("PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml", lambda n: []),
     "VPT": ("VPT/vit_b32.yaml", lambda n: ["TRAINER.VPT.N_CTX", 10]),
     "VLP": ("VLP/vit_b32.yaml", lambda n: ["TRAINER.COOP.N_CTX", 16, "TRAINER.VPT.N_CTX", 10]),
     "DPT": ("DPT/vit_b32.yaml", lambda n: ["TRAINER.COOP.N_CTX", 16, "TRAINER.VPT.N_CTX", 10,
@@ -65,8 +73,9 @@ CLIP_ARGS = (512, 224, 12, 768, 32, 77, 49408, 512, 8, 12)  # ViT-B/32: embed, r
 
 
 # ---------------------------------------------------------------------------------------------- worker
-def trainer_cfg(trainer: str, layers: int):
-    """The trainer's config (defaults, its configs/trainers file, the benchmark's opts), as train.py merges it."""
+def trainer_cfg(trainer: str, layers: int, precision: str = "fp32"):
+    """The trainer's config (defaults, its configs/trainers file, the benchmark's opts and ``precision`` under the
+    trainer's precision key: the ViT-B/16 configs say fp16, which the CPU runs cannot use), as train.py merges it."""
     from dpt.config import get_cfg_default
     from dpt.config.merge import merge_from_file, merge_from_list
 
@@ -76,12 +85,12 @@ def trainer_cfg(trainer: str, layers: int):
     cfg.DATASET.NAME = "OxfordPets"  # dataset-dependent recipe choices (ImageNet's schedule) stay off
     if config_file:
         merge_from_file(cfg, os.path.join(REPO, "configs", "trainers", config_file))
-    merge_from_list(cfg, opts(layers))
+    merge_from_list(cfg, opts(layers) + [trainer_class(trainer).precision_key, precision])
     return cfg
 
 
 def trainer_class(trainer: str):
-    """The registered trainer class: its ``compose`` builds the model, its ``loss_trainer`` gives the loss."""
+    """The registered trainer class: its ``compose`` builds the model, its ``step_trainer`` the training step."""
     import dpt.trainers  # noqa: F401  (registers the trainers)
     from dpt.registry import TRAINER_REGISTRY
 
@@ -108,21 +117,28 @@ def _transforms(resolution: int):
     return train, test, split_at_to_tensor(test)
 
 
-def _cocoop_per_image_loop(model, image: torch.Tensor):
-    """The official CoCoOp forward: per image, all n_cls prompts [SOS, ctx + shift, class, ., EOT] at 77 tokens."""
-    from dpt.modeling.prompted_clip import PromptedCLIPOutput
-    from dpt.modeling.text_encoder import TextEncoder
+class NaiveCoCoOp(torch.nn.Module):
+    """The official CoCoOp forward around the composed model (the trainer's ``model`` on the naive path, so its
+    training step runs it): per image, all n_cls prompts [SOS, ctx + shift, class, ., EOT] at 77 tokens."""
 
-    learner = model.prompt_learner
-    encoder = TextEncoder(model.clip_model, truncate=False, chunk_size=learner.n_cls)  # one image per call
-    features = F.normalize(model.vision(image).features, dim=-1)  # [B, E]
-    logits = []
-    for feature, shift in zip(features, learner.meta_net(features)):
-        ctx = (learner.ctx + shift).unsqueeze(0).expand(learner.n_cls, -1, -1)  # [n_cls, n_ctx, D]
-        prompts = torch.cat([learner.token_prefix, ctx, learner.token_suffix], dim=1)  # [n_cls, 77, D]
-        text = F.normalize(encoder(prompts, learner.tokenized_prompts), dim=-1)  # [n_cls, E]
-        logits.append(model.logit_scale * feature @ text.t())
-    return PromptedCLIPOutput(torch.stack(logits), None, None, [], None, None)
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor, **_):
+        from dpt.modeling.prompted_clip import PromptedCLIPOutput
+        from dpt.modeling.text_encoder import TextEncoder
+
+        model, learner = self.model, self.model.prompt_learner
+        encoder = TextEncoder(model.clip_model, truncate=False, chunk_size=learner.n_cls)  # one image per call
+        features = F.normalize(model.vision(image).features, dim=-1)  # [B, E]
+        logits = []
+        for feature, shift in zip(features, learner.meta_net(features)):
+            ctx = (learner.ctx + shift).unsqueeze(0).expand(learner.n_cls, -1, -1)  # [n_cls, n_ctx, D]
+            prompts = torch.cat([learner.token_prefix, ctx, learner.token_suffix], dim=1)  # [n_cls, 77, D]
+            text = F.normalize(encoder(prompts, learner.tokenized_prompts), dim=-1)  # [n_cls, E]
+            logits.append(model.logit_scale * feature @ text.t())
+        return PromptedCLIPOutput(torch.stack(logits), None, None, [], None, None)
 
 
 def _warm_up(model, resolution: int, autocast: Callable) -> None:
@@ -164,7 +180,7 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     from dpt.data.datum import Datum
     from dpt.data.image_cache import PackedImages, load_test_cache
     from dpt.data.images import read_image
-    from dpt.engine.precision import autocast, grad_scaler
+    from dpt.engine.precision import autocast
     from dpt.modeling.backbones.loader import load_clip
     from dpt.modeling.text_encoder import TextEncoder
     from dpt.trainers.feature_cache import SelectorFeatureCache
@@ -175,12 +191,16 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     clip_model = load_clip(spec["clip"], precision=prec).to(device)
     classnames = [f"class name {i}" for i in range(n_cls)]
     model = compose(trainer, clip_model, classnames, spec.get("layers", 12))
-    # the trainer's own loss at its first epoch (VLP / DPT: the guidance loss, the costlier step)
-    loss_trainer = trainer_class(trainer).loss_trainer(trainer_cfg(trainer, spec.get("layers", 12)), 0, model)
+    # the trainer at its first epoch (VLP / DPT: the guidance loss, the costlier step), its parts registered with
+    # their optimisers; built before the naive swap (PromptSRC's frozen template-ensemble text is set-up)
+    cfg = trainer_cfg(trainer, spec.get("layers", 12), prec)
+    step_trainer = trainer_class(trainer).step_trainer(cfg, model, classnames, device)
     conditioned = model.prompt_learner is not None and model.prompt_learner.image_conditioned
-    if naive and not conditioned:
+    if naive and conditioned:
+        step_trainer.model = NaiveCoCoOp(model)
+    elif naive:
         model.text_encoder = TextEncoder(clip_model, truncate=False, chunk_size=n_cls if n_cls <= 256 else 64)
-    forward = (lambda image, **_: _cocoop_per_image_loop(model, image)) if naive and conditioned else model
+    forward = step_trainer.model
     _warm_up(model, resolution, lambda: autocast(prec, device))
     tfm_train, tfm_test, (test_prefix, test_suffix) = _transforms(resolution)
     items = [Datum(p, i % n_cls) for i, p in enumerate(spec["images"][:batch])]
@@ -239,33 +259,19 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
                 result[f"eval_batch_{phase}"] = sum(times) / len(times)
             logits["eval"] = out.logits.float().cpu()
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    if params:
-        model.train()
-        optim = torch.optim.SGD(params, lr=0.002, momentum=0.9)
-        scaler = grad_scaler(prec, device)  # fp16 / amp on GPU, as the trainers
+    if step_trainer.get_model_names():  # the trainer's own step: forward, loss, model_backward_and_update
+        step_trainer.set_model_mode("train")
 
-        def train_step():
-            with autocast(prec, device):
-                out = forward(train_images(), need_guidance=loss_trainer.needs_guidance())
-                loss = loss_trainer.loss(out, label)
-            optim.zero_grad(set_to_none=True)
-            if scaler is None:
-                loss.backward()
-                optim.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(optim)
-                scaler.update()
-            return out
+        def keep_logits(_module, _args, out) -> None:
+            logits["train"] = out.logits.detach().float().cpu()
 
+        first = forward.register_forward_hook(keep_logits)
         times = []
         for step in range(spec["warmup"] + spec["steps"]):
-            out, seconds = timed(train_step)
+            _, seconds = timed(lambda: step_trainer.forward_backward({"img": train_images(), "label": label}))
+            first.remove()  # the first step's logits are compared: both paths start from the same prompts
             if step >= spec["warmup"]:
                 times.append(seconds)
-            if step == 0:
-                logits["train"] = out.logits.detach().float().cpu()
         result["train_step"] = sum(times) / len(times)
     result["peak_mb"] = _peak_mb(device)
     torch.save(logits, spec["logits"])

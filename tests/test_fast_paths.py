@@ -170,17 +170,60 @@ def test_dpt_eval_with_cache_equals_uncached(eurosat_root, tiny_clip_path, tmp_p
     assert again.test() == first
 
 
-def test_bench_kgcoop_row_naive_and_fast_paths_agree(tmp_path):
-    """benchmarks/bench.py's KgCoOp row (77-token text every step vs the EOT cut, guidance loss W 8) on a tiny CLIP:
-    the two paths give the same train and eval logits and both time a training step."""
+def _bench():
+    """benchmarks/bench.py as a module."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import bench
+
+    return bench
+
+
+def _tiny_bench_inputs(bench, folder: Path) -> dict:
     from dpt.demo.tiny_clip import save_tiny_clip
 
-    inputs = {"clip": save_tiny_clip(str(tmp_path / "tiny.pt")), "images": bench.write_images(str(tmp_path), 4),
-              "resolution": 32, "layers": 12}
-    r = bench.compare("KgCoOp", 5, inputs, str(tmp_path), 4)
+    return {"clip": save_tiny_clip(str(folder / "tiny.pt")), "images": bench.write_images(str(folder), 4),
+            "resolution": 32, "layers": 12}
+
+
+def test_bench_kgcoop_row_naive_and_fast_paths_agree(tmp_path):
+    """benchmarks/bench.py's KgCoOp row (77-token text every step vs the EOT cut, guidance loss W 8) on a tiny CLIP:
+    the two paths give the same train and eval logits and both time a training step."""
+    bench = _bench()
+    r = bench.compare("KgCoOp", 5, _tiny_bench_inputs(bench, tmp_path), str(tmp_path), 4)
     assert r["train_naive"] > 0 and r["train_fast"] > 0
     assert r["maxdiff"] < 1e-4  # tiny CLIP logits ~ +-100 in fp32
+
+
+def test_bench_train_step_is_the_trainers_own(tmp_path, monkeypatch):
+    """The benchmark's timed step is PromptSRC's ``forward_backward`` (its four loss terms, its optimiser moving
+    the prompts), on both paths, and the naive path (77-token text) gives the fast path's logits and losses."""
+    from dpt.trainers.promptsrc import PromptSRC
+
+    bench = _bench()
+    inputs = _tiny_bench_inputs(bench, tmp_path)
+    steps, before = [], {}
+    original = PromptSRC.forward_backward
+
+    def spied(self, batch):
+        before.setdefault(len(steps), self.model.prompt_learner.ctx.detach().clone())
+        steps.append(original(self, batch))
+        return steps[-1]
+
+    monkeypatch.setattr(PromptSRC, "forward_backward", spied)
+    logged, logits = {}, {}
+    for path in ("naive", "fast"):
+        steps.clear()
+        before.clear()
+        spec = dict(inputs, path=path, trainer="PromptSRC", classes=5, batch=4, cache_dir=str(tmp_path / "cache"),
+                    logits=str(tmp_path / f"{path}.pt"), warmup=1, steps=1, eval_batches=1)
+        assert bench.worker(spec)["train_step"] > 0
+        assert len(steps) == 2 and not torch.equal(before[0], before[1])  # warm-up + timed; the SGD step moved ctx
+        logged[path], logits[path] = steps[0], torch.load(spec["logits"])
+    assert set(logged["fast"]) == {"loss", "acc", "ce", "kl", "l1_text", "l1_image"}
+    for key, value in logged["fast"].items():
+        assert torch.isfinite(torch.tensor(value)) and value == pytest.approx(logged["naive"][key], rel=1e-4, abs=1e-5)
+    for key in ("train", "eval"):
+        assert torch.isfinite(logits["fast"][key]).all()
+        assert (logits["naive"][key] - logits["fast"][key]).abs().max() < 1e-4
