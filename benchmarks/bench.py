@@ -12,8 +12,9 @@ recomputed for every batch, and every image is read and decoded from its JPEG fi
 encoded in one pass up to 256 classes and in 64-prompt recomputed chunks above, only so that 1000
 classes fit in memory (same values). Each worker first warms up the kernels on a small untimed
 forward/backward. Models and training steps are the trainers' own: ``compose`` (``PromptTrainer.compose`` on
-the trainer's config file + ``TRAINERS`` opts) builds the model, ``PromptTrainer.step_trainer`` registers its
-parts with the optimisers and schedulers of the config's OPTIM, and the timed step is the trainer's
+the trainer's config file + ``TRAINERS`` opts) builds the model inside the trainer, built as for prediction
+without data (``TrainerX(cfg, classnames=...)``: CLIP loaded, parts registered with the optimisers and schedulers
+of the config's OPTIM), and the timed step is the trainer's
 ``forward_backward(batch)`` at epoch 0 (parse, forward, loss, ``model_backward_and_update``: VLP / DPT with the
 guidance loss of the first epochs, the costlier step; PromptSRC with its four terms). The naive path swaps the
 model's text encoder for the 77-token one; for CoCoOp the trainer's model becomes the per-image loop
@@ -90,7 +91,7 @@ def trainer_cfg(trainer: str, layers: int, precision: str = "fp32"):
 
 
 def trainer_class(trainer: str):
-    """The registered trainer class: its ``compose`` builds the model, its ``step_trainer`` the training step."""
+    """The registered trainer class: built without data, it composes the model and runs the training step."""
     import dpt.trainers  # noqa: F401  (registers the trainers)
     from dpt.registry import TRAINER_REGISTRY
 
@@ -181,26 +182,32 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     from dpt.data.image_cache import PackedImages, load_test_cache
     from dpt.data.images import read_image
     from dpt.engine.precision import autocast
-    from dpt.modeling.backbones.loader import load_clip
+    from dpt.modeling.backbones.loader import image_preprocess, load_clip
     from dpt.modeling.text_encoder import TextEncoder
     from dpt.trainers.feature_cache import SelectorFeatureCache
 
     naive, trainer, n_cls, batch = spec["path"] == "naive", spec["trainer"], spec["classes"], spec["batch"]
     device, prec = torch.device(spec.get("device", "cpu")), spec.get("precision", "fp32")
     resolution = spec.get("resolution", 224)
-    clip_model = load_clip(spec["clip"], precision=prec).to(device)
     classnames = [f"class name {i}" for i in range(n_cls)]
-    model = compose(trainer, clip_model, classnames, spec.get("layers", 12))
-    # the trainer at its first epoch (VLP / DPT: the guidance loss, the costlier step), its parts registered with
-    # their optimisers; built before the naive swap (PromptSRC's frozen template-ensemble text is set-up)
+    # the trainer as train.py builds it, without data (TrainerX(cfg, classnames=...)): CLIP loaded in the precision,
+    # the model composed, its parts registered with their optimisers; at its first epoch (VLP / DPT: the guidance
+    # loss, the costlier step). Built before the naive swap (PromptSRC's frozen template-ensemble text is set-up).
     cfg = trainer_cfg(trainer, spec.get("layers", 12), prec)
-    step_trainer = trainer_class(trainer).step_trainer(cfg, model, classnames, device)
+    expected = image_preprocess(load_clip(spec["clip"]))  # what build_clip checks INPUT against
+    cfg.MODEL.BACKBONE.NAME, cfg.USE_CUDA = spec["clip"], device.type == "cuda"
+    cfg.INPUT.SIZE, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = expected.size, expected.mean, expected.std
+    cfg.DATASET.TEMPLATE = TEMPLATE
+    torch.manual_seed(0)  # the prompts' initialisation, the same in both paths' processes (as ``compose``)
+    prompt_trainer = trainer_class(trainer)(cfg, classnames=classnames)
+    model = prompt_trainer.model
+    clip_model = model.clip_model
     conditioned = model.prompt_learner is not None and model.prompt_learner.image_conditioned
     if naive and conditioned:
-        step_trainer.model = NaiveCoCoOp(model)
+        prompt_trainer.model = NaiveCoCoOp(model)
     elif naive:
         model.text_encoder = TextEncoder(clip_model, truncate=False, chunk_size=n_cls if n_cls <= 256 else 64)
-    forward = step_trainer.model
+    forward = prompt_trainer.model
     _warm_up(model, resolution, lambda: autocast(prec, device))
     tfm_train, tfm_test, (test_prefix, test_suffix) = _transforms(resolution)
     items = [Datum(p, i % n_cls) for i, p in enumerate(spec["images"][:batch])]
@@ -259,8 +266,8 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
                 result[f"eval_batch_{phase}"] = sum(times) / len(times)
             logits["eval"] = out.logits.float().cpu()
 
-    if step_trainer.get_model_names():  # the trainer's own step: forward, loss, model_backward_and_update
-        step_trainer.set_model_mode("train")
+    if prompt_trainer.get_model_names():  # the trainer's own step: forward, loss, model_backward_and_update
+        prompt_trainer.set_model_mode("train")
 
         def keep_logits(_module, _args, out) -> None:
             logits["train"] = out.logits.detach().float().cpu()
@@ -268,7 +275,7 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         first = forward.register_forward_hook(keep_logits)
         times = []
         for step in range(spec["warmup"] + spec["steps"]):
-            _, seconds = timed(lambda: step_trainer.forward_backward({"img": train_images(), "label": label}))
+            _, seconds = timed(lambda: prompt_trainer.forward_backward({"img": train_images(), "label": label}))
             first.remove()  # the first step's logits are compared: both paths start from the same prompts
             if step >= spec["warmup"]:
                 times.append(seconds)

@@ -6,9 +6,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.config.access import get_key
-from dpt.engine.precision import grad_scaler
-from dpt.engine.trainer_base import TrainerBase
 from dpt.modeling.parts import BlockPrompts, TextPrompts
 from dpt.modeling.prompt_tokens import ClassNameTooLong
 from dpt.modeling.prompted_clip import PromptedCLIP, TextFeatures
@@ -91,11 +88,6 @@ class PromptTrainer(ClipTrainer):
             model = self.compose(self.cfg, clip_model, self.classnames, self.template())
         except ClassNameTooLong as err:
             raise self.class_name_error(err) from err
-        self.adopt_model(model)
-
-    def adopt_model(self, model: PromptedCLIP) -> None:
-        """Move the composed ``model`` to the device and register its parts; overrides add what a method derives
-        from the model (PromptSRC's frozen text features), so a trainer from ``step_trainer`` has it too."""
         self.model = model.to(self.device)
         self.register_parts(self.model)
 
@@ -141,22 +133,6 @@ class PromptTrainer(ClipTrainer):
         and golden tests use the trainers' own losses this way)."""
         trainer = cls.__new__(cls)
         trainer.cfg, trainer.epoch, trainer.model = cfg, epoch, model
-        return trainer
-
-    @classmethod
-    def step_trainer(cls, cfg, model: PromptedCLIP, classnames: Sequence[str], device: torch.device) -> "PromptTrainer":
-        """A trainer without data around a composed ``model``: its parts registered with their optimisers and
-        schedulers (OPTIM), the precision of its key with its loss scaler, epoch 0, so ``forward_backward(batch)``
-        runs this method's own training step (the benchmark times it)."""
-        trainer = cls.__new__(cls)
-        TrainerBase.__init__(trainer)
-        trainer.cfg, trainer.device = cfg, device
-        trainer.check_cfg(cfg)
-        trainer.precision = get_key(cfg, cls.precision_key)
-        trainer.scaler = grad_scaler(trainer.precision, device)
-        trainer.epoch, trainer.max_epoch, trainer.batch_idx, trainer.num_batches = 0, cfg.OPTIM.MAX_EPOCH, 0, 1
-        trainer.use_classnames(classnames)
-        trainer.adopt_model(model)
         return trainer
 
     def loss(self, output, label: torch.Tensor) -> torch.Tensor:

@@ -75,8 +75,8 @@ class PromptSRC(IVLP):
         holder["gpa"] = PromptAggregate(list(holder.parameters()), weights)
         return holder
 
-    def adopt_model(self, model) -> None:
-        super().adopt_model(model)
+    def build_model(self) -> None:
+        super().build_model()
         self.frozen_text_features = self.template_ensemble(self.model, self.classnames)
 
     @staticmethod
