@@ -496,6 +496,8 @@ def test_interpret_bad_input_is_one_line_exit_2(official_run, tmp_path, capsys):
     assert "pass --trainer NAME" in one_error_line(capsys)
     assert interpret.main([str(official_run), "--trainer", "DPT"]) == 2
     assert "pass --backbone" in one_error_line(capsys)
+    assert interpret.main([str(official_run), "--trainer", "LinearProbeCLIP"]) == 2
+    assert "trainer LinearProbeCLIP learns no prompts to interpret" in one_error_line(capsys)
     assert interpret.main([str(tmp_path / "nope")]) == 2
     assert "run folder not found" in one_error_line(capsys)
 

@@ -107,12 +107,7 @@ def _template_pattern(template: str) -> "re.Pattern[str]":
     return re.compile("^" + escaped + ("" if template.endswith(".") else "$"))
 
 
-def translate(names: Mapping[str, OfficialNames], states: Mapping[str, Mapping[str, torch.Tensor]],
-              to_ours: bool) -> Dict[str, State]:
-    """Every part's state through its table (parts without one unchanged)."""
-    out: Dict[str, State] = {}
-    for part, state in states.items():
-        table = names.get(part)
-        out[part] = dict(state) if table is None else (table.to_ours(state) if to_ours else table.to_official(state))
-    return out
-
+def states_to_official(names: Mapping[str, OfficialNames],
+                       states: Mapping[str, Mapping[str, torch.Tensor]]) -> Dict[str, State]:
+    """Every part's state under the official names of its table in ``names`` (parts without one unchanged)."""
+    return {part: names[part].to_official(state) if part in names else dict(state) for part, state in states.items()}

@@ -13,6 +13,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
+from dpt.compat.names import OfficialNames, states_to_official
+from dpt.compat.weights import Weights, check_layout, layout_text, load_into, read_weights
 from dpt.engine.checkpoint import (
     checkpoint_name,
     latest_checkpoint,
@@ -22,8 +24,6 @@ from dpt.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from dpt.compat.names import OfficialNames, translate
-from dpt.compat.weights import Weights, check_layout, layout_text, load_into, read_weights
 from dpt.engine.distributed import all_reduce_gradients, gather_objects, is_main_process, rank, world_size
 from dpt.engine.optim import OptimSpec, build_lr_scheduler, build_optimizer
 from dpt.engine.precision import autocast
@@ -219,7 +219,7 @@ class TrainerBase:
         ``meta``: our checkpoints' meta; ``config_value(key)``: a value of the run's config. A trainer whose run
         the official code cannot build refuses here in one line.
         """
-        return translate(cls.official_names, states, to_ours=False)
+        return states_to_official(cls.official_names, states)
 
     def _check_layout(self, where: str, states: Mapping[str, Mapping[str, torch.Tensor]]) -> Dict[str, Any]:
         """The checkpoint's facts, refused in one line when they differ from this run's; returns them."""

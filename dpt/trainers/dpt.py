@@ -6,7 +6,6 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from dpt.compat.names import translate
 from dpt.compat.weights import CLASS_COUNT
 from dpt.modeling.cavpt import ClassAwarePrompts
 from dpt.modeling.parts import BlockPrompts
@@ -65,7 +64,7 @@ class DPT(VLP):
         states = dict(states)
         if CAVPT in states and VISUAL_PROMPTS not in states:
             states[VISUAL_PROMPTS] = empty_visual_prompts(facts, config_value)
-        return translate(cls.official_names, states, to_ours=False)
+        return super().official_states(states, meta, config_value)
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)

@@ -81,7 +81,8 @@ class DeepPromptTrainer(PromptTrainer):
             first = [state[f"{part}.first"]] if f"{part}.first" in state else []
             prompts = first + indexed_prompts(state, f"{part}.prompts.")
             if prompts:
-                blocks = list(range(2 - len(first), len(prompts) + 2 - len(first)))
+                start = 1 if first else 2
+                blocks = list(range(start, start + len(prompts)))
                 groups.append(PromptTokens(f"{cls.model_name} {part}: L2 norm of each {tower} prompt token per block",
                                            torch.stack(prompts), blocks))
         return groups
